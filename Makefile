@@ -1,0 +1,48 @@
+# The two commands of the README: `make run` and `make test`. Everything else
+# they need (virtual environment, dependencies) is set up on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: setup run test test-fast lint fmt bench packages install-test clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## run: start the server on its embedded defaults (127.0.0.1:18180, data/db, data/wal)
+run: setup
+	$(BIN)/stemedb serve
+
+## test: lint, type-check and run the whole test suite
+test: setup lint
+	$(BIN)/pytest -q
+
+test-fast: setup
+	$(BIN)/pytest -q -x
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: setup
+	$(BIN)/python -m bench
+
+packages:
+	bash packaging/build.sh
+
+install-test:
+	bash packaging/test-install.sh
+
+clean:
+	rm -rf $(VENV) dist build .pytest_cache .mypy_cache .ruff_cache

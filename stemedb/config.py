@@ -1,0 +1,301 @@
+"""Configuration from STEMEDB_* environment variables.
+
+Every value is parsed once at start; a bad value raises ConfigError naming the
+variable, so the server can stop with one clear line instead of failing later.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_SCHEME_TIERS: dict[str, int] = {
+    "fda": 0,
+    "ema": 0,
+    "rfc": 0,
+    "ietf": 0,
+    "iso": 0,
+    "peer": 1,
+    "pubmed": 1,
+    "doi": 1,
+    "trial": 1,
+    "study": 2,
+    "preprint": 2,
+    "code": 3,
+    "wiki": 3,
+    "expert": 3,
+    "forum": 4,
+    "faers": 4,
+    "community": 4,
+    "blog": 5,
+    "anon": 5,
+    "social": 5,
+}
+
+SECRET_FIELDS = frozenset({"root_api_key"})
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the variable."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A token bucket: `rate` tokens per second, burst of `burst` (0 = off)."""
+
+    rate: float
+    burst: float
+
+    @property
+    def enabled(self) -> bool:
+        return self.rate > 0
+
+
+@dataclass(frozen=True)
+class Settings:
+    bind_host: str = "127.0.0.1"
+    bind_port: int = 18180
+    db_dir: Path = Path("data/db")
+    wal_dir: Path = Path("data/wal")
+    backup_dir: Path = Path("backups")
+    backup_keep: int = 7
+    threads: int = 32
+    sync: str = "full"
+    group_commit_max_batch: int = 512
+    group_commit_max_delay_ms: float = 2.0
+    verify_tail: int = 1000
+    require_signatures: bool = True
+    auth_enabled: bool = False
+    root_api_key: str | None = None
+    allow_unauthenticated_remote: bool = False
+    rate_limit_read: RateLimit = RateLimit(2000, 2000)
+    rate_limit_write: RateLimit = RateLimit(500, 500)
+    rate_limit_admin: RateLimit = RateLimit(10, 10)
+    quota_enabled: bool = False
+    quota_tokens_per_hour: int = 10000
+    meter_enabled: bool = True
+    query_audit: bool = True
+    audit_retention_days: int = 30
+    max_body_bytes: int = 1048576
+    batch_max: int = 10000
+    allowed_origins: tuple[str, ...] = ()
+    trusted_proxy: tuple[str, ...] = ()
+    log_level: str = "info"
+    log_format: str = "text"
+    archive_command: str | None = None
+    tls_enabled: bool = False
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    read_only_on_corruption: bool = False
+    scheme_tiers: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_SCHEME_TIERS))
+
+    @property
+    def db_path(self) -> Path:
+        return self.db_dir / "stemedb.db"
+
+    @property
+    def bind_addr(self) -> str:
+        host = f"[{self.bind_host}]" if ":" in self.bind_host else self.bind_host
+        return f"{host}:{self.bind_port}"
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.bind_host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.bind_host).is_loopback
+        except ValueError:
+            return False
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    def describe(self) -> dict[str, Any]:
+        """The effective configuration for `stemedb config`, secrets masked."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in SECRET_FIELDS and value:
+                value = "********"
+            elif isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, RateLimit):
+                value = f"{value.rate:g}/s" if value.enabled else "0"
+            elif isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, Mapping):
+                value = dict(value)
+            out[f.name] = value
+        out["bind_addr"] = self.bind_addr
+        return out
+
+
+def parse_bool(variable: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigError(variable, f"expected true or false, got {raw!r}")
+
+
+def parse_int(variable: str, raw: str, minimum: int = 0, maximum: int | None = None) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(variable, f"expected an integer, got {raw!r}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+        raise ConfigError(variable, f"must be {bound}, got {value}")
+    return value
+
+
+def parse_float(variable: str, raw: str, minimum: float = 0.0) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(variable, f"expected a number, got {raw!r}") from None
+    if not value >= minimum or value == float("inf"):
+        raise ConfigError(variable, f"must be a finite number >= {minimum:g}, got {raw!r}")
+    return value
+
+
+def parse_bind_addr(variable: str, raw: str) -> tuple[str, int]:
+    text = raw.strip()
+    if text.startswith("["):
+        host, sep, port_text = text[1:].partition("]:")
+        if not sep:
+            raise ConfigError(variable, f"expected [IPv6]:PORT, got {raw!r}")
+    else:
+        host, sep, port_text = text.rpartition(":")
+        if not sep or not host:
+            raise ConfigError(variable, f"expected HOST:PORT, got {raw!r}")
+    port = parse_int(variable, port_text, 0, 65535)
+    return host, port
+
+
+_PER = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "hour": 3600.0}
+
+
+def parse_rate(variable: str, raw: str) -> RateLimit:
+    """`0` (off), `N`, `N/s`, `N/m` or `N/h`; the burst is one second's worth (at least 1)."""
+    text = raw.strip().lower()
+    count_text, _, unit = text.partition("/")
+    seconds = _PER.get(unit or "s")
+    if seconds is None:
+        raise ConfigError(variable, f"expected N/s, N/m or N/h, got {raw!r}")
+    count = parse_float(variable, count_text)
+    rate = count / seconds
+    return RateLimit(rate, max(1.0, rate) if rate > 0 else 0.0)
+
+
+def parse_scheme_tiers(variable: str, raw: str) -> dict[str, int]:
+    """`scheme=tier,scheme=tier` merged over the built-in defaults."""
+    table = dict(DEFAULT_SCHEME_TIERS)
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        scheme, sep, tier = item.partition("=")
+        if not sep or not scheme:
+            raise ConfigError(variable, f"expected scheme=tier pairs, got {item!r}")
+        table[scheme.strip().lower()] = parse_int(variable, tier, 0, 5)
+    return table
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str, str], str]:
+    def parse(variable: str, raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in options:
+            raise ConfigError(variable, f"expected one of {', '.join(options)}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _path(variable: str, raw: str) -> Path:
+    if not raw.strip():
+        raise ConfigError(variable, "must not be empty")
+    return Path(raw.strip())
+
+
+def _list(variable: str, raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _optional_text(variable: str, raw: str) -> str | None:
+    return raw if raw.strip() else None
+
+
+def _optional_path(variable: str, raw: str) -> Path | None:
+    return Path(raw.strip()) if raw.strip() else None
+
+
+_PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
+    "STEMEDB_DB_DIR": ("db_dir", _path),
+    "STEMEDB_WAL_DIR": ("wal_dir", _path),
+    "STEMEDB_BACKUP_DIR": ("backup_dir", _path),
+    "STEMEDB_BACKUP_KEEP": ("backup_keep", lambda v, r: parse_int(v, r, 1)),
+    "STEMEDB_THREADS": ("threads", lambda v, r: parse_int(v, r, 1, 1024)),
+    "STEMEDB_SYNC": ("sync", _choice(("full", "normal"))),
+    "STEMEDB_GROUP_COMMIT_MAX_BATCH": (
+        "group_commit_max_batch",
+        lambda v, r: parse_int(v, r, 1, 100000),
+    ),
+    "STEMEDB_GROUP_COMMIT_MAX_DELAY_MS": ("group_commit_max_delay_ms", parse_float),
+    "STEMEDB_VERIFY_TAIL": ("verify_tail", parse_int),
+    "STEMEDB_REQUIRE_SIGNATURES": ("require_signatures", parse_bool),
+    "STEMEDB_AUTH_ENABLED": ("auth_enabled", parse_bool),
+    "STEMEDB_ROOT_API_KEY": ("root_api_key", _optional_text),
+    "STEMEDB_ALLOW_UNAUTHENTICATED_REMOTE": ("allow_unauthenticated_remote", parse_bool),
+    "STEMEDB_RATE_LIMIT_READ": ("rate_limit_read", parse_rate),
+    "STEMEDB_RATE_LIMIT_WRITE": ("rate_limit_write", parse_rate),
+    "STEMEDB_RATE_LIMIT_ADMIN": ("rate_limit_admin", parse_rate),
+    "STEMEDB_QUOTA_ENABLED": ("quota_enabled", parse_bool),
+    "STEMEDB_QUOTA_TOKENS_PER_HOUR": ("quota_tokens_per_hour", lambda v, r: parse_int(v, r, 1)),
+    "STEMEDB_METER_ENABLED": ("meter_enabled", parse_bool),
+    "STEMEDB_QUERY_AUDIT": ("query_audit", parse_bool),
+    "STEMEDB_AUDIT_RETENTION_DAYS": ("audit_retention_days", lambda v, r: parse_int(v, r, 1)),
+    "STEMEDB_MAX_BODY_BYTES": ("max_body_bytes", lambda v, r: parse_int(v, r, 1024)),
+    "STEMEDB_BATCH_MAX": ("batch_max", lambda v, r: parse_int(v, r, 1, 1000000)),
+    "STEMEDB_ALLOWED_ORIGINS": ("allowed_origins", _list),
+    "STEMEDB_TRUSTED_PROXY": ("trusted_proxy", _list),
+    "STEMEDB_LOG_LEVEL": ("log_level", _choice(("debug", "info", "warning", "error"))),
+    "STEMEDB_LOG_FORMAT": ("log_format", _choice(("text", "json"))),
+    "STEMEDB_ARCHIVE_COMMAND": ("archive_command", _optional_text),
+    "STEMEDB_TLS_ENABLED": ("tls_enabled", parse_bool),
+    "STEMEDB_TLS_CERT": ("tls_cert", _optional_path),
+    "STEMEDB_TLS_KEY": ("tls_key", _optional_path),
+    "STEMEDB_READ_ONLY_ON_CORRUPTION": ("read_only_on_corruption", parse_bool),
+    "STEMEDB_SCHEME_TIERS": ("scheme_tiers", parse_scheme_tiers),
+}
+
+KNOWN_VARIABLES = frozenset({"STEMEDB_BIND_ADDR", *_PARSERS})
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from the environment; raise ConfigError on the first bad value."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    if "STEMEDB_BIND_ADDR" in env:
+        values["bind_host"], values["bind_port"] = parse_bind_addr(
+            "STEMEDB_BIND_ADDR", env["STEMEDB_BIND_ADDR"]
+        )
+    for variable, (name, parse) in _PARSERS.items():
+        if variable in env:
+            values[name] = parse(variable, env[variable])
+    settings = Settings(**values)
+    if settings.tls_enabled:
+        raise ConfigError(
+            "STEMEDB_TLS_ENABLED",
+            "waitress does not terminate TLS; set STEMEDB_TLS_ENABLED=false and terminate TLS "
+            "in the shipped nginx site (packaging/nginx/stemedb.conf, installed as "
+            "/etc/nginx/sites-available/stemedb), which proxies to this loopback listener",
+        )
+    return settings

@@ -1,0 +1,71 @@
+"""The value types every lens consumes and produces.
+
+They are plain frozen dataclasses so the service layer can build them from
+store rows and serialise the results without the lens package knowing about
+either: lenses stay pure functions of these values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One assertion competing for a (subject, predicate) group."""
+
+    hash: str  # 64 lower-case hex, the assertion id
+    subject: str
+    predicate: str
+    value_key: str  # canonical JSON of the tagged object
+    confidence: float  # the author's confidence in [0, 1]
+    tier: int  # 0 (Regulatory) .. 5 (Anecdotal)
+    timestamp: int  # claim time, Unix seconds
+    agent_id: str | None  # first signer (64 hex), None when unsigned
+    lifecycle: str  # Proposed | UnderReview | Approved | Deprecated | Rejected
+    epoch: str | None  # epoch id (64 hex) or None
+    superseded: bool = False  # target of a visible supersession record
+
+
+@dataclass(frozen=True)
+class LensContext:
+    """Everything a lens may look at besides the candidates, fetched beforehand.
+
+    Keeping lookups (votes, trust, epochs) out of the lens makes resolution a
+    pure function: the same context and candidates always give the same result.
+    """
+
+    at_s: float  # instant decay and trust are measured at (as_of, else now)
+    decay: str | float | None = None  # None: no decay; "tier"; or half-life days
+    include_superseded: bool = False  # True: superseded candidates compete too
+    vote_totals: Mapping[str, float] = field(default_factory=dict)  # hash -> total
+    trust: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # agent -> (score, t)
+    superseded_epochs: frozenset[str] | None = frozenset()  # None: unreadable, fail open
+    inner: str = "recency"  # inner lens of `epoch`
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """One candidate's score and the one-line reason for its place."""
+
+    hash: str
+    score: float
+    excluded: str | None  # None | superseded | epoch_superseded | tier | lifecycle
+    why: str
+
+
+@dataclass(frozen=True)
+class LensResult:
+    """The resolution of one (subject, predicate) group by one lens."""
+
+    lens: str  # canonical lens name
+    subject: str
+    predicate: str
+    winner: Candidate | None
+    candidates_count: int  # candidates given, excluded ones included
+    resolution_confidence: float
+    conflict_score: float
+    explanation: tuple[Explanation, ...]  # competing (winner first), then excluded
+    extra: Mapping[str, Any]  # lens-specific, JSON-serialisable
