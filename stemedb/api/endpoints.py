@@ -1,0 +1,47 @@
+"""Wire services to routes: the one place that knows every endpoint."""
+
+from __future__ import annotations
+
+import time
+
+from stemedb.api.resources import ops, reads, writes
+from stemedb.api.routing import Route
+from stemedb.config import Settings
+from stemedb.metrics import Metrics
+from stemedb.service.audit import AuditLog
+from stemedb.service.browse import BrowseService
+from stemedb.service.queries import QueryService
+from stemedb.service.writes import WriteService
+from stemedb.store import Store
+
+
+def build_routes(settings: Settings, store: Store, metrics: Metrics) -> list[Route]:
+    browse = BrowseService(store)
+
+    def on_commit(seconds: float, records: int) -> None:
+        metrics.journal_commit_seconds.observe(seconds)
+        metrics.journal_batch_size.observe(records)
+        browse.notify_commit()
+
+    if store.writer is not None:
+        store.writer.on_commit = on_commit
+    audit = AuditLog(
+        store, enabled=settings.query_audit, retention_days=settings.audit_retention_days
+    )
+    write_service = WriteService(
+        store,
+        settings,
+        on_rejected=lambda reason: metrics.assertions_rejected_total.labels(reason).inc(),
+        on_ingested=metrics.assertions_ingested_total.inc,
+    )
+
+    def on_query(endpoint: str, lens: str, seconds: float) -> None:
+        metrics.queries_total.labels(endpoint, lens).inc()
+        metrics.query_latency_seconds.labels(endpoint, lens).observe(seconds)
+
+    query_service = QueryService(store, audit, on_query=on_query)
+    return [
+        *writes.routes(write_service),
+        *reads.routes(query_service, browse, audit),
+        *ops.routes(store, time.time()),
+    ]

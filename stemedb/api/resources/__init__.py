@@ -1,0 +1,1 @@
+"""Endpoint handlers, grouped by concern; each module returns its `Route`s."""

@@ -1,0 +1,315 @@
+"""Request and response models of the read and write services.
+
+The same models validate requests and generate the OpenAPI document, so the
+documentation cannot drift from what the handlers accept.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+
+HEX64 = r"^[0-9a-fA-F]{64}$"
+
+
+def check_decay(value: str) -> str:
+    """`none`, `tier`, or a positive finite half-life in days."""
+    text = str(value).strip().lower()
+    if text in ("none", "tier"):
+        return text
+    try:
+        days = float(text)
+    except ValueError:
+        raise ValueError("must be none, tier, or a positive number of days") from None
+    if not 0 < days < float("inf"):
+        raise ValueError("half-life in days must be a positive finite number")
+    return text
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+# ---- writes -----------------------------------------------------------------
+
+
+class WriteResult(_Out):
+    hash: str
+    seq: int | None = None
+    status: Literal["created", "exists"]
+
+
+class ErrorInfo(_Out):
+    code: str
+    message: str
+    details: list[dict[str, Any]] = []
+
+
+class BatchItemResult(_Out):
+    index: int
+    hash: str | None = None
+    seq: int | None = None
+    status: Literal["created", "exists", "rejected", "not_written"]
+    error: ErrorInfo | None = None
+
+
+class BatchResult(_Out):
+    results: list[BatchItemResult]
+    created: int
+    exists: int
+    rejected: int
+
+
+class BatchQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    atomic: bool = False
+
+
+class NormalizeQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["assertion", "vote", "epoch", "supersession", "alias", "outcome"] = "assertion"
+
+
+class NormalizeResult(_Out):
+    record: dict[str, Any]
+    digest: str
+    message: str
+
+
+# ---- queries ----------------------------------------------------------------
+
+
+class QueryIn(BaseModel):
+    """Parameters of GET/POST /v1/query (query string or JSON body)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    subject: str | None = Field(
+        None,
+        validation_alias=AliasChoices("subject", "concept_path"),
+        description="Concept path; `concept_path` is accepted too. A trailing `/*` means prefix=true.",
+    )
+    prefix: bool = False
+    predicate: str | None = Field(None, min_length=1, max_length=256)
+    lens: str | None = None
+    inner: str = "recency"
+    lifecycle: str = "any"
+    epoch: str | None = Field(None, pattern=HEX64)
+    source_class: str | None = Field(None, description="One tier name or a comma list")
+    max_tier: int | None = Field(None, ge=0, le=5)
+    agent_id: str | None = Field(None, pattern=HEX64)
+    as_of: int | None = Field(None, ge=0, le=253402300799)
+    known_at: int | None = Field(None, ge=0, le=253402300799)
+    decay: str = Field("none", description="`none`, `tier`, or a half-life in days")
+    include_superseded: bool = False
+    resolve_aliases: bool = True
+    limit: int = Field(100, ge=1, le=1000)
+    cursor: str | None = Field(None, max_length=4096)
+
+    _decay = field_validator("decay")(lambda value: check_decay(value))
+
+
+class PairQuery(BaseModel):
+    """Parameters of /v1/skeptic and /v1/layered: one (subject, predicate) pair."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    subject: str = Field(validation_alias=AliasChoices("subject", "concept_path"))
+    predicate: str = Field(min_length=1, max_length=256)
+    lifecycle: str = "any"
+    as_of: int | None = Field(None, ge=0, le=253402300799)
+    known_at: int | None = Field(None, ge=0, le=253402300799)
+    decay: str = "none"
+    include_superseded: bool = False
+    resolve_aliases: bool = True
+
+    _decay = field_validator("decay")(lambda value: check_decay(value))
+
+
+class ExplanationOut(_Out):
+    hash: str
+    score: float
+    excluded: str | None
+    why: str
+
+
+class LensGroupOut(_Out):
+    subject: str
+    predicate: str
+    winner: dict[str, Any] | None
+    candidates_count: int
+    resolution_confidence: float
+    conflict_score: float
+    explanation: list[ExplanationOut]
+
+
+class LensQueryOut(_Out):
+    lens: str
+    query_id: str
+    results: list[LensGroupOut]
+    next_cursor: str | None
+
+
+class ListQueryOut(_Out):
+    assertions: list[dict[str, Any]]
+    count: int
+    next_cursor: str | None
+    query_id: str
+
+
+class ClaimOut(_Out):
+    object: dict[str, Any]
+    weight: float
+    share: float
+    assertion_count: int
+    agents: list[str]
+    tiers: dict[str, int]
+    best_tier: str
+    newest_timestamp: int
+    assertions: list[str]
+
+
+class SkepticOut(_Out):
+    subject: str
+    predicate: str
+    status: Literal["Unanimous", "Agreed", "Contested"]
+    conflict_score: float
+    candidates_count: int
+    claims: list[ClaimOut]
+
+
+class LayeredOut(_Out):
+    subject: str
+    predicate: str
+    winner: dict[str, Any] | None
+    resolution_confidence: float
+    conflict_score: float
+    cross_tier_conflict: float
+    tiers: list[dict[str, Any]]
+
+
+class TraceQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    depth: int = Field(32, ge=0, le=1000)
+
+
+class TraceOut(_Out):
+    assertion: dict[str, Any]
+    ancestors: list[dict[str, Any]]
+    children: list[str]
+    supersessions: list[dict[str, Any]]
+    votes: dict[str, Any]
+    same_source: list[str]
+
+
+class ConceptsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prefix: str | None = None
+
+
+class ConceptsOut(_Out):
+    prefix: str | None
+    children: list[dict[str, Any]]
+
+
+class AliasesOut(_Out):
+    path: str
+    canonical: str
+    aliases: list[str]
+
+
+class EpochOut(_Out):
+    id: str
+    seq: int
+    name: str
+    description: str | None
+    supersedes: list[str]
+    timestamp: int
+    written_at: int
+    superseded: bool
+    superseded_by: str | None
+
+
+class EpochsOut(_Out):
+    epochs: list[EpochOut]
+
+
+class FeedQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    after: int = Field(0, ge=0)
+    limit: int = Field(100, ge=1, le=1000)
+    kinds: str | None = None
+    wait: float = Field(0, ge=0, le=30)
+
+
+class FrameOut(_Out):
+    seq: int
+    kind: str
+    hash: str
+    written_ms: int
+    record: dict[str, Any]
+
+
+class FeedOut(_Out):
+    frames: list[FrameOut]
+    next_after: int
+
+
+class ExportQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    format: Literal["ndjson", "csv"] = "ndjson"
+    kinds: str | None = None
+    after: int = Field(0, ge=0)
+
+
+class AuditListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    agent_id: str | None = Field(None, max_length=128)
+    from_: int | None = Field(None, alias="from", ge=0)
+    to: int | None = Field(None, ge=0)
+    limit: int = Field(100, ge=1, le=1000)
+
+
+class AuditEntryOut(_Out):
+    query_id: str
+    at_ms: int
+    agent_id: str | None
+    endpoint: str
+    lens: str | None
+    params: dict[str, Any]
+    results: list[dict[str, Any]]
+
+
+class AuditListOut(_Out):
+    queries: list[AuditEntryOut]
+
+
+# ---- operations ---------------------------------------------------------------
+
+
+class HealthOut(_Out):
+    status: Literal["healthy", "degraded"]
+    version: str
+    uptime_seconds: int
+    assertion_count: int
+    journal_seq: int
+    chain_head: str
+
+
+class ReadyOut(_Out):
+    ready: bool
+    reason: str | None = None
+
+
+class StatsOut(_Out):
+    assertion_count: int
+    journal_seq: int
+    chain_head: str
+    db_size_bytes: int
+    queue_depth: int
+
+
+class VerifyOut(_Out):
+    ok: bool
+    checks: list[dict[str, Any]]

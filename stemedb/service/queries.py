@@ -1,0 +1,320 @@
+"""Query service: candidate selection (lenses.md steps 1–3), then the pure lenses.
+
+Everything a lens looks up (vote totals, trust, epoch metadata) is read in the
+same snapshot as the candidates, before the lens runs; the lens itself never
+touches the store.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import apsw
+
+from stemedb import lenses
+from stemedb.errors import InvalidRequest
+from stemedb.lenses import Candidate, LensContext, LensResult
+from stemedb.paths import normalise_path
+from stemedb.records.fields import parse_lifecycle, parse_source_class
+from stemedb.service.audit import AuditLog
+from stemedb.service.models import PairQuery, QueryIn
+from stemedb.store import Store
+from stemedb.store import reads as store_reads
+from stemedb.store.candidates import CandidateFilter, CandidateRow, iter_groups, list_assertion_seqs
+
+QueryObserver = Callable[[str, str, float], None]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A parsed query: store filter plus what the lens needs."""
+
+    filter: CandidateFilter
+    lens: str | None
+    ctx_decay: str | float | None
+    at_s: float
+    inner: str
+
+
+def _decode_cursor(cursor: str | None, field: str = "cursor") -> Any:
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, UnicodeError):
+        raise InvalidRequest.field(field, "not a cursor returned by this server") from None
+
+
+def _encode_cursor(value: Any) -> str:
+    raw = json.dumps(value, separators=(",", ":")).encode("utf-8")
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def _lifecycles(text: str) -> tuple[str, ...] | None:
+    if text.strip().lower() in ("", "any"):
+        return None
+    try:
+        return tuple(sorted({str(parse_lifecycle(p)) for p in text.split(",") if p.strip()}))
+    except ValueError as exc:
+        raise InvalidRequest.field("lifecycle", str(exc)) from None
+
+
+def _tiers(source_class: str | None, max_tier: int | None) -> tuple[int, ...] | None:
+    tiers = set(range(6))
+    if source_class:
+        try:
+            tiers &= {int(parse_source_class(p)) for p in source_class.split(",") if p.strip()}
+        except ValueError as exc:
+            raise InvalidRequest.field("source_class", str(exc)) from None
+    if max_tier is not None:
+        tiers &= set(range(max_tier + 1))
+    return None if tiers == set(range(6)) else tuple(sorted(tiers))
+
+
+def _decay(text: str) -> str | float | None:
+    if text == "none":
+        return None
+    if text == "tier":
+        return "tier"
+    return float(text)
+
+
+def to_candidate(row: CandidateRow) -> Candidate:
+    return Candidate(
+        hash=row.hash.hex(),
+        subject=row.subject,
+        predicate=row.predicate,
+        value_key=row.value_key,
+        confidence=row.confidence,
+        tier=row.tier,
+        timestamp=row.timestamp,
+        agent_id=row.agent_id.hex() if row.agent_id else None,
+        lifecycle=row.lifecycle,
+        epoch=row.epoch.hex() if row.epoch else None,
+        superseded=row.superseded,
+    )
+
+
+class QueryService:
+    def __init__(
+        self, store: Store, audit: AuditLog, *, on_query: QueryObserver | None = None
+    ) -> None:
+        self.store = store
+        self.audit = audit
+        self.on_query = on_query or (lambda endpoint, lens, seconds: None)
+
+    # ---- selection -------------------------------------------------------
+
+    def _select(
+        self,
+        conn: apsw.Connection,
+        q: QueryIn | PairQuery,
+        *,
+        prefix: bool = False,
+        lens: str | None = None,
+        inner: str = "recency",
+        epoch: str | None = None,
+        tiers: tuple[int, ...] | None = None,
+        agent_id: str | None = None,
+        predicate: str | None = None,
+    ) -> Selection:
+        subjects: tuple[str, ...] = ()
+        if q.subject is not None:
+            raw = q.subject
+            if raw.endswith("/*"):
+                raw, prefix = raw[:-2], True
+            subject = normalise_path(raw, "subject")
+            if q.resolve_aliases:
+                subject = store_reads.resolve_alias(conn, subject) or subject
+            subjects = (subject,)
+        now = time.time()
+        f = CandidateFilter(
+            subjects=subjects,
+            prefix=prefix,
+            predicate=predicate,
+            lifecycles=_lifecycles(q.lifecycle),
+            epoch=bytes.fromhex(epoch) if epoch else None,
+            tiers=tiers,
+            agent_id=bytes.fromhex(agent_id) if agent_id else None,
+            as_of=q.as_of,
+            known_at_ms=q.known_at * 1000 if q.known_at is not None else None,
+            include_superseded=q.include_superseded,
+        )
+        at_s = float(q.as_of) if q.as_of is not None else now
+        return Selection(f, lens, _decay(q.decay), at_s, inner)
+
+    def _context(
+        self, conn: apsw.Connection, sel: Selection, rows: list[CandidateRow]
+    ) -> LensContext:
+        lens = sel.lens or ""
+        votes: dict[str, float] = {}
+        trust: dict[str, tuple[float, float]] = {}
+        epochs: frozenset[str] | None = frozenset()
+        if lens == "votes" or (lens == "epoch" and sel.inner == "votes"):
+            votes = {
+                h.hex(): t for h, t in store_reads.vote_totals(conn, (r.hash for r in rows)).items()
+            }
+        if lens in ("authority", "trust", "best") or sel.inner in ("authority", "trust", "best"):
+            agents = {r.agent_id for r in rows if r.agent_id}
+            trust = {a.hex(): v for a, v in store_reads.trust_scores(conn, agents).items()}
+        if lens == "epoch":
+            try:
+                epochs = frozenset(
+                    e.hex() for e in store_reads.superseded_epochs(conn, sel.filter.known_at_ms)
+                )
+            except apsw.Error:
+                epochs = None  # fail open: unreadable epoch metadata never hides data
+        return LensContext(
+            at_s=sel.at_s,
+            decay=sel.ctx_decay,
+            include_superseded=sel.filter.include_superseded,
+            vote_totals=votes,
+            trust=trust,
+            superseded_epochs=epochs,
+            inner=sel.inner,
+        )
+
+    # ---- /v1/query ---------------------------------------------------------
+
+    def query(self, q: QueryIn, agent_id: str | None) -> dict[str, Any]:
+        started = time.perf_counter()
+        lens = lenses.canonical_lens_name(q.lens) if q.lens else None
+        inner = lenses.canonical_lens_name(q.inner) if q.inner else "recency"
+        if lens == "epoch" and inner in ("epoch", "skeptic", "layered"):
+            raise InvalidRequest.field("inner", f"{inner!r} cannot be the inner lens of epoch")
+        query_id = str(uuid.uuid4())
+        with self.store.reader() as conn:
+            sel = self._select(
+                conn,
+                q,
+                prefix=q.prefix,
+                lens=lens,
+                inner=inner,
+                epoch=q.epoch,
+                tiers=_tiers(q.source_class, q.max_tier),
+                agent_id=q.agent_id,
+                predicate=q.predicate,
+            )
+            if lens is None:
+                body = self._list(conn, sel, q, query_id)
+            else:
+                body = self._resolve(conn, sel, q, lens, query_id)
+        elapsed = time.perf_counter() - started
+        self.on_query("query", lens or "none", elapsed)
+        self.audit.record(query_id, agent_id, "query", lens, q.model_dump(exclude_none=True), body)
+        return body
+
+    def _list(
+        self, conn: apsw.Connection, sel: Selection, q: QueryIn, query_id: str
+    ) -> dict[str, Any]:
+        after = _decode_cursor(q.cursor)
+        after_seq = int(after.get("seq", 0)) if isinstance(after, dict) else 0
+        rows = list_assertion_seqs(conn, sel.filter, after_seq=after_seq, limit=q.limit + 1)
+        more = len(rows) > q.limit
+        rows = rows[: q.limit]
+        assertions = store_reads.assertions_by_seqs(conn, [seq for seq, _ in rows])
+        next_cursor = _encode_cursor({"seq": rows[-1][0]}) if more and rows else None
+        return {
+            "assertions": assertions,
+            "count": len(assertions),
+            "next_cursor": next_cursor,
+            "query_id": query_id,
+        }
+
+    def _resolve(
+        self, conn: apsw.Connection, sel: Selection, q: QueryIn, lens: str, query_id: str
+    ) -> dict[str, Any]:
+        after = _decode_cursor(q.cursor)
+        after_key = (
+            (str(after[0]), str(after[1])) if isinstance(after, list) and len(after) == 2 else None
+        )
+        results: list[dict[str, Any]] = []
+        next_cursor = None
+        for subject, predicate, rows in iter_groups(conn, sel.filter, after=after_key):
+            if len(results) == q.limit:
+                last = results[-1]
+                next_cursor = _encode_cursor([last["subject"], last["predicate"]])
+                break
+            result = self._run_lens(conn, sel, lens, subject, predicate, rows)
+            results.append(self._group_body(conn, result))
+        return {"lens": lens, "query_id": query_id, "results": results, "next_cursor": next_cursor}
+
+    def _run_lens(
+        self,
+        conn: apsw.Connection,
+        sel: Selection,
+        lens: str,
+        subject: str,
+        predicate: str,
+        rows: list[CandidateRow],
+    ) -> LensResult:
+        ctx = self._context(conn, sel, rows)
+        return lenses.resolve(lens, subject, predicate, [to_candidate(r) for r in rows], ctx)
+
+    def _group_body(self, conn: apsw.Connection, result: LensResult) -> dict[str, Any]:
+        winner = None
+        if result.winner is not None:
+            winner = store_reads.assertion_by_hash(conn, bytes.fromhex(result.winner.hash))
+        body: dict[str, Any] = {
+            "subject": result.subject,
+            "predicate": result.predicate,
+            "winner": winner,
+            "candidates_count": result.candidates_count,
+            "resolution_confidence": result.resolution_confidence,
+            "conflict_score": result.conflict_score,
+            "explanation": [
+                {"hash": e.hash, "score": e.score, "excluded": e.excluded, "why": e.why}
+                for e in result.explanation
+            ],
+        }
+        body.update(result.extra)
+        return body
+
+    # ---- one pair: skeptic and layered -----------------------------------
+
+    def skeptic(self, q: PairQuery, agent_id: str | None) -> dict[str, Any]:
+        started = time.perf_counter()
+        with self.store.reader() as conn:
+            sel = self._select(conn, q, lens="skeptic", predicate=q.predicate)
+            subject = sel.filter.subjects[0]
+            rows = next((g[2] for g in iter_groups(conn, sel.filter)), [])
+            ctx = self._context(conn, sel, rows)
+            body = lenses.skeptic_report(subject, q.predicate, [to_candidate(r) for r in rows], ctx)
+        self.on_query("skeptic", "skeptic", time.perf_counter() - started)
+        self.audit.record(
+            str(uuid.uuid4()),
+            agent_id,
+            "skeptic",
+            "skeptic",
+            q.model_dump(exclude_none=True),
+            {"results": []},
+        )
+        return body
+
+    def layered(self, q: PairQuery, agent_id: str | None) -> dict[str, Any]:
+        started = time.perf_counter()
+        with self.store.reader() as conn:
+            sel = self._select(conn, q, lens="layered", predicate=q.predicate)
+            subject = sel.filter.subjects[0]
+            rows = next((g[2] for g in iter_groups(conn, sel.filter)), [])
+            result = self._run_lens(conn, sel, "layered", subject, q.predicate, rows)
+            body = self._group_body(conn, result)
+        self.on_query("layered", "layered", time.perf_counter() - started)
+        query_id = str(uuid.uuid4())
+        body["query_id"] = query_id
+        self.audit.record(
+            query_id,
+            agent_id,
+            "layered",
+            "layered",
+            q.model_dump(exclude_none=True),
+            {"results": [body]},
+        )
+        return body

@@ -1,0 +1,155 @@
+"""Write service: validate, normalise and verify in the caller's thread, then journal.
+
+The CPU work (pydantic, canonical JSON, SHA3, Ed25519) happens here, in the
+HTTP thread, in parallel; only finished records reach the single writer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from stemedb.config import Settings
+from stemedb.errors import InvalidRequest, StemeError
+from stemedb.records import normalise_unsigned, prepare_record
+from stemedb.store import PendingRecord, Store
+
+RejectedHook = Callable[[str], None]
+IngestedHook = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class WriteAnswer:
+    created: bool
+    body: dict[str, Any]
+
+
+class WriteService:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        on_rejected: RejectedHook | None = None,
+        on_ingested: IngestedHook | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.on_rejected = on_rejected or (lambda reason: None)
+        self.on_ingested = on_ingested or (lambda count: None)
+
+    def prepare(self, kind: str, payload: Any, received_ms: int) -> PendingRecord:
+        """Validate one record; raise the domain error naming the field."""
+        if isinstance(payload, dict) and "kind" in payload and payload["kind"] != kind:
+            raise InvalidRequest.field(
+                "kind", f"this endpoint takes {kind!r} records, the body says {payload['kind']!r}"
+            )
+        try:
+            prepared = prepare_record(
+                kind,
+                payload,
+                now_s=received_ms // 1000,
+                scheme_tiers=self.settings.scheme_tiers,
+                require_signatures=self.settings.require_signatures,
+            )
+        except StemeError as exc:
+            self.on_rejected(exc.code)
+            raise
+        return PendingRecord(
+            prepared.kind, prepared.hash, prepared.body, prepared.record, received_ms
+        )
+
+    def write_one(self, kind: str, payload: Any) -> WriteAnswer:
+        """POST /v1/assert and friends: 201 created or 200 exists."""
+        pending = self.prepare(kind, payload, _now_ms())
+        outcome = self.store.write([pending])[0]
+        if outcome.error is not None:
+            self.on_rejected(outcome.error.code)
+            raise outcome.error
+        if outcome.status == "created":
+            self.on_ingested(1)
+        body = {"hash": pending.hash.hex(), "seq": outcome.seq, "status": outcome.status}
+        return WriteAnswer(outcome.status == "created", body)
+
+    def write_batch(
+        self, items: Iterable[tuple[int, Any]], *, atomic: bool
+    ) -> tuple[bool, dict[str, Any]]:
+        """POST /v1/assert/batch: one result per input, in order.
+
+        `items` yields (index, payload-or-StemeError). Records are assertions
+        unless they carry another `kind`. Returns (ok, body); ok is False only
+        for an atomic batch with a rejection (nothing was written).
+        """
+        received_ms = _now_ms()
+        results: list[dict[str, Any] | None] = []
+        pending: list[tuple[int, PendingRecord]] = []
+        count = 0
+        for index, payload in items:
+            count += 1
+            if count > self.settings.batch_max:
+                raise InvalidRequest.field(
+                    "body", f"more than {self.settings.batch_max} records (STEMEDB_BATCH_MAX)"
+                )
+            try:
+                if isinstance(payload, StemeError):
+                    raise payload
+                kind = (
+                    payload.get("kind", "assertion") if isinstance(payload, dict) else "assertion"
+                )
+                record = self.prepare(str(kind), payload, received_ms)
+            except StemeError as exc:
+                results.append(_rejected(index, exc))
+                continue
+            results.append(None)
+            pending.append((index, record))
+        if atomic and any(r is not None for r in results):
+            body = _summary([r or _not_written(i) for i, r in enumerate(results)])
+            return False, body
+        outcomes = self.store.write([p for _, p in pending], atomic=atomic) if pending else []
+        for (index, record), outcome in zip(pending, outcomes, strict=True):
+            if outcome.error is not None:
+                self.on_rejected(outcome.error.code)
+                results[index] = _rejected(index, outcome.error, record.hash.hex())
+            else:
+                results[index] = {
+                    "index": index,
+                    "hash": record.hash.hex(),
+                    "seq": outcome.seq,
+                    "status": outcome.status,
+                }
+        final = [r or _not_written(i) for i, r in enumerate(results)]
+        body = _summary(final)
+        if body["created"]:
+            self.on_ingested(body["created"])
+        ok = not (atomic and body["rejected"])
+        return ok, body
+
+    def normalize(self, kind: str, payload: Any) -> dict[str, Any]:
+        return normalise_unsigned(
+            kind, payload, now_s=int(time.time()), scheme_tiers=self.settings.scheme_tiers
+        )
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _rejected(index: int, exc: StemeError, hash_hex: str | None = None) -> dict[str, Any]:
+    item: dict[str, Any] = {"index": index, "status": "rejected", "error": exc.to_dict()["error"]}
+    if hash_hex:
+        item["hash"] = hash_hex
+    return item
+
+
+def _not_written(index: int) -> dict[str, Any]:
+    return {"index": index, "status": "not_written"}
+
+
+def _summary(results: list[dict[str, Any]]) -> dict[str, Any]:
+    counts = {"created": 0, "exists": 0, "rejected": 0}
+    for item in results:
+        if item["status"] in counts:
+            counts[item["status"]] += 1
+    return {"results": results, **counts}

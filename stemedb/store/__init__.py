@@ -1,0 +1,283 @@
+"""The store: one SQLite file, one writer thread, a pool of read connections.
+
+Start-up is split into the runbook's steps so the server can log each one:
+`open_journal` (step 5), `open_projections` (step 6), `start_writer` (step 7).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import apsw
+
+from stemedb.config import Settings
+from stemedb.errors import Unavailable
+from stemedb.store import journal, projections, schema
+from stemedb.store.journal import Head, JournalError
+from stemedb.store.writer import CommitObserver, PendingRecord, WriteOutcome, Writer
+
+__all__ = ["PendingRecord", "StartupError", "Store", "WriteOutcome"]
+
+log = logging.getLogger("stemedb.store")
+
+RUNBOOK = "docs/operations/runbooks/server-wont-start.md"
+CORRUPTION_RUNBOOK = "docs/operations/runbooks/corruption.md"
+
+
+class StartupError(Exception):
+    """The database cannot be opened; `runbook` says where to read next."""
+
+    def __init__(self, message: str, runbook: str) -> None:
+        super().__init__(message)
+        self.runbook = runbook
+
+
+class Store:
+    def __init__(self, settings: Settings, *, on_commit: CommitObserver | None = None) -> None:
+        self.settings = settings
+        self.path: Path = settings.db_path
+        self.on_commit = on_commit
+        self._write_conn: apsw.Connection | None = None
+        self._local = threading.local()
+        self._readers: list[apsw.Connection] = []
+        self._readers_lock = threading.Lock()
+        self.writer: Writer | None = None
+        self.head: Head | None = None
+        self.read_only_reason: str | None = None
+        self.assertion_count = 0
+        self.node_id: str | None = None
+        self.opened_at = time.time()
+        self.is_new = False
+
+    # ---- start-up steps ----------------------------------------------------
+
+    def open_journal(self) -> str:
+        """Step 5: open the file, check the header frame and the chain's tail."""
+        self.is_new = not self.path.exists() or self.path.stat().st_size == 0
+        try:
+            self._write_conn = schema.connect(self.path, sync=self.settings.sync)
+            found_id = schema.application_id(self._write_conn)
+            version = schema.user_version(self._write_conn)
+        except apsw.NotADBError:
+            raise StartupError(
+                f"{self.path} is not an SQLite database (journal magic check failed)",
+                f"{RUNBOOK} §3",
+            ) from None
+        except apsw.CantOpenError as exc:
+            raise StartupError(f"cannot open {self.path}: {exc}", f"{RUNBOOK} §5") from None
+        if self.is_new:
+            return f"new database at {self.path}"
+        if found_id not in (0, schema.APPLICATION_ID):
+            raise StartupError(
+                f"{self.path} is not a StemeDB database (application_id {found_id:#x})",
+                f"{RUNBOOK} §3",
+            )
+        if version > schema.latest_version():
+            raise StartupError(
+                f"{self.path} has schema version {version}, newer than this build "
+                f"({schema.latest_version()}); upgrade stemedb",
+                f"{RUNBOOK} §3",
+            )
+        if version == 0:
+            return f"empty database at {self.path}"
+        try:
+            header = journal.check_header(self._write_conn)
+            head = journal.read_head(self._write_conn)
+            assert head is not None
+            first = max(0, head.seq - self.settings.verify_tail + 1)
+            checked = journal.verify_range(self._write_conn, first)
+        except JournalError as exc:
+            return self._corrupt(exc)
+        self.node_id = str(header.get("node_id"))
+        self.head = head
+        return f"journal ok: head seq {head.seq}, chain {head.chain_hex[:16]}…, tail of {checked} frames verified"
+
+    def _corrupt(self, exc: JournalError) -> str:
+        message = f"journal check failed at seq {exc.seq}: {exc}"
+        if not self.settings.read_only_on_corruption:
+            raise StartupError(message, f"{RUNBOOK} §3") from None
+        self.read_only_reason = message
+        log.error("%s; serving reads only (STEMEDB_READ_ONLY_ON_CORRUPTION=true)", message)
+        assert self._write_conn is not None
+        self.head = journal.read_head(self._write_conn)
+        return f"{message}; READ-ONLY"
+
+    def open_projections(self) -> str:
+        """Step 6: migrations, header frame on a new file, projections to the journal head."""
+        conn = self._conn()
+        notes = []
+        if self.read_only_reason is None:
+            pending = schema.pending_migrations(conn)
+            for migration in pending:
+                log.info("applying migration %s", migration.name)
+            schema.apply_migrations(conn)
+            notes.extend(f"applied {m.name}" for m in pending)
+            if journal.read_head(conn) is None:
+                with conn:
+                    self.head = journal.write_header(conn)
+                    projections.set_applied_seq(conn, 0)
+                notes.append("wrote journal header")
+            self.head = journal.read_head(conn)
+            replayed = self.catch_up()
+            if replayed:
+                notes.append(f"re-applied {replayed} frames to the projections")
+        header = journal.check_header(conn)
+        self.node_id = str(header.get("node_id"))
+        self.assertion_count = int(conn.execute("SELECT count(*) FROM assertions").fetchall()[0][0])
+        assert self.head is not None
+        notes.append(f"{self.assertion_count} assertions, journal seq {self.head.seq}")
+        return "; ".join(notes)
+
+    def catch_up(self) -> int:
+        """Apply journal frames the projections have not seen yet (after a crash or reindex)."""
+        conn = self._conn()
+        applied = projections.applied_seq(conn)
+        count = 0
+        with conn:
+            for frame in journal.iter_frames(conn, after=applied):
+                record = frame.kind != "header" and _loads(frame.body)
+                if record:
+                    projections.apply(
+                        conn, frame.seq, frame.kind, frame.hash, record, frame.written_ms
+                    )
+                count += 1
+                applied = frame.seq
+            projections.set_applied_seq(conn, applied)
+        return count
+
+    def start_writer(self) -> str:
+        """Step 7: the single writer thread."""
+        if self.read_only_reason is not None:
+            return "writer NOT started: database is read-only after a failed journal check"
+        assert self.head is not None
+        self.writer = Writer(
+            self._conn(),
+            self.head,
+            max_batch=self.settings.group_commit_max_batch,
+            max_delay_ms=self.settings.group_commit_max_delay_ms,
+            on_commit=self.on_commit,
+        )
+        self.writer.start()
+        return (
+            f"writer started (group commit: max batch {self.settings.group_commit_max_batch},"
+            f" max delay {self.settings.group_commit_max_delay_ms:g} ms, sync {self.settings.sync})"
+        )
+
+    def open(self) -> Store:
+        """All three steps at once (CLI tools and tests)."""
+        self.open_journal()
+        self.open_projections()
+        self.start_writer()
+        return self
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.stop()
+            self.writer = None
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+        if self._write_conn is not None:
+            self._write_conn.close()
+            self._write_conn = None
+
+    # ---- writing -----------------------------------------------------------
+
+    def _require_writer(self) -> Writer:
+        if self.writer is None:
+            reason = self.read_only_reason or "the writer is not running"
+            raise Unavailable(f"writes are refused: {reason}")
+        return self.writer
+
+    def write(
+        self, records: Sequence[PendingRecord], *, atomic: bool = False
+    ) -> list[WriteOutcome]:
+        outcomes = self._require_writer().submit(records, atomic=atomic)
+        created = sum(
+            1
+            for r, o in zip(records, outcomes, strict=True)
+            if o.status == "created" and r.kind == "assertion"
+        )
+        if created:
+            with self._readers_lock:
+                self.assertion_count += created
+        return outcomes
+
+    def write_local(self, fn: Callable[[apsw.Connection], Any], *, wait: bool = True) -> Any:
+        return self._require_writer().run_local(fn, wait=wait)
+
+    # ---- reading -----------------------------------------------------------
+
+    def _conn(self) -> apsw.Connection:
+        if self._write_conn is None:
+            raise Unavailable("the store is closed")
+        return self._write_conn
+
+    @contextmanager
+    def reader(self) -> Iterator[apsw.Connection]:
+        """A thread-local read connection, inside one read transaction (a consistent snapshot)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = schema.connect(self.path, sync=self.settings.sync)
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        if not conn.getautocommit():  # nested use on this thread: reuse the open snapshot
+            yield conn
+            return
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+    # ---- state -------------------------------------------------------------
+
+    @property
+    def current_head(self) -> Head:
+        if self.writer is not None:
+            return self.writer.head
+        assert self.head is not None
+        return self.head
+
+    def db_size_bytes(self) -> int:
+        total = 0
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                total += os.stat(f"{self.path}{suffix}").st_size
+            except FileNotFoundError:
+                pass
+        return total
+
+    def degraded_reason(self) -> str | None:
+        if self.read_only_reason is not None:
+            return "read_only"
+        if self.writer is None or not self.writer.alive:
+            return "writer_down"
+        return self.writer.degraded_reason
+
+    def stats(self) -> dict[str, Any]:
+        head = self.current_head
+        return {
+            "assertion_count": self.assertion_count,
+            "journal_seq": head.seq,
+            "chain_head": head.chain_hex,
+            "db_size_bytes": self.db_size_bytes(),
+            "queue_depth": self.writer.queue_depth if self.writer else 0,
+            "degraded": self.degraded_reason(),
+            "node_id": self.node_id,
+        }
+
+
+def _loads(body: str) -> dict[str, Any]:
+    value: dict[str, Any] = json.loads(body)
+    return value

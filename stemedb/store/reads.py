@@ -1,0 +1,240 @@
+"""Read queries other than candidate selection: records, lineage, catalogue, feed.
+
+Plain functions of a read connection; they return plain Python values and
+know nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import apsw
+
+from stemedb.store.journal import Frame, iter_frames
+
+
+def _one(conn: apsw.Connection, sql: str, params: Iterable[Any] = ()) -> tuple[Any, ...] | None:
+    rows = conn.execute(sql, tuple(params)).fetchall()
+    return tuple(rows[0]) if rows else None
+
+
+def frame_by_hash(conn: apsw.Connection, frame_hash: bytes) -> Frame | None:
+    row = _one(
+        conn,
+        "SELECT seq, kind, hash, body, written_ms, chain FROM journal WHERE hash = ?",
+        (frame_hash,),
+    )
+    return Frame.from_row(row) if row else None
+
+
+def assertion_view(frame: Frame, tier: int, superseded: bool) -> dict[str, Any]:
+    """A stored assertion as the API shows it: the record plus server fields."""
+    record: dict[str, Any] = json.loads(frame.body)
+    record.pop("kind", None)
+    signatures = record.get("signatures") or []
+    record.update(
+        hash=frame.hash.hex(),
+        seq=frame.seq,
+        written_at=frame.written_ms,
+        tier=tier,
+        agent_id=signatures[0]["agent_id"] if signatures else None,
+        superseded=superseded,
+    )
+    return record
+
+
+_ASSERTION_BY = (
+    "SELECT j.seq, j.kind, j.hash, j.body, j.written_ms, j.chain, a.tier,"
+    " EXISTS (SELECT 1 FROM supersessions s WHERE s.target_hash = a.hash)"
+    " FROM assertions a JOIN journal j ON j.seq = a.seq WHERE "
+)
+
+
+def assertion_by_hash(conn: apsw.Connection, assertion_hash: bytes) -> dict[str, Any] | None:
+    row = _one(conn, _ASSERTION_BY + "a.hash = ?", (assertion_hash,))
+    return assertion_view(Frame.from_row(row[:6]), int(row[6]), bool(row[7])) if row else None
+
+
+def assertions_by_seqs(conn: apsw.Connection, seqs: list[int]) -> list[dict[str, Any]]:
+    out = []
+    for seq in seqs:
+        row = _one(conn, _ASSERTION_BY + "a.seq = ?", (seq,))
+        if row:
+            out.append(assertion_view(Frame.from_row(row[:6]), int(row[6]), bool(row[7])))
+    return out
+
+
+def vote_totals(conn: apsw.Connection, hashes: Iterable[bytes]) -> dict[bytes, float]:
+    totals: dict[bytes, float] = {}
+    for assertion_hash in hashes:
+        row = _one(
+            conn, "SELECT total FROM vote_totals WHERE assertion_hash = ?", (assertion_hash,)
+        )
+        if row:
+            totals[assertion_hash] = float(row[0])
+    return totals
+
+
+def trust_scores(
+    conn: apsw.Connection, agents: Iterable[bytes]
+) -> dict[bytes, tuple[float, float]]:
+    scores: dict[bytes, tuple[float, float]] = {}
+    for agent in agents:
+        row = _one(conn, "SELECT score, last_updated FROM trust WHERE agent_id = ?", (agent,))
+        if row:
+            scores[agent] = (float(row[0]), float(row[1]))
+    return scores
+
+
+def superseded_epochs(conn: apsw.Connection, known_at_ms: int | None = None) -> frozenset[bytes]:
+    if known_at_ms is None:
+        rows = conn.execute("SELECT epoch FROM epoch_superseded").fetchall()
+    else:
+        rows = conn.execute(
+            "SELECT epoch FROM epoch_superseded WHERE written_ms <= ?", (known_at_ms,)
+        ).fetchall()
+    return frozenset(bytes(r[0]) for r in rows)
+
+
+def resolve_alias(conn: apsw.Connection, path: str) -> str | None:
+    row = _one(conn, "SELECT canonical FROM aliases WHERE alias = ?", (path,))
+    return str(row[0]) if row else None
+
+
+def aliases_of(conn: apsw.Connection, canonical: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT alias FROM aliases WHERE canonical = ? ORDER BY alias", (canonical,)
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def epochs(conn: apsw.Connection, epoch_id: bytes | None = None) -> list[dict[str, Any]]:
+    sql = (
+        "SELECT e.id, e.seq, e.name, e.description, e.supersedes, e.timestamp, e.written_ms,"
+        " s.by_epoch FROM epochs e LEFT JOIN epoch_superseded s ON s.epoch = e.id"
+    )
+    params: tuple[Any, ...] = ()
+    if epoch_id is not None:
+        sql += " WHERE e.id = ?"
+        params = (epoch_id,)
+    rows = conn.execute(sql + " ORDER BY e.seq", params).fetchall()
+    return [
+        {
+            "id": bytes(r[0]).hex(),
+            "seq": int(r[1]),
+            "name": r[2],
+            "description": r[3],
+            "supersedes": json.loads(r[4]),
+            "timestamp": int(r[5]),
+            "written_at": int(r[6]),
+            "superseded": r[7] is not None,
+            "superseded_by": bytes(r[7]).hex() if r[7] is not None else None,
+        }
+        for r in rows
+    ]
+
+
+def concepts(conn: apsw.Connection, prefix: str | None) -> list[dict[str, Any]]:
+    """Child segments directly under `prefix` (or top-level) with assertion counts."""
+    if prefix:
+        rows = conn.execute(
+            "SELECT subject, count(*) FROM assertions WHERE subject >= ? AND subject < ?"
+            " GROUP BY subject",
+            (prefix + "/", prefix + "0"),
+        ).fetchall()
+        cut = len(prefix) + 1
+    else:
+        rows = conn.execute("SELECT subject, count(*) FROM assertions GROUP BY subject").fetchall()
+        cut = 0
+    children: dict[str, dict[str, Any]] = {}
+    for subject, count in rows:
+        rest = str(subject)[cut:]
+        if not prefix and "://" in rest:
+            scheme, _, tail = rest.partition("://")
+            segment = f"{scheme}://{tail.split('/', 1)[0]}"
+            has_more = "/" in tail
+        else:
+            segment, _, remainder = rest.partition("/")
+            has_more = bool(remainder)
+        path = f"{prefix}/{segment}" if prefix else segment
+        entry = children.setdefault(
+            segment, {"segment": segment, "path": path, "assertion_count": 0, "has_children": False}
+        )
+        entry["assertion_count"] += int(count)
+        entry["has_children"] = entry["has_children"] or has_more
+    return [children[k] for k in sorted(children)]
+
+
+def children_of(conn: apsw.Connection, parent_hash: bytes) -> list[str]:
+    rows = conn.execute(
+        "SELECT hash FROM assertions WHERE parent_hash = ? ORDER BY seq", (parent_hash,)
+    ).fetchall()
+    return [bytes(r[0]).hex() for r in rows]
+
+
+def supersessions_of(conn: apsw.Connection, target: bytes) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT hash, seq, replacement_hash, type, reason, timestamp FROM supersessions"
+        " WHERE target_hash = ? ORDER BY seq",
+        (target,),
+    ).fetchall()
+    return [
+        {
+            "hash": bytes(r[0]).hex(),
+            "seq": int(r[1]),
+            "replacement_hash": bytes(r[2]).hex() if r[2] is not None else None,
+            "type": r[3],
+            "reason": r[4],
+            "timestamp": int(r[5]),
+        }
+        for r in rows
+    ]
+
+
+def vote_summary(conn: apsw.Connection, assertion_hash: bytes) -> dict[str, Any]:
+    row = _one(
+        conn, "SELECT count, total FROM vote_totals WHERE assertion_hash = ?", (assertion_hash,)
+    )
+    return {"count": int(row[0]), "total": float(row[1])} if row else {"count": 0, "total": 0.0}
+
+
+def same_source(conn: apsw.Connection, source_hash: bytes, exclude: bytes) -> list[str]:
+    rows = conn.execute(
+        "SELECT hash FROM assertions WHERE source_hash = ? AND hash <> ? ORDER BY seq LIMIT 100",
+        (source_hash, exclude),
+    ).fetchall()
+    return [bytes(r[0]).hex() for r in rows]
+
+
+def feed(
+    conn: apsw.Connection, after: int, limit: int, kinds: frozenset[str] | None
+) -> tuple[list[Frame], int]:
+    """Frames after `after` in order; returns them and the next cursor (gap-free)."""
+    frames: list[Frame] = []
+    last = after
+    for frame in iter_frames(conn, after=after, batch=max(limit, 100)):
+        last = frame.seq
+        if frame.seq == 0:
+            continue
+        if kinds is None or frame.kind in kinds:
+            frames.append(frame)
+            if len(frames) >= limit:
+                break
+        elif last - after >= limit * 50:
+            break  # bounded scan when filtering; the cursor still advances
+    return frames, last
+
+
+def head_seq(conn: apsw.Connection) -> int:
+    row = _one(conn, "SELECT max(seq) FROM journal")
+    return int(row[0]) if row and row[0] is not None else -1
+
+
+def export_frames(
+    conn: apsw.Connection, after: int, kinds: frozenset[str] | None
+) -> Iterator[Frame]:
+    for frame in iter_frames(conn, after=max(after, 0)):
+        if kinds is None or frame.kind in kinds:
+            yield frame

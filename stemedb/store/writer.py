@@ -1,0 +1,324 @@
+"""The single writer thread and its group commit.
+
+HTTP threads do the CPU work (validation, hashing, signature checks) in
+parallel and hand finished records to this one thread. It takes whatever is
+queued (up to `max_batch` records, waiting at most `max_delay_ms` for more),
+writes it in ONE transaction — journal frames and projections together — and
+only then wakes the waiters: one fsync is shared by the whole batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import apsw
+
+from stemedb.errors import InsufficientStorage, InvalidRequest, StemeError, Unavailable
+from stemedb.store import journal, projections
+from stemedb.store.journal import Head
+
+log = logging.getLogger("stemedb.writer")
+
+PROBE_INTERVAL_S = 2.0
+
+
+@dataclass(frozen=True)
+class PendingRecord:
+    """A validated record ready to journal (the store never parses HTTP input)."""
+
+    kind: str
+    hash: bytes
+    body: str
+    record: dict[str, Any]
+    written_ms: int
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    status: str  # created | exists | rejected
+    hash: bytes
+    seq: int | None = None
+    error: StemeError | None = None
+
+
+@dataclass
+class _Job:
+    records: Sequence[PendingRecord] = ()
+    atomic: bool = False
+    local: Callable[[apsw.Connection], Any] | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    outcomes: list[WriteOutcome] = field(default_factory=list)
+    result: Any = None
+    error: StemeError | None = None
+
+    @property
+    def size(self) -> int:
+        return max(1, len(self.records))
+
+
+CommitObserver = Callable[[float, int], None]
+
+
+class Writer:
+    """Owns the only write connection; every database write goes through it."""
+
+    def __init__(
+        self,
+        conn: apsw.Connection,
+        head: Head,
+        *,
+        max_batch: int = 512,
+        max_delay_ms: float = 2.0,
+        on_commit: CommitObserver | None = None,
+    ) -> None:
+        self._conn = conn
+        self.head = head
+        self.max_batch = max_batch
+        self.max_delay_s = max_delay_ms / 1000.0
+        self.on_commit = on_commit
+        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._accepting = False
+        self._thread = threading.Thread(target=self._run, name="stemedb-writer", daemon=True)
+        self.degraded_reason: str | None = None
+        self.commits = 0
+        self.records_committed = 0
+
+    # ---- lifecycle -------------------------------------------------------
+
+    def start(self) -> None:
+        self._accepting = True
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Refuse new work, flush what is queued, then stop the thread."""
+        if not self._accepting:
+            return
+        self._accepting = False
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._accepting and self._thread.is_alive()
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    # ---- submitting ------------------------------------------------------
+
+    def submit(
+        self, records: Sequence[PendingRecord], *, atomic: bool = False
+    ) -> list[WriteOutcome]:
+        """Journal `records` and wait for the commit; one outcome per record, in order."""
+        job = _Job(records=records, atomic=atomic)
+        self._enqueue(job)
+        self._wait(job)
+        return job.outcomes
+
+    def run_local(self, fn: Callable[[apsw.Connection], Any], *, wait: bool = True) -> Any:
+        """Run a non-journal write (audit rows, API keys) on the writer connection."""
+        job = _Job(local=fn)
+        self._enqueue(job)
+        if wait:
+            self._wait(job)
+            return job.result
+        return None
+
+    def _enqueue(self, job: _Job) -> None:
+        if not self.alive:
+            raise Unavailable("the writer is not running (server starting or shutting down)")
+        self._queue.put(job)
+
+    def _wait(self, job: _Job) -> None:
+        while not job.done.wait(1.0):
+            if not self._thread.is_alive():
+                raise Unavailable("the writer stopped before this write was committed")
+        if job.error is not None:
+            raise job.error
+
+    # ---- the thread ------------------------------------------------------
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            try:
+                first = self._queue.get(timeout=PROBE_INTERVAL_S if self.degraded_reason else None)
+            except queue.Empty:
+                self._probe()
+                continue
+            if first is None:
+                break
+            jobs, stopping = self._gather(first)
+            try:
+                self._commit(jobs)
+            except Exception:  # never let the writer die silently
+                log.exception("writer: unexpected error; failing the batch")
+                for job in jobs:
+                    job.error = Unavailable("internal error in the writer; nothing was written")
+                    job.done.set()
+        self._drain_refused()
+
+    def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
+        jobs, count = [first], first.size
+        deadline = time.monotonic() + self.max_delay_s
+        while count < self.max_batch:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    job = self._queue.get(timeout=remaining)
+                except queue.Empty:
+                    break
+            if job is None:
+                return jobs, True
+            jobs.append(job)
+            count += job.size
+        return jobs, False
+
+    def _drain_refused(self) -> None:
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if job is not None:
+                job.error = Unavailable("the server is shutting down; nothing was written")
+                job.done.set()
+
+    def _commit(self, jobs: list[_Job]) -> None:
+        conn = self._conn
+        start_head = self.head
+        started = time.perf_counter()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for job in jobs:
+                    if job.local is not None:
+                        self._run_local_job(job)
+                    else:
+                        self._apply_job(job)
+                if self.head.seq != start_head.seq:
+                    projections.set_applied_seq(conn, self.head.seq)
+                conn.execute("COMMIT")
+            except BaseException:
+                if not conn.getautocommit():
+                    conn.execute("ROLLBACK")
+                raise
+        except apsw.FullError:
+            self.head = start_head
+            self._fail(jobs, InsufficientStorage("the disk is full; nothing was written"))
+            self.degraded_reason = "disk_full"
+            log.error("writer: disk full (SQLITE_FULL); batch of %d rolled back", len(jobs))
+            return
+        except apsw.Error as exc:
+            self.head = start_head
+            self._fail(
+                jobs, Unavailable(f"storage error ({type(exc).__name__}); nothing was written")
+            )
+            self.degraded_reason = "io_error"
+            log.error("writer: %s; batch of %d rolled back", exc, len(jobs))
+            return
+        elapsed = time.perf_counter() - started
+        self.degraded_reason = None
+        records = sum(len(job.records) for job in jobs)
+        self.commits += 1
+        self.records_committed += records
+        if self.on_commit is not None:
+            self.on_commit(elapsed, records)
+        for job in jobs:
+            job.done.set()
+
+    @staticmethod
+    def _fail(jobs: list[_Job], error: StemeError) -> None:
+        for job in jobs:
+            job.outcomes = []
+            job.error = error
+            job.done.set()
+
+    def _run_local_job(self, job: _Job) -> None:
+        conn = self._conn
+        conn.execute("SAVEPOINT local")
+        try:
+            job.result = job.local(conn) if job.local else None
+            conn.execute("RELEASE local")
+        except (apsw.FullError, apsw.IOError):
+            raise
+        except Exception as exc:
+            conn.execute("ROLLBACK TO local")
+            conn.execute("RELEASE local")
+            job.error = exc if isinstance(exc, StemeError) else Unavailable(str(exc))
+
+    def _apply_job(self, job: _Job) -> None:
+        conn = self._conn
+        job_head = self.head
+        if job.atomic:
+            conn.execute("SAVEPOINT job")
+        outcomes: list[WriteOutcome] = []
+        for pending in job.records:
+            outcomes.append(self._apply_record(pending))
+        if job.atomic:
+            if any(o.status == "rejected" for o in outcomes):
+                conn.execute("ROLLBACK TO job")
+                self.head = job_head
+                outcomes = [
+                    o if o.status == "rejected" else WriteOutcome("not_written", o.hash)
+                    for o in outcomes
+                ]
+            conn.execute("RELEASE job")
+        job.outcomes = outcomes
+
+    def _apply_record(self, pending: PendingRecord) -> WriteOutcome:
+        conn = self._conn
+        existing = conn.execute(
+            "SELECT seq FROM journal WHERE hash = ?", (pending.hash,)
+        ).fetchall()
+        if existing:
+            return WriteOutcome("exists", pending.hash, int(existing[0][0]))
+        conn.execute("SAVEPOINT record")
+        try:
+            projections.check_references(conn, pending.kind, pending.record)
+            head = journal.append(
+                conn, self.head, pending.kind, pending.hash, pending.body, pending.written_ms
+            )
+            projections.apply(
+                conn, head.seq, pending.kind, pending.hash, pending.record, pending.written_ms
+            )
+        except (apsw.FullError, apsw.IOError):
+            raise
+        except StemeError as exc:
+            conn.execute("ROLLBACK TO record")
+            conn.execute("RELEASE record")
+            return WriteOutcome("rejected", pending.hash, error=exc)
+        except apsw.ConstraintError as exc:
+            conn.execute("ROLLBACK TO record")
+            conn.execute("RELEASE record")
+            return WriteOutcome(
+                "rejected", pending.hash, error=InvalidRequest(f"constraint failed: {exc}")
+            )
+        conn.execute("RELEASE record")
+        self.head = head
+        return WriteOutcome("created", pending.hash, head.seq)
+
+    def _probe(self) -> None:
+        """After a failed commit, try a tiny write so health recovers once space returns."""
+        conn = self._conn
+        try:
+            with conn:
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('writer_probe_ms', ?)",
+                    (int(time.time() * 1000),),
+                )
+        except apsw.Error:
+            return
+        log.info("writer: storage writable again (%s cleared)", self.degraded_reason)
+        self.degraded_reason = None
