@@ -15,6 +15,7 @@ import apsw
 
 from stemedb.errors import NotFound, StemeError
 from stemedb.store import Store
+from stemedb.store.schema import fetchall
 
 log = logging.getLogger("stemedb.audit")
 
@@ -82,7 +83,8 @@ class AuditLog:
     def list(
         self, agent_id: str | None, from_s: int | None, to_s: int | None, limit: int
     ) -> list[dict[str, Any]]:
-        clauses, params = ["1"], []
+        clauses: list[str] = ["1"]
+        params: list[Any] = []
         if agent_id:
             clauses.append("agent_id = ?")
             params.append(agent_id)
@@ -92,16 +94,15 @@ class AuditLog:
         if to_s is not None:
             clauses.append("at_ms <= ?")
             params.append(to_s * 1000)
-        sql = f"SELECT * FROM query_audit WHERE {' AND '.join(clauses)} ORDER BY at_ms DESC, query_id LIMIT ?"
+        where = " AND ".join(clauses)
+        sql = f"SELECT * FROM query_audit WHERE {where} ORDER BY at_ms DESC, query_id LIMIT ?"
         with self.store.reader() as conn:
-            rows = conn.execute(sql, (*params, limit)).fetchall()
+            rows = fetchall(conn, sql, (*params, limit))
         return [_entry(r) for r in rows]
 
     def get(self, query_id: str) -> dict[str, Any]:
         with self.store.reader() as conn:
-            rows = conn.execute(
-                "SELECT * FROM query_audit WHERE query_id = ?", (query_id,)
-            ).fetchall()
+            rows = fetchall(conn, "SELECT * FROM query_audit WHERE query_id = ?", (query_id,))
         if not rows:
             raise NotFound(
                 f"no audited query {query_id}", [{"field": "query_id", "problem": "unknown"}]

@@ -79,7 +79,7 @@ class BrowseService:
                 raise NotFound(
                     f"no assertion {hash_text}", [{"field": "hash", "problem": "unknown"}]
                 )
-            ancestors = []
+            ancestors: list[dict[str, Any]] = []
             parent = assertion.get("parent_hash")
             seen = {assertion["hash"]}
             while parent and len(ancestors) < depth and parent not in seen:

@@ -88,7 +88,7 @@ class QueryIn(BaseModel):
     subject: str | None = Field(
         None,
         validation_alias=AliasChoices("subject", "concept_path"),
-        description="Concept path; `concept_path` is accepted too. A trailing `/*` means prefix=true.",
+        description="Concept path (alias `concept_path`); a trailing `/*` means prefix=true.",
     )
     prefix: bool = False
     predicate: str | None = Field(None, min_length=1, max_length=256)

@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from stemedb.config import Settings
 from stemedb.errors import Unavailable
 from stemedb.store import journal, projections, schema
 from stemedb.store.journal import Head, JournalError
+from stemedb.store.schema import fetchall
 from stemedb.store.writer import CommitObserver, PendingRecord, WriteOutcome, Writer
 
 __all__ = ["PendingRecord", "StartupError", "Store", "WriteOutcome"]
@@ -98,7 +99,10 @@ class Store:
             return self._corrupt(exc)
         self.node_id = str(header.get("node_id"))
         self.head = head
-        return f"journal ok: head seq {head.seq}, chain {head.chain_hex[:16]}…, tail of {checked} frames verified"
+        return (
+            f"journal ok: head seq {head.seq}, chain {head.chain_hex[:16]}…,"
+            f" tail of {checked} frames verified"
+        )
 
     def _corrupt(self, exc: JournalError) -> str:
         message = f"journal check failed at seq {exc.seq}: {exc}"
@@ -113,7 +117,7 @@ class Store:
     def open_projections(self) -> str:
         """Step 6: migrations, header frame on a new file, projections to the journal head."""
         conn = self._conn()
-        notes = []
+        notes: list[str] = []
         if self.read_only_reason is None:
             pending = schema.pending_migrations(conn)
             for migration in pending:
@@ -131,7 +135,7 @@ class Store:
                 notes.append(f"re-applied {replayed} frames to the projections")
         header = journal.check_header(conn)
         self.node_id = str(header.get("node_id"))
-        self.assertion_count = int(conn.execute("SELECT count(*) FROM assertions").fetchall()[0][0])
+        self.assertion_count = int(fetchall(conn, "SELECT count(*) FROM assertions")[0][0])
         assert self.head is not None
         notes.append(f"{self.assertion_count} assertions, journal seq {self.head.seq}")
         return "; ".join(notes)
@@ -252,10 +256,8 @@ class Store:
     def db_size_bytes(self) -> int:
         total = 0
         for suffix in ("", "-wal", "-shm"):
-            try:
+            with suppress(FileNotFoundError):
                 total += os.stat(f"{self.path}{suffix}").st_size
-            except FileNotFoundError:
-                pass
         return total
 
     def degraded_reason(self) -> str | None:

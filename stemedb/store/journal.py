@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import apsw
 
+from stemedb.store.schema import fetchall
+
 HEADER_FORMAT = "stemedb-journal"
 HEADER_VERSION = 1
 ZERO_CHAIN = bytes(32)
@@ -83,7 +85,8 @@ def write_header(conn: apsw.Connection, node_id: str | None = None) -> Head:
     frame_hash = sha3(body.encode("utf-8"))
     chain = next_chain(ZERO_CHAIN, frame_hash, written_ms)
     conn.execute(
-        "INSERT INTO journal (seq, kind, hash, body, written_ms, chain) VALUES (0, 'header', ?, ?, ?, ?)",
+        "INSERT INTO journal (seq, kind, hash, body, written_ms, chain)"
+        " VALUES (0, 'header', ?, ?, ?, ?)",
         (frame_hash, body, written_ms, chain),
     )
     return Head(0, chain)
@@ -91,7 +94,7 @@ def write_header(conn: apsw.Connection, node_id: str | None = None) -> Head:
 
 def check_header(conn: apsw.Connection) -> dict[str, object]:
     """Return the parsed header or raise JournalError naming what is wrong."""
-    rows = conn.execute("SELECT kind, hash, body FROM journal WHERE seq = 0").fetchall()
+    rows = fetchall(conn, "SELECT kind, hash, body FROM journal WHERE seq = 0")
     if not rows:
         raise JournalError("journal header frame (seq 0) is missing", 0)
     kind, frame_hash, body = rows[0]
@@ -113,7 +116,7 @@ def check_header(conn: apsw.Connection) -> dict[str, object]:
 
 
 def read_head(conn: apsw.Connection) -> Head | None:
-    rows = conn.execute("SELECT seq, chain FROM journal ORDER BY seq DESC LIMIT 1").fetchall()
+    rows = fetchall(conn, "SELECT seq, chain FROM journal ORDER BY seq DESC LIMIT 1")
     if not rows:
         return None
     return Head(int(rows[0][0]), bytes(rows[0][1]))
@@ -139,14 +142,15 @@ def iter_frames(
     cursor = after
     while True:
         if until is None:
-            rows = conn.execute(
-                f"{SELECT_FRAMES} WHERE seq > ? ORDER BY seq LIMIT ?", (cursor, batch)
-            ).fetchall()
+            rows = fetchall(
+                conn, f"{SELECT_FRAMES} WHERE seq > ? ORDER BY seq LIMIT ?", (cursor, batch)
+            )
         else:
-            rows = conn.execute(
+            rows = fetchall(
+                conn,
                 f"{SELECT_FRAMES} WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
                 (cursor, until, batch),
-            ).fetchall()
+            )
         if not rows:
             return
         for row in rows:
@@ -157,7 +161,7 @@ def iter_frames(
 def chain_before(conn: apsw.Connection, seq: int) -> bytes:
     if seq <= 0:
         return ZERO_CHAIN
-    rows = conn.execute("SELECT chain FROM journal WHERE seq = ?", (seq - 1,)).fetchall()
+    rows = fetchall(conn, "SELECT chain FROM journal WHERE seq = ?", (seq - 1,))
     if not rows:
         raise JournalError(f"journal frame {seq - 1} is missing", seq - 1)
     return bytes(rows[0][0])

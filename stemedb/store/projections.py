@@ -16,6 +16,7 @@ import apsw
 
 from stemedb.canonical import canonical_json
 from stemedb.errors import NotFound
+from stemedb.store.schema import fetchall
 from stemedb.tiers import TIER_BY_NAME
 
 PROJECTION_TABLES = (
@@ -49,7 +50,7 @@ def first_signer(record: Record) -> str | None:
 
 def _exists(conn: apsw.Connection, table: str, column: str, value: bytes) -> bool:
     sql = f"SELECT 1 FROM {table} WHERE {column} = ? LIMIT 1"
-    return bool(conn.execute(sql, (value,)).fetchall())
+    return bool(fetchall(conn, sql, (value,)))
 
 
 def _require(conn: apsw.Connection, table: str, field: str, hex_value: str | None) -> None:
@@ -119,10 +120,11 @@ def _apply_vote(
     target = _b(record["assertion_hash"])
     agent = _b(first_signer(record)) or b""
     timestamp = int(record["timestamp"])
-    existing = conn.execute(
+    existing = fetchall(
+        conn,
         "SELECT timestamp, seq FROM votes WHERE assertion_hash = ? AND agent_id = ?",
         (target, agent),
-    ).fetchall()
+    )
     if existing and (int(existing[0][0]), int(existing[0][1])) > (timestamp, seq):
         return  # an agent's later vote (by claim time) already replaced this one
     conn.execute(
@@ -213,9 +215,11 @@ def _apply_outcome(
 ) -> None:
     agent = bytes.fromhex(record["agent_id"])
     timestamp = int(record["timestamp"])
-    rows = conn.execute(
-        "SELECT score, last_updated, accurate, inaccurate FROM trust WHERE agent_id = ?", (agent,)
-    ).fetchall()
+    rows = fetchall(
+        conn,
+        "SELECT score, last_updated, accurate, inaccurate FROM trust WHERE agent_id = ?",
+        (agent,),
+    )
     score, last, accurate, inaccurate = rows[0] if rows else (TRUST_DEFAULT, timestamp, 0, 0)
     at = max(timestamp, int(last))
     current = relaxed_trust(float(score), float(last), float(at))
@@ -254,7 +258,7 @@ def set_applied_seq(conn: apsw.Connection, seq: int) -> None:
 
 
 def applied_seq(conn: apsw.Connection) -> int:
-    rows = conn.execute("SELECT value FROM meta WHERE key = 'applied_seq'").fetchall()
+    rows = fetchall(conn, "SELECT value FROM meta WHERE key = 'applied_seq'")
     return int(rows[0][0]) if rows else -1
 
 

@@ -13,10 +13,11 @@ from typing import Any
 import apsw
 
 from stemedb.store.journal import Frame, iter_frames
+from stemedb.store.schema import fetchall
 
 
 def _one(conn: apsw.Connection, sql: str, params: Iterable[Any] = ()) -> tuple[Any, ...] | None:
-    rows = conn.execute(sql, tuple(params)).fetchall()
+    rows = fetchall(conn, sql, tuple(params))
     return tuple(rows[0]) if rows else None
 
 
@@ -90,11 +91,11 @@ def trust_scores(
 
 def superseded_epochs(conn: apsw.Connection, known_at_ms: int | None = None) -> frozenset[bytes]:
     if known_at_ms is None:
-        rows = conn.execute("SELECT epoch FROM epoch_superseded").fetchall()
+        rows = fetchall(conn, "SELECT epoch FROM epoch_superseded")
     else:
-        rows = conn.execute(
-            "SELECT epoch FROM epoch_superseded WHERE written_ms <= ?", (known_at_ms,)
-        ).fetchall()
+        rows = fetchall(
+            conn, "SELECT epoch FROM epoch_superseded WHERE written_ms <= ?", (known_at_ms,)
+        )
     return frozenset(bytes(r[0]) for r in rows)
 
 
@@ -104,9 +105,9 @@ def resolve_alias(conn: apsw.Connection, path: str) -> str | None:
 
 
 def aliases_of(conn: apsw.Connection, canonical: str) -> list[str]:
-    rows = conn.execute(
-        "SELECT alias FROM aliases WHERE canonical = ? ORDER BY alias", (canonical,)
-    ).fetchall()
+    rows = fetchall(
+        conn, "SELECT alias FROM aliases WHERE canonical = ? ORDER BY alias", (canonical,)
+    )
     return [str(r[0]) for r in rows]
 
 
@@ -119,7 +120,7 @@ def epochs(conn: apsw.Connection, epoch_id: bytes | None = None) -> list[dict[st
     if epoch_id is not None:
         sql += " WHERE e.id = ?"
         params = (epoch_id,)
-    rows = conn.execute(sql + " ORDER BY e.seq", params).fetchall()
+    rows = fetchall(conn, sql + " ORDER BY e.seq", params)
     return [
         {
             "id": bytes(r[0]).hex(),
@@ -139,14 +140,15 @@ def epochs(conn: apsw.Connection, epoch_id: bytes | None = None) -> list[dict[st
 def concepts(conn: apsw.Connection, prefix: str | None) -> list[dict[str, Any]]:
     """Child segments directly under `prefix` (or top-level) with assertion counts."""
     if prefix:
-        rows = conn.execute(
+        rows = fetchall(
+            conn,
             "SELECT subject, count(*) FROM assertions WHERE subject >= ? AND subject < ?"
             " GROUP BY subject",
             (prefix + "/", prefix + "0"),
-        ).fetchall()
+        )
         cut = len(prefix) + 1
     else:
-        rows = conn.execute("SELECT subject, count(*) FROM assertions GROUP BY subject").fetchall()
+        rows = fetchall(conn, "SELECT subject, count(*) FROM assertions GROUP BY subject")
         cut = 0
     children: dict[str, dict[str, Any]] = {}
     for subject, count in rows:
@@ -168,18 +170,19 @@ def concepts(conn: apsw.Connection, prefix: str | None) -> list[dict[str, Any]]:
 
 
 def children_of(conn: apsw.Connection, parent_hash: bytes) -> list[str]:
-    rows = conn.execute(
-        "SELECT hash FROM assertions WHERE parent_hash = ? ORDER BY seq", (parent_hash,)
-    ).fetchall()
+    rows = fetchall(
+        conn, "SELECT hash FROM assertions WHERE parent_hash = ? ORDER BY seq", (parent_hash,)
+    )
     return [bytes(r[0]).hex() for r in rows]
 
 
 def supersessions_of(conn: apsw.Connection, target: bytes) -> list[dict[str, Any]]:
-    rows = conn.execute(
+    rows = fetchall(
+        conn,
         "SELECT hash, seq, replacement_hash, type, reason, timestamp FROM supersessions"
         " WHERE target_hash = ? ORDER BY seq",
         (target,),
-    ).fetchall()
+    )
     return [
         {
             "hash": bytes(r[0]).hex(),
@@ -201,10 +204,11 @@ def vote_summary(conn: apsw.Connection, assertion_hash: bytes) -> dict[str, Any]
 
 
 def same_source(conn: apsw.Connection, source_hash: bytes, exclude: bytes) -> list[str]:
-    rows = conn.execute(
+    rows = fetchall(
+        conn,
         "SELECT hash FROM assertions WHERE source_hash = ? AND hash <> ? ORDER BY seq LIMIT 100",
         (source_hash, exclude),
-    ).fetchall()
+    )
     return [bytes(r[0]).hex() for r in rows]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import apsw
 
@@ -64,11 +65,11 @@ def connect(path: Path | str, *, sync: str = "full", readonly: bool = False) -> 
 
 
 def user_version(conn: apsw.Connection) -> int:
-    return int(conn.execute("PRAGMA user_version").fetchall()[0][0])
+    return int(fetchall(conn, "PRAGMA user_version")[0][0])
 
 
 def application_id(conn: apsw.Connection) -> int:
-    return int(conn.execute("PRAGMA application_id").fetchall()[0][0])
+    return int(fetchall(conn, "PRAGMA application_id")[0][0])
 
 
 def pending_migrations(conn: apsw.Connection) -> list[Migration]:
@@ -91,3 +92,8 @@ def apply_migrations(conn: apsw.Connection) -> list[Migration]:
 def latest_version() -> int:
     migrations = available_migrations()
     return migrations[-1].version if migrations else 0
+
+
+def fetchall(conn: apsw.Connection, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+    """Rows as plain tuples; apsw types values as a union callers narrow themselves."""
+    return list(conn.execute(sql, params).fetchall())

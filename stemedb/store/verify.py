@@ -18,6 +18,7 @@ import apsw
 
 from stemedb.store import journal, projections, schema
 from stemedb.store.journal import JournalError
+from stemedb.store.schema import fetchall
 
 Progress = Callable[[int], None]
 
@@ -125,10 +126,8 @@ def _check_projection_counts(conn: apsw.Connection, report: VerifyReport) -> Non
         f"applied seq {applied}, journal seq {report.journal_seq}",
     )
     for kind, table in _COUNTED.items():
-        frames = int(
-            conn.execute("SELECT count(*) FROM journal WHERE kind = ?", (kind,)).fetchall()[0][0]
-        )
-        rows = int(conn.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+        frames = int(fetchall(conn, "SELECT count(*) FROM journal WHERE kind = ?", (kind,))[0][0])
+        rows = int(fetchall(conn, f"SELECT count(*) FROM {table}")[0][0])
         report.add(
             f"count_{table}", frames == rows, f"{frames} {kind} frames, {rows} rows in {table}"
         )
@@ -176,12 +175,13 @@ def _check_rebuild(
             rebuild_projections(scratch, progress)
             differing = []
             for table in projections.PROJECTION_TABLES:
-                diff = scratch.execute(
+                diff = fetchall(
+                    scratch,
                     f"SELECT (SELECT count(*) FROM (SELECT * FROM main.{table}"
                     f" EXCEPT SELECT * FROM src.{table})),"
                     f" (SELECT count(*) FROM (SELECT * FROM src.{table}"
-                    f" EXCEPT SELECT * FROM main.{table}))"
-                ).fetchall()
+                    f" EXCEPT SELECT * FROM main.{table}))",
+                )
                 if any(int(v) for v in diff[0]):
                     differing.append(table)
             report.add(

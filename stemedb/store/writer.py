@@ -22,6 +22,7 @@ import apsw
 from stemedb.errors import InsufficientStorage, InvalidRequest, StemeError, Unavailable
 from stemedb.store import journal, projections
 from stemedb.store.journal import Head
+from stemedb.store.schema import fetchall
 
 log = logging.getLogger("stemedb.writer")
 
@@ -279,9 +280,7 @@ class Writer:
 
     def _apply_record(self, pending: PendingRecord) -> WriteOutcome:
         conn = self._conn
-        existing = conn.execute(
-            "SELECT seq FROM journal WHERE hash = ?", (pending.hash,)
-        ).fetchall()
+        existing = fetchall(conn, "SELECT seq FROM journal WHERE hash = ?", (pending.hash,))
         if existing:
             return WriteOutcome("exists", pending.hash, int(existing[0][0]))
         conn.execute("SAVEPOINT record")
