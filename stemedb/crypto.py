@@ -1,0 +1,186 @@
+"""Hashing (SHA3-256), Ed25519 signing and verification, key files.
+
+Signatures are Ed25519 (PyNaCl / libsodium, which rejects non-canonical
+signatures and small-order keys) over a domain-separated message:
+`b"stemedb/v1/" + kind + b"\\n" + digest`, so a signature made for one kind
+of record can never be replayed as another kind.
+
+A key file holds the 32-byte Ed25519 seed as 64 lower-case hex characters
+and a newline, mode 0600.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import nacl.signing
+
+__all__ = [
+    "SIGNING_DOMAIN",
+    "KeyFileError",
+    "generate_signing_key",
+    "public_key_hex",
+    "read_key_file",
+    "sha3_256",
+    "sha3_hex",
+    "sign",
+    "signing_message",
+    "verify_signature",
+    "write_key_file",
+]
+
+SIGNING_DOMAIN = b"stemedb/v1/"
+
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+_HEX128 = re.compile(r"[0-9a-fA-F]{128}")
+
+
+class KeyFileError(ValueError):
+    """A key file is missing, unreadable or malformed; the message names the file."""
+
+
+def sha3_256(data: bytes) -> bytes:
+    return hashlib.sha3_256(data).digest()
+
+
+def sha3_hex(data: bytes) -> str:
+    return hashlib.sha3_256(data).hexdigest()
+
+
+def signing_message(kind: str, digest: bytes) -> bytes:
+    """The bytes an Ed25519 signature of a `kind` record covers."""
+    if len(digest) != 32:
+        raise ValueError(f"digest must be 32 bytes, got {len(digest)}")
+    return SIGNING_DOMAIN + kind.encode("ascii") + b"\n" + digest
+
+
+def verify_signature(agent_id_hex: str, signature_hex: str, message: bytes) -> bool:
+    """True when `signature_hex` is agent `agent_id_hex`'s signature of `message`.
+
+    Never raises: malformed hex, a key that is not a valid Ed25519 point or a
+    wrong signature all give False.
+    """
+    try:
+        if not (
+            isinstance(agent_id_hex, str)
+            and isinstance(signature_hex, str)
+            and _HEX64.fullmatch(agent_id_hex)
+            and _HEX128.fullmatch(signature_hex)
+        ):
+            return False
+        key = nacl.signing.VerifyKey(bytes.fromhex(agent_id_hex))
+        key.verify(bytes(message), bytes.fromhex(signature_hex))
+        return True
+    except Exception:
+        return False
+
+
+def generate_signing_key() -> bytes:
+    """A fresh random 32-byte Ed25519 seed."""
+    return os.urandom(32)
+
+
+def _check_seed(seed: bytes) -> bytes:
+    if not isinstance(seed, bytes | bytearray) or len(seed) != 32:
+        raise ValueError("an Ed25519 seed is exactly 32 bytes")
+    return bytes(seed)
+
+
+def public_key_hex(seed: bytes) -> str:
+    """The agent id (Ed25519 public key, 64 hex) of a seed."""
+    key = nacl.signing.SigningKey(_check_seed(seed))
+    return bytes(key.verify_key.encode()).hex()
+
+
+def sign(seed: bytes, message: bytes) -> str:
+    """The Ed25519 signature (128 hex) of `message` with `seed`."""
+    key = nacl.signing.SigningKey(_check_seed(seed))
+    return bytes(key.sign(bytes(message)).signature).hex()
+
+
+def write_key_file(path: str | os.PathLike[str], seed: bytes, *, overwrite: bool = False) -> Path:
+    """Write `seed` as hex to `path`, mode 0600, atomically.
+
+    The file is written to a temporary file in the same directory (created
+    0600 from the start, never world-readable) and then linked into place, so
+    a reader never sees a partial key. An existing file is kept (and
+    FileExistsError raised) unless `overwrite=True`. Missing parent
+    directories are created with mode 0700.
+    """
+    target = Path(path)
+    text = _check_seed(seed).hex() + "\n"
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not overwrite and target.exists():
+        raise FileExistsError(f"{target}: a key file already exists (refusing to overwrite it)")
+    fd, tmp_name = tempfile.mkstemp(prefix=".stemedb-key-", dir=target.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if overwrite:
+            os.replace(tmp_name, target)
+        else:
+            try:
+                os.link(tmp_name, target)  # atomic; fails if the target exists
+            except FileExistsError:
+                raise FileExistsError(
+                    f"{target}: a key file already exists (refusing to overwrite it)"
+                ) from None
+            except OSError:  # no hard links on this filesystem: exclusive create
+                _write_exclusive(target, text)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+    _fsync_dir(target.parent)
+    return target
+
+
+def _write_exclusive(target: Path, text: str) -> None:
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise FileExistsError(
+            f"{target}: a key file already exists (refusing to overwrite it)"
+        ) from None
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def read_key_file(path: str | os.PathLike[str]) -> bytes:
+    """The 32-byte seed stored in a key file; KeyFileError naming the file if bad."""
+    target = Path(path)
+    try:
+        raw = target.read_bytes()
+    except FileNotFoundError:
+        raise KeyFileError(
+            f"{target}: no such key file (create one with `stemedb keygen`)"
+        ) from None
+    except OSError as exc:
+        raise KeyFileError(f"{target}: cannot read key file: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("ascii").strip()
+    except UnicodeDecodeError:
+        text = ""
+    if not _HEX64.fullmatch(text):
+        raise KeyFileError(
+            f"{target}: not a StemeDB key file (expected a 64-hex-character Ed25519 seed)"
+        )
+    return bytes.fromhex(text)
