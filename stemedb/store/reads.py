@@ -67,26 +67,34 @@ def assertions_by_seqs(conn: apsw.Connection, seqs: list[int]) -> list[dict[str,
     return out
 
 
+def _in_list(values: list[bytes]) -> str:
+    return ",".join("?" * len(values))
+
+
 def vote_totals(conn: apsw.Connection, hashes: Iterable[bytes]) -> dict[bytes, float]:
-    totals: dict[bytes, float] = {}
-    for assertion_hash in hashes:
-        row = _one(
-            conn, "SELECT total FROM vote_totals WHERE assertion_hash = ?", (assertion_hash,)
-        )
-        if row:
-            totals[assertion_hash] = float(row[0])
-    return totals
+    keys = list(hashes)
+    if not keys:
+        return {}
+    rows = fetchall(
+        conn,
+        f"SELECT assertion_hash, total FROM vote_totals WHERE assertion_hash IN ({_in_list(keys)})",
+        keys,
+    )
+    return {bytes(r[0]): float(r[1]) for r in rows}
 
 
 def trust_scores(
     conn: apsw.Connection, agents: Iterable[bytes]
 ) -> dict[bytes, tuple[float, float]]:
-    scores: dict[bytes, tuple[float, float]] = {}
-    for agent in agents:
-        row = _one(conn, "SELECT score, last_updated FROM trust WHERE agent_id = ?", (agent,))
-        if row:
-            scores[agent] = (float(row[0]), float(row[1]))
-    return scores
+    keys = list(agents)
+    if not keys:
+        return {}
+    rows = fetchall(
+        conn,
+        f"SELECT agent_id, score, last_updated FROM trust WHERE agent_id IN ({_in_list(keys)})",
+        keys,
+    )
+    return {bytes(r[0]): (float(r[1]), float(r[2])) for r in rows}
 
 
 def superseded_epochs(conn: apsw.Connection, known_at_ms: int | None = None) -> frozenset[bytes]:

@@ -1,0 +1,1 @@
+"""StemeDB benchmarks: run with `python -m bench` (or `make bench`); not part of the tests."""
