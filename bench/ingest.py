@@ -71,9 +71,9 @@ def floor(lines: list[str], sync: str = "full") -> float:
                 )
                 obj = record["object"]
                 conn.execute(
-                    "INSERT INTO assertions (seq, hash, subject, predicate, object_type, value_text,"
-                    " value_key, confidence, tier, source, source_hash, lifecycle, timestamp,"
-                    " agent_id, written_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO assertions (seq, hash, subject, predicate, object_type,"
+                    " value_text, value_key, confidence, tier, source, source_hash, lifecycle,"
+                    " timestamp, agent_id, written_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         seq,
                         frame_hash,

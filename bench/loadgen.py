@@ -78,10 +78,8 @@ def _worker(
 ) -> None:
     deadline = time.monotonic() + deadline_in
     out: list[Any] = []
-    if unique:  # each thread gets its own slice: every request is sent once at most
-        slices = [requests[t::threads] for t in range(threads)]
-    else:
-        slices = [requests] * threads
+    # With `unique` each thread gets its own slice: every request is sent once at most.
+    slices = [requests[t::threads] for t in range(threads)] if unique else [requests] * threads
     workers = [
         threading.Thread(
             target=_thread,
