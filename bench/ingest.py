@@ -20,10 +20,9 @@ from typing import Any
 from stemedb.canonical import canonical_json
 from stemedb.config import Settings
 from stemedb.crypto import sha3_256, signing_message, verify_signature
-from stemedb.records import prepare_record
+from stemedb.records import SourceClass, prepare_record
 from stemedb.store import PendingRecord, Store, schema
 from stemedb.store.journal import ZERO_CHAIN, next_chain
-from stemedb.tiers import TIER_BY_NAME
 
 
 def _pending(lines: list[str]) -> list[PendingRecord]:
@@ -83,7 +82,7 @@ def floor(lines: list[str], sync: str = "full") -> float:
                         obj["value"],
                         json.dumps(obj, separators=(",", ":")),
                         record["confidence"],
-                        TIER_BY_NAME[record["source_class"]],
+                        int(SourceClass[record["source_class"]]),
                         record.get("source"),
                         bytes.fromhex(record["source_hash"]),
                         record["lifecycle"],

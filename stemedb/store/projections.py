@@ -16,8 +16,8 @@ import apsw
 
 from stemedb.canonical import canonical_json
 from stemedb.errors import NotFound
+from stemedb.records import SourceClass
 from stemedb.store.schema import fetchall
-from stemedb.tiers import TIER_BY_NAME
 
 PROJECTION_TABLES = (
     "assertions",
@@ -101,7 +101,7 @@ def _apply_assertion(
             value_num,
             canonical_json(obj),
             float(record["confidence"]),
-            TIER_BY_NAME[record["source_class"]],
+            int(SourceClass[record["source_class"]]),
             record.get("source"),
             _b(record.get("source_hash")),
             record["lifecycle"],
