@@ -86,6 +86,7 @@ class Settings:
     query_audit: bool = True
     audit_retention_days: int = 30
     max_body_bytes: int = 1048576
+    request_timeout_s: float = 30.0
     batch_max: int = 10000
     allowed_origins: tuple[str, ...] = ()
     trusted_proxy: tuple[str, ...] = ()
@@ -233,6 +234,30 @@ def _optional_text(variable: str, raw: str) -> str | None:
     return raw if raw.strip() else None
 
 
+def _root_key(variable: str, raw: str) -> str | None:
+    """An admin secret: at least 32 characters (it is stored as a fast SHA3 hash)."""
+    if not raw.strip():
+        return None
+    if len(raw.strip()) < 32 or raw != raw.strip():
+        raise ConfigError(
+            variable,
+            "must be at least 32 characters without surrounding spaces "
+            "(generate one with: python3 -c 'import secrets; print(secrets.token_hex(32))')",
+        )
+    return raw
+
+
+def _networks(variable: str, raw: str) -> tuple[str, ...]:
+    """Comma-separated addresses or CIDR networks (`127.0.0.1`, `10.0.0.0/8`, `::1`)."""
+    items = _list(variable, raw)
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(variable, f"{item!r} is not an IP address or network") from None
+    return items
+
+
 def _optional_path(variable: str, raw: str) -> Path | None:
     return Path(raw.strip()) if raw.strip() else None
 
@@ -252,7 +277,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "STEMEDB_VERIFY_TAIL": ("verify_tail", parse_int),
     "STEMEDB_REQUIRE_SIGNATURES": ("require_signatures", parse_bool),
     "STEMEDB_AUTH_ENABLED": ("auth_enabled", parse_bool),
-    "STEMEDB_ROOT_API_KEY": ("root_api_key", _optional_text),
+    "STEMEDB_ROOT_API_KEY": ("root_api_key", _root_key),
     "STEMEDB_ALLOW_UNAUTHENTICATED_REMOTE": ("allow_unauthenticated_remote", parse_bool),
     "STEMEDB_RATE_LIMIT_READ": ("rate_limit_read", parse_rate),
     "STEMEDB_RATE_LIMIT_WRITE": ("rate_limit_write", parse_rate),
@@ -263,9 +288,10 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "STEMEDB_QUERY_AUDIT": ("query_audit", parse_bool),
     "STEMEDB_AUDIT_RETENTION_DAYS": ("audit_retention_days", lambda v, r: parse_int(v, r, 1)),
     "STEMEDB_MAX_BODY_BYTES": ("max_body_bytes", lambda v, r: parse_int(v, r, 1024)),
+    "STEMEDB_REQUEST_TIMEOUT": ("request_timeout_s", lambda v, r: parse_float(v, r, 1.0)),
     "STEMEDB_BATCH_MAX": ("batch_max", lambda v, r: parse_int(v, r, 1, 1000000)),
     "STEMEDB_ALLOWED_ORIGINS": ("allowed_origins", _list),
-    "STEMEDB_TRUSTED_PROXY": ("trusted_proxy", _list),
+    "STEMEDB_TRUSTED_PROXY": ("trusted_proxy", _networks),
     "STEMEDB_LOG_LEVEL": ("log_level", _choice(("debug", "info", "warning", "error"))),
     "STEMEDB_LOG_FORMAT": ("log_format", _choice(("text", "json"))),
     "STEMEDB_ARCHIVE_COMMAND": ("archive_command", _optional_text),

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 
-from stemedb.api.resources import ops, reads, writes
+from stemedb.api.resources import admin_keys, ops, reads, writes
 from stemedb.api.routing import Route
 from stemedb.config import Settings
 from stemedb.metrics import Metrics
+from stemedb.security.keys import KeyStore
 from stemedb.service.audit import AuditLog
 from stemedb.service.browse import BrowseService
 from stemedb.service.queries import QueryService
@@ -44,4 +45,5 @@ def build_routes(settings: Settings, store: Store, metrics: Metrics) -> list[Rou
         *writes.routes(write_service),
         *reads.routes(query_service, browse, audit),
         *ops.routes(store, time.time()),
+        *admin_keys.routes(KeyStore.for_store(store)),
     ]

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -130,11 +131,14 @@ class BrowseService:
     def feed(self, after: int, limit: int, kinds_text: str | None, wait_s: float) -> dict[str, Any]:
         kinds = parse_kinds(kinds_text)
         frames, next_after = self._feed_once(after, limit, kinds)
-        if not frames and wait_s > 0:
+        deadline = time.monotonic() + wait_s
+        while not frames and (remaining := deadline - time.monotonic()) > 0:
+            # Woken by every commit (audit rows included): re-check the head and
+            # keep waiting until a new frame exists or the deadline passes.
             with self._new_frames:
-                if self.store.current_head.seq <= after:
-                    self._new_frames.wait(wait_s)
-            frames, next_after = self._feed_once(after, limit, kinds)
+                if self.store.current_head.seq <= next_after:
+                    self._new_frames.wait(remaining)
+            frames, next_after = self._feed_once(next_after, limit, kinds)
         return {
             "frames": [
                 {

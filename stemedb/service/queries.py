@@ -86,6 +86,15 @@ def _decay(text: str) -> str | float | None:
     return float(text)
 
 
+def _lens_name(name: str, field: str) -> str:
+    try:
+        return lenses.canonical_lens_name(name)
+    except lenses.UnknownLens as exc:
+        raise InvalidRequest.field(
+            field, f"unknown lens {name!r}; valid lenses: {', '.join(exc.valid)}"
+        ) from None
+
+
 def to_candidate(row: CandidateRow) -> Candidate:
     return Candidate(
         hash=row.hash.hex(),
@@ -185,8 +194,8 @@ class QueryService:
 
     def query(self, q: QueryIn, agent_id: str | None) -> dict[str, Any]:
         started = time.perf_counter()
-        lens = lenses.canonical_lens_name(q.lens) if q.lens else None
-        inner = lenses.canonical_lens_name(q.inner) if q.inner else "recency"
+        lens = _lens_name(q.lens, "lens") if q.lens else None
+        inner = _lens_name(q.inner, "inner") if q.inner else "recency"
         if lens == "epoch" and inner in ("epoch", "skeptic", "layered"):
             raise InvalidRequest.field("inner", f"{inner!r} cannot be the inner lens of epoch")
         query_id = str(uuid.uuid4())

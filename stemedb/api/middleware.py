@@ -1,0 +1,195 @@
+"""Cross-cutting HTTP concerns, one middleware class each.
+
+Order matters (Falcon runs process_request/process_resource in list order and
+process_response in reverse): request id first so every later step and the
+error log can use it, metrics next so it times everything, the request
+guard (size and media type) last so security middleware added by
+`extra_middleware` rejects unauthenticated clients before bodies are looked at.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import falcon
+
+from stemedb.api.errors import ApiError
+from stemedb.api.media import media_type
+from stemedb.api.routing import RouteResource, route_for
+from stemedb.errors import PayloadTooLarge
+from stemedb.metrics import Metrics
+
+REQUEST_ID_HEADER = "X-Request-Id"
+MAX_REQUEST_ID = 128
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+# Only self-hosted assets: the /docs page loads its script, style and /openapi.json
+# from this server and nothing else; JSON responses need none of it.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+}
+CORS_EXPOSED = (
+    "X-Request-Id, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, "
+    "X-Quota-Limit, X-Quota-Remaining, X-Quota-Reset"
+)
+
+
+def sane_request_id(value: str | None) -> bool:
+    """1-128 visible ASCII characters: safe to echo into headers and logs."""
+    return (
+        bool(value)
+        and len(value or "") <= MAX_REQUEST_ID
+        and all("!" <= ch <= "~" for ch in value or "")
+    )
+
+
+class RequestIdMiddleware:
+    """Echo a sane X-Request-Id or make one; it is on every response, errors included."""
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        given = req.get_header(REQUEST_ID_HEADER)
+        req.context.request_id = given if sane_request_id(given) else uuid.uuid4().hex
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, ok: bool
+    ) -> None:
+        request_id = getattr(req.context, "request_id", None) or uuid.uuid4().hex
+        resp.set_header(REQUEST_ID_HEADER, request_id)
+
+
+class RouteContextMiddleware:
+    """Put the matched Route on `req.context.route` for the middleware after it."""
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.route = None
+
+    def process_resource(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict[str, Any]
+    ) -> None:
+        req.context.route = route_for(req, resource)
+
+
+class MetricsMiddleware:
+    """Count and time requests by method and route *template* (bounded label values)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.started = time.perf_counter()
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, ok: bool
+    ) -> None:
+        started = getattr(req.context, "started", None)
+        elapsed = time.perf_counter() - started if started is not None else 0.0
+        route = req.uri_template if resource is not None and req.uri_template else "unmatched"
+        self.metrics.observe_request(req.method, route, resp.status_code, elapsed)
+
+
+class SecurityHeadersMiddleware:
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, ok: bool
+    ) -> None:
+        resp.set_headers(SECURITY_HEADERS)
+        if req.path.startswith("/v1/") or req.path == "/metrics":
+            resp.set_header("Cache-Control", "no-store")
+
+
+class CORSMiddleware:
+    """CORS for allow-listed origins only; other origins get no CORS headers at all."""
+
+    def __init__(self, allowed_origins: Iterable[str]) -> None:
+        self.allowed = frozenset(allowed_origins)
+
+    def _origin(self, req: falcon.Request) -> str | None:
+        origin = req.get_header("Origin")
+        return origin if origin and (origin in self.allowed or "*" in self.allowed) else None
+
+    def process_resource(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict[str, Any]
+    ) -> None:
+        wanted = req.get_header("Access-Control-Request-Method")
+        if req.method != "OPTIONS" or not wanted or self._origin(req) is None:
+            return
+        methods = sorted(resource.routes) if isinstance(resource, RouteResource) else []
+        resp.status = falcon.HTTP_204
+        resp.set_header("Access-Control-Allow-Methods", ", ".join(methods))
+        requested = req.get_header("Access-Control-Request-Headers")
+        if requested:
+            resp.set_header("Access-Control-Allow-Headers", requested)
+        resp.set_header("Access-Control-Max-Age", "600")
+        resp.complete = True  # a preflight never reaches auth or the handler
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, ok: bool
+    ) -> None:
+        if not self.allowed:
+            return
+        resp.append_header("Vary", "Origin")
+        origin = self._origin(req)
+        if origin is not None:
+            resp.set_header("Access-Control-Allow-Origin", origin)
+            resp.set_header("Access-Control-Expose-Headers", CORS_EXPOSED)
+
+
+class RequestGuardMiddleware:
+    """Refuse oversized bodies (before reading them) and unaccepted media types.
+
+    `Content-Length` over the route's limit is refused outright; a body without
+    one (chunked, on servers that pass it through) is read through a bound of
+    limit+1 bytes and refused if it reaches it.
+    """
+
+    def __init__(self, max_body_bytes: int) -> None:
+        self.max_body_bytes = max_body_bytes
+
+    def process_resource(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict[str, Any]
+    ) -> None:
+        route = route_for(req, resource)
+        if route is None:
+            return  # unknown method on this template: the 405 responder answers
+        limit = self.max_body_bytes * route.body_limit_factor
+        length = req.content_length
+        chunked = "chunked" in (req.get_header("Transfer-Encoding") or "").lower()
+        if length is not None and length > limit:
+            raise _too_large(length, limit)
+        if length is None and chunked:
+            length = _buffer_unsized_body(req, limit)
+        if length and req.method in BODY_METHODS:
+            given = media_type(req.content_type)
+            if given not in route.content_types:
+                raise ApiError(
+                    415,
+                    "unsupported_media_type",
+                    f"Content-Type {given or '(none)'!r} is not accepted by "
+                    f"{route.method} {route.template}; send {' or '.join(route.content_types)}",
+                )
+
+
+def _too_large(length: int | None, limit: int) -> PayloadTooLarge:
+    size = f"{length} bytes" if length is not None else f"over {limit} bytes"
+    return PayloadTooLarge(
+        f"request body is {size}; this route accepts at most {limit} bytes (STEMEDB_MAX_BODY_BYTES)"
+    )
+
+
+def _buffer_unsized_body(req: falcon.Request, limit: int) -> int:
+    data = req.stream.read(limit + 1)
+    if len(data) > limit:
+        raise _too_large(None, limit)
+    req.env["wsgi.input"] = req.stream = io.BytesIO(data)
+    req.env["CONTENT_LENGTH"] = str(len(data))
+    return len(data)

@@ -1,0 +1,117 @@
+"""Declarative routes: one table feeds both Falcon's router and the OpenAPI document.
+
+A `Route` says what an endpoint accepts and answers (pydantic models), who
+may call it, and which function serves it. Routes sharing a template become
+one Falcon resource whose `on_<method>` attributes dispatch to the handlers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import falcon
+from pydantic import BaseModel
+
+AUTH_LEVELS = ("public", "read", "write", "admin")
+Handler = Callable[..., None]
+
+_FIELD = re.compile(r"{(\w+)(?::[^}]*)?}")
+
+
+@dataclass(frozen=True)
+class Route:
+    """One endpoint: `handler(req, resp, **path_params)` plus what the docs need to know.
+
+    `auth` is the role the security layer requires ("public" needs none).
+    `content_types` are the request media types accepted for a body;
+    `body_limit_factor` multiplies STEMEDB_MAX_BODY_BYTES (the batch route uses 32).
+    `response_media_type` is what a 2xx answers with (e.g. text/plain for /metrics).
+    """
+
+    method: str
+    template: str
+    handler: Handler
+    summary: str = ""
+    tag: str = "default"
+    request_model: type[BaseModel] | None = None
+    query_model: type[BaseModel] | None = None
+    responses: dict[int, type[BaseModel] | None] = field(default_factory=lambda: {200: None})
+    auth: str = "read"
+    content_types: tuple[str, ...] = ("application/json",)
+    streaming: bool = False
+    body_limit_factor: int = 1
+    response_media_type: str = "application/json"
+    description: str = ""
+    operation_id: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "method", self.method.upper())
+        if self.auth not in AUTH_LEVELS:
+            raise ValueError(f"{self.method} {self.template}: auth must be one of {AUTH_LEVELS}")
+        if not self.template.startswith("/"):
+            raise ValueError(f"route template must start with '/': {self.template!r}")
+
+    @property
+    def path_params(self) -> list[str]:
+        return _FIELD.findall(self.template)
+
+    @property
+    def openapi_path(self) -> str:
+        """`/v1/aliases/{path:path}` -> `/v1/aliases/{path}`."""
+        return _FIELD.sub(r"{\1}", self.template)
+
+    @property
+    def key(self) -> str:
+        return f"{self.method} {self.template}"
+
+
+class RouteResource:
+    """All routes of one URI template; Falcon finds `on_get`, `on_post`, ... on it."""
+
+    def __init__(self, template: str, routes: Sequence[Route]) -> None:
+        self.template = template
+        self.routes: dict[str, Route] = {}
+        for route in routes:
+            if route.method in self.routes:
+                raise ValueError(f"duplicate route {route.key}")
+            self.routes[route.method] = route
+            setattr(self, f"on_{route.method.lower()}", route.handler)
+        if "GET" in self.routes and "HEAD" not in self.routes:
+            # HEAD for monitoring tools: Falcon runs the GET handler and drops the body.
+            self.routes["HEAD"] = self.routes["GET"]
+            self.on_head = self.routes["GET"].handler
+
+    def __repr__(self) -> str:
+        return f"RouteResource({self.template!r}, {sorted(self.routes)})"
+
+
+def group_by_template(routes: Sequence[Route]) -> dict[str, list[Route]]:
+    grouped: dict[str, list[Route]] = {}
+    for route in routes:
+        grouped.setdefault(route.template, []).append(route)
+    return grouped
+
+
+def mount(
+    app: falcon.App[falcon.Request, falcon.Response], routes: Sequence[Route]
+) -> list[RouteResource]:
+    resources = [RouteResource(t, rs) for t, rs in group_by_template(routes).items()]
+    for resource in resources:
+        app.add_route(resource.template, resource)
+    return resources
+
+
+def route_for(req: falcon.Request, resource: Any) -> Route | None:
+    """The Route serving this request, or None (unknown route or method)."""
+    if isinstance(resource, RouteResource):
+        return resource.routes.get(req.method)
+    return None
+
+
+def current_route(req: falcon.Request) -> Route | None:
+    """The Route set on `req.context.route` by the routing middleware, if any."""
+    route = getattr(req.context, "route", None)
+    return route if isinstance(route, Route) else None

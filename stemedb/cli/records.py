@@ -1,0 +1,264 @@
+"""`stemedb assert`, `stemedb query`, `stemedb skeptic`: signed writes and reads.
+
+Thin on purpose: each command maps its flags to one `Client` call and hands
+the answer to `output.emit`. Anything a command can do, the Python client
+can do with the same names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from typing import Any
+
+from stemedb.cli.output import (
+    ASSERTION_COLUMNS,
+    CLAIM_COLUMNS,
+    LENS_COLUMNS,
+    add_format_option,
+    assertion_row,
+    claim_row,
+    emit,
+    lens_row,
+    number,
+)
+from stemedb.cli.remote import (
+    EXIT_USAGE,
+    CliError,
+    add_remote_options,
+    guarded,
+    make_client,
+    parse_time,
+)
+
+OBJECT_TYPES = ("Text", "Number", "Boolean", "Reference")
+_INT = re.compile(r"^[+-]?\d+$")
+_TRUE, _FALSE = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}
+
+
+def typed_value(text: str, kind: str) -> dict[str, Any]:
+    """VALUE as the tagged object of `--type` (Text unless told otherwise: a shell
+    word is text, and guessing `1` vs `"1"` would silently change what is claimed)."""
+    value: Any = text
+    if kind == "Number":
+        try:
+            value = int(text) if _INT.match(text) else float(text)
+        except ValueError:
+            raise CliError(f"VALUE {text!r} is not a number (--type Number)", EXIT_USAGE) from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise CliError(f"VALUE {text!r} must be a finite number", EXIT_USAGE)
+    elif kind == "Boolean":
+        lowered = text.strip().lower()
+        if lowered not in _TRUE | _FALSE:
+            raise CliError(f"VALUE {text!r} is not true/false (--type Boolean)", EXIT_USAGE)
+        value = lowered in _TRUE
+    return {"type": kind, "value": value}
+
+
+# ---- assert ---------------------------------------------------------------------
+
+
+def run_assert(args: argparse.Namespace) -> int:
+    client = make_client(args, need_key=not args.unsigned)
+    if args.unsigned:
+        client.seed = None  # send as is; the server must allow unsigned records
+    fields = {
+        "source": args.source,
+        "source_class": args.source_class,
+        "source_hash": args.source_hash,
+        "lifecycle": args.lifecycle,
+        "parent_hash": args.parent,
+        "epoch": args.epoch,
+        "timestamp": parse_time(args.timestamp, "--timestamp") if args.timestamp else None,
+    }
+    result = client.assert_(
+        args.subject,
+        args.predicate,
+        typed_value(args.value, args.type),
+        args.confidence,
+        **fields,
+    )
+    emit(args.format, result)
+    return 0
+
+
+def _confidence(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
+def _register_assert(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "assert",
+        help="sign and write one claim",
+        description="Sign SUBJECT / PREDICATE / VALUE with your key and write it. Prints "
+        '{"hash", "seq", "status"}; writing the same signed claim again answers "exists".',
+    )
+    parser.add_argument("subject", metavar="SUBJECT", help="concept path, e.g. drugs/semaglutide")
+    parser.add_argument("predicate", metavar="PREDICATE", help="the property, e.g. dose_mg")
+    parser.add_argument("value", metavar="VALUE", help="the claimed value (see --type)")
+    parser.add_argument(
+        "--confidence", type=_confidence, required=True, help="your certainty, 0..1"
+    )
+    parser.add_argument(
+        "--type", choices=OBJECT_TYPES, default="Text", help="how to read VALUE (default Text)"
+    )
+    parser.add_argument("--source", help="URI of the evidence, e.g. pubmed://38012345")
+    parser.add_argument(
+        "--source-class",
+        help="authority tier: Regulatory, Clinical, Observational, Expert, Community, Anecdotal "
+        "(default: inferred from the source's scheme)",
+    )
+    parser.add_argument("--source-hash", help="64-hex content address of the evidence")
+    parser.add_argument(
+        "--lifecycle", help="Proposed (default), UnderReview, Approved, Deprecated, Rejected"
+    )
+    parser.add_argument("--parent", metavar="HASH", help="the assertion this one revises")
+    parser.add_argument("--epoch", metavar="ID", help="the epoch this claim belongs to")
+    parser.add_argument("--timestamp", help="claim time: Unix seconds or ISO 8601 (default now)")
+    parser.add_argument(
+        "--unsigned", action="store_true", help="do not sign (servers that allow unsigned writes)"
+    )
+    add_remote_options(parser)
+    add_format_option(parser, ("json", "table"))
+    parser.set_defaults(func=guarded("assert", run_assert))
+
+
+# ---- query ----------------------------------------------------------------------
+
+
+def _query_params(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "predicate": args.predicate,
+        "lens": args.lens,
+        "inner": args.inner,
+        "prefix": True if args.prefix else None,
+        "lifecycle": args.lifecycle,
+        "epoch": args.epoch,
+        "source_class": args.source_class,
+        "max_tier": args.max_tier,
+        "agent_id": args.agent,
+        "as_of": parse_time(args.as_of, "--as-of") if args.as_of else None,
+        "known_at": parse_time(args.known_at, "--known-at") if args.known_at else None,
+        "decay": args.decay,
+        "include_superseded": True if args.include_superseded else None,
+        "resolve_aliases": False if args.no_aliases else None,
+        "limit": args.limit,
+        "cursor": args.cursor,
+    }
+
+
+def run_query(args: argparse.Namespace) -> int:
+    client = make_client(args, need_key=False)
+    params = _query_params(args)
+    if args.all:
+        rows = list(client.query_all(args.subject, **params))
+        view = lens_row if args.lens else assertion_row
+        columns = LENS_COLUMNS if args.lens else ASSERTION_COLUMNS
+        emit(args.format, rows, [view(row) for row in rows], columns=columns)
+        return 0
+    answer = client.query(args.subject, **params)
+    if "results" in answer:
+        groups = answer.get("results") or []
+        title = f"lens {answer.get('lens')}: {len(groups)} group(s)"
+        emit(args.format, answer, [lens_row(g) for g in groups], columns=LENS_COLUMNS, title=title)
+    else:
+        listed = answer.get("assertions") or []
+        more = " (more: --all or --cursor NEXT)" if answer.get("next_cursor") else ""
+        emit(
+            args.format,
+            answer,
+            [assertion_row(a) for a in listed],
+            columns=ASSERTION_COLUMNS,
+            title=f"{answer.get('count', len(listed))} assertion(s){more}",
+        )
+    return 0
+
+
+def _add_time_filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--as-of", metavar="T", help="claim-time travel (Unix s or ISO 8601)")
+    parser.add_argument("--known-at", metavar="T", help="what the server knew at T")
+    parser.add_argument("--decay", help="none (default), tier, or a half-life in days")
+    parser.add_argument("--lifecycle", help="a stage, a comma list, or any (default)")
+    parser.add_argument(
+        "--include-superseded", action="store_true", help="let superseded assertions compete"
+    )
+
+
+def _register_query(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "query",
+        help="list assertions, or resolve them through a lens",
+        description="Without --lens: list the matching assertions. With --lens: one answer per "
+        "(subject, predicate), each explained. Lenses: recency, confidence, consensus, "
+        "authority, trust, votes, best, epoch, skeptic, layered.",
+    )
+    parser.add_argument("subject", metavar="SUBJECT", help="concept path (or an alias of one)")
+    parser.add_argument("--predicate", "-p", help="only this predicate")
+    parser.add_argument("--lens", "-l", help="resolve through this lens")
+    parser.add_argument("--inner", help="inner lens of --lens epoch (default recency)")
+    parser.add_argument("--prefix", action="store_true", help="the whole subtree under SUBJECT")
+    parser.add_argument("--epoch", metavar="ID", help="only assertions of this epoch")
+    parser.add_argument("--source-class", help="only these tiers (comma list)")
+    parser.add_argument("--max-tier", type=int, help="only tiers 0..N")
+    parser.add_argument("--agent", metavar="AGENT_ID", help="only this signer")
+    parser.add_argument(
+        "--no-aliases", action="store_true", help="do not resolve SUBJECT as an alias"
+    )
+    _add_time_filters(parser)
+    parser.add_argument("--limit", type=int, help="page size (default 100, max 1000)")
+    parser.add_argument("--cursor", help="next_cursor of a previous page")
+    parser.add_argument("--all", action="store_true", help="follow cursors; print rows")
+    add_remote_options(parser)
+    add_format_option(parser)
+    parser.set_defaults(func=guarded("query", run_query))
+
+
+# ---- skeptic --------------------------------------------------------------------
+
+
+def run_skeptic(args: argparse.Namespace) -> int:
+    client = make_client(args, need_key=False)
+    params = {
+        "as_of": parse_time(args.as_of, "--as-of") if args.as_of else None,
+        "known_at": parse_time(args.known_at, "--known-at") if args.known_at else None,
+        "decay": args.decay,
+        "lifecycle": args.lifecycle,
+        "include_superseded": True if args.include_superseded else None,
+    }
+    answer = client.skeptic(args.subject, args.predicate, **params)
+    claims = answer.get("claims") or []
+    title = (
+        f"{answer.get('subject')} {answer.get('predicate')}: {answer.get('status')} "
+        f"(conflict {number(answer.get('conflict_score'))}, "
+        f"{answer.get('candidates_count')} candidates, {len(claims)} claims)"
+    )
+    emit(args.format, answer, [claim_row(c) for c in claims], columns=CLAIM_COLUMNS, title=title)
+    return 0
+
+
+def _register_skeptic(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "skeptic",
+        help="how contested is a claim? (Unanimous / Agreed / Contested)",
+        description="Conflict analysis of SUBJECT / PREDICATE: every distinct value with its "
+        "share of the weight, its supporters and their tiers, and the conflict score.",
+    )
+    parser.add_argument("subject", metavar="SUBJECT")
+    parser.add_argument("predicate", metavar="PREDICATE")
+    _add_time_filters(parser)
+    add_remote_options(parser)
+    add_format_option(parser)
+    parser.set_defaults(func=guarded("skeptic", run_skeptic))
+
+
+def register(subparsers: Any) -> None:
+    _register_assert(subparsers)
+    _register_query(subparsers)
+    _register_skeptic(subparsers)

@@ -1,0 +1,374 @@
+"""`stemedb import` and `stemedb export`: NDJSON in, NDJSON (or CSV) out.
+
+Import is built to be interrupted. Records go in chunks (1000 by default);
+after each committed chunk the byte offset and line count are saved in a
+`FILE.progress` sidecar, so `--resume` continues after the last committed
+chunk. Even without it a re-run is safe for signed records: the same bytes
+have the same id, and the server answers `exists`. Records travel through
+the batch endpoint (`--url`) or, with `--db`, straight into a stopped
+database through the same validation the server runs (`WriteService`).
+Signatures are verified either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from stemedb.cli.import_sinks import LocalSink, RemoteSink, Sink
+from stemedb.cli.output import dumps
+from stemedb.cli.remote import (
+    EXIT_USAGE,
+    CliError,
+    add_remote_options,
+    guarded,
+    key_path,
+    make_client,
+    parse_time,
+    server_url,
+)
+from stemedb.crypto import read_key_file
+from stemedb.errors import StemeError
+from stemedb.signing import sign_record
+
+MAX_REPORTED = 50
+Item = tuple[int, bytes, Any]  # (line number, raw line, parsed value or a StemeError)
+
+
+def _progress_bar(total: int | None, unit: str) -> Any:
+    """tqdm on a terminal, nothing in scripts (stderr not a TTY)."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=unit, unit_scale=True, file=sys.stderr, leave=False)
+
+
+# ---- the progress sidecar -------------------------------------------------------
+
+
+def load_progress(path: Path | None) -> dict[str, Any] | None:
+    if path is None or not path.is_file():
+        return None
+    try:
+        state = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CliError(
+            f"{path}: unreadable progress file ({exc}); delete it to start over"
+        ) from None
+    if not isinstance(state, dict) or not isinstance(state.get("lines"), int):
+        raise CliError(f"{path}: not a stemedb import progress file; delete it to start over")
+    return state
+
+
+def save_progress(path: Path, state: dict[str, Any]) -> None:
+    """Atomically (temp file + rename), so a kill never leaves half a sidecar."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(state, indent=1) + "\n", "utf-8")
+    os.replace(tmp, path)
+
+
+# ---- reading and preparing lines --------------------------------------------------
+
+
+def read_items(stream: IO[bytes], first_line: int) -> Iterator[tuple[Item | None, int]]:
+    """(item or None for a blank line, bytes consumed) per line, numbered from first_line+1."""
+    number = first_line
+    for raw in stream:
+        number += 1
+        if not raw.strip():
+            yield None, len(raw)
+            continue
+        try:
+            value: Any = json.loads(raw)
+        except ValueError as exc:
+            value = StemeError(f"not valid JSON: {exc}", code="invalid_json")
+        yield (number, raw, value), len(raw)
+
+
+def sign_item(value: Any, seed: bytes, timestamp: int) -> Any:
+    """Sign an unsigned record with the import's fixed timestamp (when it has none),
+    so a re-run signs identical bytes and gets identical ids."""
+    if not isinstance(value, dict) or value.get("signatures"):
+        return value
+    kind = str(value.get("kind", "assertion"))
+    try:
+        return sign_record(kind, value, [seed], now_s=timestamp)
+    except StemeError as exc:
+        return exc
+
+
+# ---- import -------------------------------------------------------------------------
+
+
+class Importer:
+    def __init__(self, args: argparse.Namespace, sink: Sink) -> None:
+        self.args = args
+        self.sink = sink
+        self.counts = {"records": 0, "created": 0, "exists": 0, "rejected": 0}
+        self.reported = 0
+        self.rejects: IO[str] | None = None
+
+    def reject(self, number: int, raw: bytes, error: dict[str, Any]) -> None:
+        self.counts["rejected"] += 1
+        if self.reported < MAX_REPORTED:
+            print(f"line {number}: {error.get('code')}: {error.get('message')}", file=sys.stderr)
+        elif self.reported == MAX_REPORTED:
+            print("(more rejections not shown; use --rejects FILE)", file=sys.stderr)
+        self.reported += 1
+        if self.rejects is not None:
+            line = raw.decode("utf-8", errors="replace").rstrip("\n")
+            self.rejects.write(dumps({"line": number, "error": error, "input": line}, pretty=False))
+            self.rejects.write("\n")
+
+    def commit(self, chunk: list[Item]) -> None:
+        pending = [(n, raw, v) for n, raw, v in chunk if not isinstance(v, StemeError)]
+        for number, raw, value in chunk:
+            if isinstance(value, StemeError):
+                self.reject(number, raw, value.to_dict()["error"])
+        results = self.sink.write([value for _, _, value in pending]) if pending else []
+        for (number, raw, _), result in zip(pending, results, strict=True):
+            status = result.get("status")
+            if status in ("created", "exists"):
+                self.counts[status] += 1
+            else:
+                self.reject(number, raw, result.get("error") or {"code": status, "message": ""})
+        self.counts["records"] += len(chunk)
+
+
+def _open_source(name: str) -> tuple[IO[bytes], int | None]:
+    if name == "-":
+        return sys.stdin.buffer, None
+    path = Path(name)
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise CliError(f"cannot read {name}: {exc.strerror or exc}") from None
+    return handle, path.stat().st_size
+
+
+def _start(args: argparse.Namespace, progress_path: Path | None) -> dict[str, Any]:
+    """The sidecar state to continue from: resumed, or a fresh one (keeping the signing time)."""
+    previous = load_progress(progress_path)
+    fresh = {"lines": 0, "offset": 0}
+    sign_ts = parse_time(args.timestamp, "--timestamp") if args.timestamp else None
+    if previous is not None and sign_ts is None:
+        sign_ts = previous.get("sign_timestamp")
+    state: dict[str, Any] = {
+        "source": "-" if args.file == "-" else str(Path(args.file).resolve()),
+        "sign_timestamp": sign_ts if sign_ts is not None else int(time.time()),
+        **fresh,
+    }
+    if args.resume:
+        if previous is None:
+            print(
+                f"stemedb import: no progress file {progress_path}; starting at line 1",
+                file=sys.stderr,
+            )
+        else:
+            state.update(lines=previous["lines"], offset=int(previous.get("offset", 0)))
+    return state
+
+
+def _skip(stream: IO[bytes], state: dict[str, Any], size: int | None) -> None:
+    if not state["lines"]:
+        return
+    if size is not None and stream.seekable():
+        if state["offset"] > size:
+            raise CliError(
+                f"the file is shorter than the recorded progress ({state['offset']} bytes); it "
+                "changed. Re-run without --resume (safe: present records answer `exists`)"
+            )
+        stream.seek(state["offset"])
+        return
+    for _ in range(state["lines"]):
+        if not stream.readline():
+            break
+
+
+def run_import(args: argparse.Namespace) -> int:
+    if args.db and args.url:
+        raise CliError("give --db (a stopped database) or --url (a server), not both", EXIT_USAGE)
+    progress_path = Path(args.progress_file) if args.progress_file else None
+    if progress_path is None and args.file != "-":
+        progress_path = Path(args.file + ".progress")
+    state = _start(args, progress_path)
+    seed = read_key_file(key_path(args)) if args.sign else None
+    stream, size = _open_source(args.file)
+    sink: Sink = (
+        LocalSink(Path(args.db)) if args.db else RemoteSink(make_client(args, need_key=False))
+    )
+    importer = Importer(args, sink)
+    bar = _progress_bar(size, "B")
+    skipped = state["lines"]
+    try:
+        if args.rejects:
+            importer.rejects = open(args.rejects, "a", encoding="utf-8")  # noqa: SIM115
+        _skip(stream, state, size)
+        if bar is not None:
+            bar.update(state["offset"])
+        chunk: list[Item] = []
+        consumed = 0
+        lines = 0
+        for item, length in read_items(stream, state["lines"]):
+            consumed += length
+            lines += 1
+            if item is not None:
+                number, raw, value = item
+                chunk.append(
+                    (
+                        number,
+                        raw,
+                        sign_item(value, seed, state["sign_timestamp"]) if seed else value,
+                    )
+                )
+            if len(chunk) >= args.chunk_size:
+                importer.commit(chunk)
+                chunk = []
+                state.update(lines=state["lines"] + lines, offset=state["offset"] + consumed)
+                if bar is not None:
+                    bar.update(consumed)
+                consumed = lines = 0
+                if progress_path is not None:
+                    save_progress(progress_path, state)
+        if chunk:
+            importer.commit(chunk)
+        state.update(lines=state["lines"] + lines, offset=state["offset"] + consumed, done=True)
+        if progress_path is not None:
+            save_progress(progress_path, state)
+    finally:
+        if bar is not None:
+            bar.close()
+        if importer.rejects is not None:
+            importer.rejects.close()
+        if stream is not sys.stdin.buffer:
+            stream.close()
+        sink.close()
+    summary = {
+        "source": args.file,
+        "target": args.db or server_url(args),
+        **importer.counts,
+        "skipped_lines": skipped,
+        "lines": state["lines"],
+        "progress_file": str(progress_path) if progress_path else None,
+    }
+    print(dumps(summary))
+    return 1 if importer.counts["rejected"] else 0
+
+
+# ---- export --------------------------------------------------------------------------
+
+
+def run_export(args: argparse.Namespace) -> int:
+    client = make_client(args, need_key=False)
+    lines = client.export(args.format, args.kinds, args.after)
+    bar = _progress_bar(None, " records")
+    count = 0
+    if args.output in (None, "-"):
+        try:
+            for line in lines:
+                sys.stdout.write(line + "\n")
+                count += 1
+                if bar is not None:
+                    bar.update(1)
+            sys.stdout.flush()
+        finally:
+            if bar is not None:
+                bar.close()
+        return 0
+    target = Path(args.output)
+    partial = target.with_name(target.name + ".partial")
+    try:
+        with partial.open("w", encoding="utf-8") as out:
+            for line in lines:
+                out.write(line + "\n")
+                count += 1
+                if bar is not None:
+                    bar.update(1)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, target)  # a complete export, or none at all
+    finally:
+        if bar is not None:
+            bar.close()
+        partial.unlink(missing_ok=True)
+    records = count - 1 if args.format == "csv" and count else count
+    print(dumps({"file": str(target), "format": args.format, "records": records}))
+    return 0
+
+
+# ---- registration ------------------------------------------------------------------------
+
+
+def _chunk_size(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 10_000:
+        raise argparse.ArgumentTypeError("must be between 1 and 10000 (STEMEDB_BATCH_MAX)")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    imp = subparsers.add_parser(
+        "import",
+        help="load NDJSON records (resumable) through a server or into a stopped database",
+        description="Load one JSON record per line (assertions unless a line has another "
+        '"kind"; `stemedb export` output re-imports with ids intact). Progress is saved to '
+        "FILE.progress after each committed chunk: --resume continues from there, and a plain "
+        "re-run is safe because records already present answer `exists`. Exit 1 if any record "
+        "was rejected (each is reported with its line number).",
+    )
+    imp.add_argument("file", metavar="FILE", help="NDJSON file, or - for stdin")
+    imp.add_argument(
+        "--db",
+        metavar="PATH",
+        help="write straight into the database directory (or its stemedb.db) of a STOPPED "
+        "server instead of through --url",
+    )
+    imp.add_argument(
+        "--resume", action="store_true", help="skip the lines FILE.progress says are committed"
+    )
+    imp.add_argument(
+        "--progress-file",
+        metavar="PATH",
+        help="sidecar to use instead of FILE.progress (needed to resume stdin)",
+    )
+    imp.add_argument(
+        "--chunk-size", type=_chunk_size, default=1000, help="records per batch (default 1000)"
+    )
+    imp.add_argument("--sign", action="store_true", help="sign unsigned lines with --key")
+    imp.add_argument(
+        "--timestamp",
+        help="timestamp for unsigned lines without one when "
+        "signing (default: kept in the progress file, else now)",
+    )
+    imp.add_argument(
+        "--rejects", metavar="PATH", help="append rejected lines with their errors here (NDJSON)"
+    )
+    add_remote_options(imp)
+    imp.set_defaults(func=guarded("import", run_import))
+
+    exp = subparsers.add_parser(
+        "export",
+        help="stream every record as NDJSON (or assertions as CSV)",
+        description="Stream every matching record in journal order, in constant memory. NDJSON "
+        "lines are the records' canonical bytes and re-import with their ids intact.",
+    )
+    exp.add_argument("--format", choices=("ndjson", "csv"), default="ndjson")
+    exp.add_argument(
+        "--kinds",
+        help="comma list: assertion, vote, epoch, supersession, alias, outcome (default all)",
+    )
+    exp.add_argument(
+        "--after", type=int, default=0, metavar="SEQ", help="only frames after this journal seq"
+    )
+    exp.add_argument(
+        "-o", "--output", metavar="FILE", help="write here (atomically) instead of stdout"
+    )
+    add_remote_options(exp, key=False)
+    exp.set_defaults(func=guarded("export", run_export))

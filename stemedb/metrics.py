@@ -1,0 +1,203 @@
+"""Prometheus metrics of operations.md, on a registry owned by one `Metrics` object.
+
+A private CollectorRegistry (not prometheus-client's global one) lets tests
+build many apps in one process and keeps the exported set exactly ours.
+Gauges that mirror store state read it at scrape time through `bind_store`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import platform
+import re
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+
+log = logging.getLogger("stemedb.metrics")
+
+# `*_created` series double the output and no dashboard or alert of ours reads them.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+COMMIT_BUCKETS = tuple(0.0005 * 2**i for i in range(14))  # 0.5 ms ... 4.1 s
+BATCH_BUCKETS = tuple(float(2**i) for i in range(11))  # 1, 2, 4, ..., 1024
+
+# gauge attribute -> key of Store.stats()
+STORE_GAUGES = {
+    "assertions_total": "assertion_count",
+    "journal_seq": "journal_seq",
+    "db_size_bytes": "db_size_bytes",
+    "write_queue_depth": "queue_depth",
+    "archive_lag_frames": "archive_lag_frames",
+    "last_backup_timestamp_seconds": "last_backup_timestamp_seconds",
+}
+
+
+class Metrics:
+    """Every StemeDB metric; attributes are the prometheus-client objects."""
+
+    def __init__(self, version: str, *, stats_ttl_s: float = 1.0) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.started = time.monotonic()
+        r = self.registry
+        self.build_info = Gauge(
+            "stemedb_build_info", "Build information; always 1", ["version", "python"], registry=r
+        )
+        self.build_info.labels(version=version, python=platform.python_version()).set(1)
+        self.uptime_seconds = Gauge("stemedb_uptime_seconds", "Seconds since start", registry=r)
+        self.uptime_seconds.set_function(lambda: time.monotonic() - self.started)
+        self.http_requests_total = Counter(
+            "stemedb_http_requests",
+            "HTTP requests by method, route template and status",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.http_request_duration_seconds = Histogram(
+            "stemedb_http_request_duration_seconds",
+            "Time to produce a response (streamed bodies excluded)",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.assertions_total = Gauge("stemedb_assertions_total", "Assertions stored", registry=r)
+        self.assertions_ingested_total = Counter(
+            "stemedb_assertions_ingested", "Assertions written since start", registry=r
+        )
+        self.assertions_rejected_total = Counter(
+            "stemedb_assertions_rejected", "Records refused, by reason", ["reason"], registry=r
+        )
+        self.queries_total = Counter(
+            "stemedb_queries", "Queries by endpoint and lens", ["endpoint", "lens"], registry=r
+        )
+        self.query_latency_seconds = Histogram(
+            "stemedb_query_latency_seconds",
+            "Query evaluation time by endpoint and lens",
+            ["endpoint", "lens"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.journal_seq = Gauge("stemedb_journal_seq", "Last journal sequence number", registry=r)
+        self.journal_commit_seconds = Histogram(
+            "stemedb_journal_commit_seconds",
+            "One group commit including fsync",
+            buckets=COMMIT_BUCKETS,
+            registry=r,
+        )
+        self.journal_batch_size = Histogram(
+            "stemedb_journal_batch_size",
+            "Records per group commit",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.write_queue_depth = Gauge(
+            "stemedb_write_queue_depth", "Writes waiting for the writer", registry=r
+        )
+        self.db_size_bytes = Gauge("stemedb_db_size_bytes", "Database file size", registry=r)
+        self.archive_lag_frames = Gauge(
+            "stemedb_archive_lag_frames", "Journal frames not yet archived", registry=r
+        )
+        self.last_backup_timestamp_seconds = Gauge(
+            "stemedb_last_backup_timestamp_seconds",
+            "Unix time of the last verified backup (0 = none)",
+            registry=r,
+        )
+        self.rate_limited_total = Counter(
+            "stemedb_rate_limited", "Requests refused with 429", ["route"], registry=r
+        )
+        self.tls_cert_expiry_seconds: Gauge | None = None
+        self._stats_fn: Callable[[], Mapping[str, Any]] | None = None
+        self._stats: Mapping[str, Any] = {}
+        self._stats_at = float("-inf")
+        self._stats_ttl = stats_ttl_s
+        self._lock = threading.Lock()
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.http_requests_total.labels(method, route, str(status)).inc()
+        self.http_request_duration_seconds.labels(method, route).observe(seconds)
+
+    def observe_commit(self, seconds: float, batch_size: int) -> None:
+        """The store's writer calls this after each group commit (incl. fsync)."""
+        self.journal_commit_seconds.observe(seconds)
+        self.journal_batch_size.observe(batch_size)
+
+    def bind_store(self, stats_fn: Callable[[], Mapping[str, Any]]) -> None:
+        """Read store gauges from `stats_fn()` at scrape time (one call per scrape)."""
+        self._stats_fn = stats_fn
+        for attribute, key in STORE_GAUGES.items():
+            gauge: Gauge = getattr(self, attribute)
+            gauge.set_function(functools.partial(self._stat, key))
+
+    def _stat(self, key: str) -> float:
+        with self._lock:
+            now = time.monotonic()
+            if self._stats_fn is not None and now - self._stats_at >= self._stats_ttl:
+                try:
+                    self._stats = self._stats_fn()
+                except Exception:  # a closed or busy store keeps the last values
+                    log.debug("store stats unavailable for metrics", exc_info=True)
+                self._stats_at = now
+            value = self._stats.get(key)
+        return float(value) if isinstance(value, int | float) else 0.0
+
+    def watch_tls_cert(self, path: Path) -> None:
+        """Export seconds until the certificate expires (re-read when the file changes)."""
+        if self.tls_cert_expiry_seconds is None:
+            self.tls_cert_expiry_seconds = Gauge(
+                "stemedb_tls_cert_expiry_seconds",
+                "Seconds until the configured TLS certificate expires",
+                registry=self.registry,
+            )
+        cache: dict[str, float] = {}
+
+        def seconds_left() -> float:
+            try:
+                mtime = path.stat().st_mtime
+                if cache.get("mtime") != mtime:
+                    cache["not_after"] = cert_not_after(path)
+                    cache["mtime"] = mtime
+            except (OSError, ValueError) as exc:
+                log.warning("cannot read TLS certificate %s: %s", path, exc)
+                return float("nan")
+            return cache["not_after"] - time.time()
+
+        self.tls_cert_expiry_seconds.set_function(seconds_left)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def cert_not_after(path: Path) -> float:
+    """Unix time at which the PEM certificate at `path` expires."""
+    import ssl
+
+    try:
+        decoded = ssl._ssl._test_decode_cert(str(path))  # type: ignore[attr-defined]
+        return float(ssl.cert_time_to_seconds(decoded["notAfter"]))
+    except (AttributeError, ssl.SSLError, KeyError):
+        pass  # no private decoder on this Python, or not PEM: ask openssl
+    out = subprocess.run(
+        ["openssl", "x509", "-noout", "-enddate", "-in", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=10,
+    )
+    match = re.search(r"notAfter=(.+)", out.stdout)
+    if out.returncode != 0 or not match:
+        raise ValueError(f"not a PEM certificate: {out.stderr.strip() or path}")
+    return float(ssl.cert_time_to_seconds(match.group(1).strip()))

@@ -1,0 +1,423 @@
+"""Start, serve and stop: the runbook's ten numbered steps, then a clean drain.
+
+Each step logs one `[n/10] name: outcome` line so an operator sees where a
+start hangs or fails; an expected failure (bad setting, port in use, data
+directory not writable, damaged journal) prints the step, the cause and the
+runbook section, and the process exits 1 without a traceback.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import signal
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any, Protocol
+
+from waitress import wasyncore
+from waitress.channel import HTTPChannel
+from waitress.server import BaseWSGIServer, create_server
+
+from stemedb import __version__, notify
+from stemedb.api.routing import Route
+from stemedb.config import KNOWN_VARIABLES, ConfigError, Settings, load_settings
+from stemedb.logs import setup_logging
+from stemedb.metrics import Metrics
+
+log = logging.getLogger("stemedb.server")
+
+RUNBOOK = "docs/operations/runbooks/server-wont-start.md"
+CONFIG_DOC = "docs/operations/configuration.md"
+DRAIN_SECONDS = 10.0
+LOOP_TIMEOUT = 0.5
+# Waitress settings not worth a variable of their own.
+CHANNEL_TIMEOUT = 120  # > the feed's 30 s long poll
+CONNECTION_LIMIT = 1000
+CLEANUP_INTERVAL = 30
+
+
+class StoreLike(Protocol):
+    def open_journal(self) -> str: ...
+    def open_projections(self) -> str: ...
+    def start_writer(self) -> str: ...
+    def stats(self) -> Mapping[str, Any]: ...
+    def close(self) -> None: ...
+
+
+StoreFactory = Callable[[Settings, Metrics], StoreLike]
+RoutesFactory = Callable[[Settings, Any, Metrics], Sequence[Route]]
+MiddlewareFactory = Callable[[Settings, Any, Metrics], Sequence[object]]
+
+
+class StepFailed(Exception):
+    """An expected start-up failure: `cause` for the log, `runbook` to read next."""
+
+    def __init__(self, cause: str, runbook: str) -> None:
+        super().__init__(cause)
+        self.cause = cause
+        self.runbook = runbook
+
+
+def default_store(settings: Settings, metrics: Metrics) -> StoreLike:
+    from stemedb.store import Store  # lazy: tests run the server with fake stores
+
+    return Store(settings, on_commit=metrics.observe_commit)
+
+
+def default_routes(settings: Settings, store: Any, metrics: Metrics) -> Sequence[Route]:
+    from stemedb.api.endpoints import build_routes
+
+    return build_routes(settings, store, metrics)
+
+
+def default_middleware(settings: Settings, store: Any, metrics: Metrics) -> Sequence[object]:
+    from stemedb.security import build_middleware  # auth, rate limits, quotas
+
+    return build_middleware(settings, store, metrics)
+
+
+class Server:
+    """One server life: `start()` runs steps 1-9, `serve()` step 10 until stopped."""
+
+    def __init__(
+        self,
+        overrides: Mapping[str, str] | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        store_factory: StoreFactory = default_store,
+        routes_factory: RoutesFactory = default_routes,
+        middleware_factory: MiddlewareFactory | None = default_middleware,
+        configure_logging: bool = True,
+    ) -> None:
+        self.overrides = dict(overrides or {})
+        self.environ = dict(os.environ if environ is None else environ)
+        self.store_factory = store_factory
+        self.routes_factory = routes_factory
+        self.middleware_factory = middleware_factory
+        self.configure_logging = configure_logging
+        self.settings: Settings | None = None
+        self.metrics: Metrics | None = None
+        self.store: StoreLike | None = None
+        self.listener: Any = None
+        self.url = ""
+        self._stop = threading.Event()
+        self._stop_reason = ""
+
+    # ---- steps 1-9 -----------------------------------------------------------
+
+    def start(self) -> None:
+        """Run steps 1-9; raise StepFailed (already logged) on an expected failure."""
+        steps: list[tuple[str, Callable[[], str]]] = [
+            ("logging", self._step_logging),
+            ("metrics registry", self._step_metrics),
+            ("configuration", self._step_configuration),
+            ("data directories", self._step_directories),
+            ("open the journal", lambda: self._require_store().open_journal()),
+            ("open the store", self._step_projections),
+            ("start the writer", lambda: self._require_store().start_writer()),
+            ("build the Falcon app", self._step_app),
+            ("bind the listener", self._step_bind),
+        ]
+        for number, (name, step) in enumerate(steps, start=1):
+            try:
+                log.info("[%d/10] %s: %s", number, name, step())
+            except Exception as exc:
+                failure = _expected_failure(exc)
+                if failure is None:
+                    log.exception("[%d/10] %s: FAILED: unexpected error", number, name)
+                    failure = StepFailed(f"unexpected {type(exc).__name__}: {exc}", RUNBOOK)
+                else:
+                    log.error(
+                        "[%d/10] %s: FAILED: %s. See %s",
+                        number,
+                        name,
+                        failure.cause,
+                        failure.runbook,
+                    )
+                self._close_store()
+                raise failure from None
+
+    def _step_logging(self) -> str:
+        level = self._raw("STEMEDB_LOG_LEVEL", "info").strip().lower()
+        fmt = self._raw("STEMEDB_LOG_FORMAT", "text").strip().lower()
+        if self.configure_logging:
+            setup_logging(level, fmt)  # unknown values fall back; step 3 names them
+        return f"level {level}, format {fmt}"
+
+    def _step_metrics(self) -> str:
+        self.metrics = Metrics(__version__)
+        return "registry ready"
+
+    def _step_configuration(self) -> str:
+        unknown = sorted(set(self.overrides) - KNOWN_VARIABLES)
+        if unknown:
+            raise ConfigError(unknown[0], "unknown setting")
+        settings = self.settings = load_settings({**self.environ, **self.overrides})
+        if not (settings.is_loopback or settings.auth_enabled):
+            if not settings.allow_unauthenticated_remote:
+                raise ConfigError(
+                    "STEMEDB_BIND_ADDR",
+                    f"refusing to listen on non-loopback {settings.bind_addr} with authentication "
+                    "off (anyone who can reach it could read and write everything). Set "
+                    "STEMEDB_AUTH_ENABLED=true with API keys (STEMEDB_ROOT_API_KEY or "
+                    "`stemedb keys create`), or STEMEDB_ALLOW_UNAUTHENTICATED_REMOTE=true if a "
+                    "proxy in front authenticates, or bind 127.0.0.1",
+                )
+            log.warning("listening on %s WITHOUT authentication", settings.bind_addr)
+        if settings.tls_cert is not None:
+            assert self.metrics is not None
+            self.metrics.watch_tls_cert(settings.tls_cert)
+            if not settings.tls_cert.is_file():
+                log.warning(
+                    "STEMEDB_TLS_CERT %s does not exist (%s §2)", settings.tls_cert, RUNBOOK
+                )
+        return (
+            f"bind {settings.bind_addr}, db {settings.db_dir}, wal {settings.wal_dir}, "
+            f"{settings.threads} threads, sync {settings.sync}, auth "
+            f"{'on' if settings.auth_enabled else 'off'}"
+        )
+
+    def _step_directories(self) -> str:
+        settings = self._require_settings()
+        notes = [_prepare_directory(path) for path in (settings.db_dir, settings.wal_dir)]
+        return "; ".join(notes)
+
+    def _step_projections(self) -> str:
+        store = self._require_store()
+        summary = store.open_projections()
+        assert self.metrics is not None
+        self.metrics.bind_store(store.stats)
+        return summary
+
+    def _step_app(self) -> str:
+        from stemedb.api.app import create_app
+
+        settings, store, metrics = self._require_settings(), self._require_store(), self.metrics
+        assert metrics is not None
+        routes = list(self.routes_factory(settings, store, metrics))
+        extra = self.middleware_factory(settings, store, metrics) if self.middleware_factory else ()
+        self.app = create_app(settings, routes, metrics, extra_middleware=extra)
+        return f"{len(routes)} routes"
+
+    def _step_bind(self) -> str:
+        settings = self._require_settings()
+        try:
+            self.listener = create_server(
+                self.app,
+                host=settings.bind_host,
+                port=settings.bind_port,
+                threads=settings.threads,
+                channel_timeout=CHANNEL_TIMEOUT,
+                connection_limit=CONNECTION_LIMIT,
+                cleanup_interval=CLEANUP_INTERVAL,
+                max_request_body_size=settings.max_body_bytes * 32 + 65536,
+                asyncore_use_poll=True,
+                ident="stemedb",
+            )
+        except OSError as exc:
+            raise StepFailed(*_bind_failure(exc, settings)) from None
+        from stemedb.security.deadline import install_request_deadline  # slowloris defence
+
+        install_request_deadline(self._listeners(), settings.request_timeout_s)
+        first = self._listeners()[0]
+        host, port = first.effective_host, first.effective_port  # type: ignore[attr-defined]
+        self.url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+        return f"listening on {self.url}"
+
+    # ---- step 10 and shutdown ------------------------------------------------
+
+    def serve(self) -> int:
+        """Step 10: serve until `request_stop`, then drain and close. Returns 0."""
+        settings = self._require_settings()
+        notify.ready(f"serving on {self.url}", self.environ)
+        log.info("[10/10] serve: ready on %s (%d threads)", self.url, settings.threads)
+        socket_map = self._socket_map()
+        try:
+            while not self._stop.is_set():
+                wasyncore.loop(timeout=LOOP_TIMEOUT, map=socket_map, use_poll=True, count=1)
+        finally:
+            notify.stopping(self.environ)
+            log.info(
+                "stopping (%s): refusing new connections, draining in-flight requests",
+                self._stop_reason or "error",
+            )
+            self._drain(socket_map)
+            self._close_store()
+            log.info("stopped")
+        return 0
+
+    def request_stop(self, reason: str = "requested") -> None:
+        """Safe from a signal handler or another thread; serve() notices within 0.5 s."""
+        self._stop_reason = reason
+        self._stop.set()
+
+    def _drain(self, socket_map: dict[int, Any]) -> None:
+        for listener in self._listeners():
+            wasyncore.dispatcher.close(listener)  # not BaseWSGIServer.close: keep the trigger
+        deadline = time.monotonic() + DRAIN_SECONDS
+        while time.monotonic() < deadline:
+            channels = [obj for obj in socket_map.values() if isinstance(obj, HTTPChannel)]
+            busy = [ch for ch in channels if ch.requests or ch.total_outbufs_len]
+            for channel in channels:
+                if channel not in busy:
+                    channel.will_close = True  # idle keep-alive connection
+            if not channels:
+                break
+            wasyncore.loop(timeout=0.1, map=socket_map, use_poll=True, count=1)
+        else:
+            log.warning(
+                "drain timed out after %.0f s; closing remaining connections", DRAIN_SECONDS
+            )
+        self.listener.task_dispatcher.shutdown(cancel_pending=True, timeout=2)
+        wasyncore.close_all(socket_map, ignore_all=True)
+
+    def _socket_map(self) -> dict[int, Any]:
+        # One listener is a TcpWSGIServer (`_map`), several a MultiSocketServer (`map`).
+        if hasattr(self.listener, "_map"):
+            return self.listener._map  # type: ignore[no-any-return]
+        return self.listener.map  # type: ignore[no-any-return]
+
+    def _listeners(self) -> list[BaseWSGIServer]:
+        return [obj for obj in self._socket_map().values() if isinstance(obj, BaseWSGIServer)]
+
+    def _close_store(self) -> None:
+        if self.store is not None:
+            store, self.store = self.store, None
+            store.close()
+            log.info("writer stopped and store closed")
+
+    def _raw(self, variable: str, default: str) -> str:
+        return self.overrides.get(variable, self.environ.get(variable, default))
+
+    def _require_settings(self) -> Settings:
+        assert self.settings is not None, "configuration step has not run"
+        return self.settings
+
+    def _require_store(self) -> StoreLike:
+        if self.store is None:
+            assert self.metrics is not None
+            self.store = self.store_factory(self._require_settings(), self.metrics)
+        return self.store
+
+
+def _prepare_directory(path: Path) -> str:
+    """Create when missing; fail if not a writable directory; warn if someone else owns it."""
+    created = False
+    try:
+        if not path.exists():
+            path.mkdir(parents=True, mode=0o750)
+            created = True
+        if not path.is_dir():
+            raise StepFailed(f"{path} exists but is not a directory", f"{RUNBOOK} §5")
+        with tempfile.TemporaryFile(dir=path, prefix=".stemedb-write-check-"):
+            pass
+    except PermissionError as exc:
+        raise StepFailed(
+            f"{path} is not writable by uid {os.geteuid()} ({exc.strerror}); fix ownership "
+            f"with: chown -R {_user(os.geteuid())} {path}",
+            f"{RUNBOOK} §5",
+        ) from None
+    except OSError as exc:
+        section = "§4" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "§5"
+        raise StepFailed(f"{path}: {exc.strerror or exc}", f"{RUNBOOK} {section}") from None
+    owner = path.stat().st_uid
+    if owner != os.geteuid():
+        log.warning(
+            "%s is owned by %s, not by the server's user %s (%s §5)",
+            path,
+            _user(owner),
+            _user(os.geteuid()),
+            RUNBOOK,
+        )
+    return f"{path} {'created' if created else 'ok'}"
+
+
+def _user(uid: int) -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return str(uid)
+
+
+def _bind_failure(exc: OSError, settings: Settings) -> tuple[str, str]:
+    addr, port = settings.bind_addr, settings.bind_port
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"address {addr} is already in use "
+            f"(another stemedb-api? find it with: lsof -i :{port})",
+            f"{RUNBOOK} §1",
+        )
+    if exc.errno == errno.EACCES:
+        return (
+            f"permission denied binding {addr} (ports below 1024 need root or "
+            "CAP_NET_BIND_SERVICE; the default is 18180)",
+            f"{RUNBOOK} §1",
+        )
+    if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+        return (f"cannot bind {addr}: {exc.strerror or exc} (check STEMEDB_BIND_ADDR)", CONFIG_DOC)
+    return (f"cannot bind {addr}: {exc}", f"{RUNBOOK} §1")
+
+
+def _expected_failure(exc: Exception) -> StepFailed | None:
+    if isinstance(exc, StepFailed):
+        return exc
+    if isinstance(exc, ConfigError):
+        return StepFailed(str(exc), CONFIG_DOC)
+    from stemedb.store import StartupError  # lazy: keeps apsw out of `stemedb --help`
+
+    if isinstance(exc, StartupError):
+        return StepFailed(str(exc), exc.runbook)
+    if isinstance(exc, PermissionError):
+        return StepFailed(str(exc), f"{RUNBOOK} §5")
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StepFailed(str(exc), f"{RUNBOOK} §4")
+    return None
+
+
+def run_server(
+    settings_overrides: Mapping[str, str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    store_factory: StoreFactory = default_store,
+    routes_factory: RoutesFactory = default_routes,
+    middleware_factory: MiddlewareFactory | None = default_middleware,
+) -> int:
+    """The `stemedb serve` process: 0 after a clean SIGTERM/SIGINT stop, 1 if start fails.
+
+    `settings_overrides` are STEMEDB_* variables (as strings) that win over the
+    environment, e.g. from command-line flags.
+    """
+    server = Server(
+        settings_overrides,
+        environ=environ,
+        store_factory=store_factory,
+        routes_factory=routes_factory,
+        middleware_factory=middleware_factory,
+    )
+    previous: dict[signal.Signals, Any] = {}
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        server.request_stop(signal.Signals(signum).name)
+
+    # Installed before start: a SIGTERM during steps 1-9 stops right after step 9.
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, on_signal)
+    try:
+        try:
+            server.start()
+        except StepFailed:
+            return 1
+        return server.serve()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
