@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import time
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,6 +20,7 @@ from stemedb.api.errors import ApiError
 from stemedb.api.media import media_type
 from stemedb.api.routing import RouteResource, route_for
 from stemedb.errors import PayloadTooLarge
+from stemedb.ids import new_id
 from stemedb.metrics import Metrics
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -59,12 +59,12 @@ class RequestIdMiddleware:
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         given = req.get_header(REQUEST_ID_HEADER)
-        req.context.request_id = given if sane_request_id(given) else uuid.uuid4().hex
+        req.context.request_id = given if sane_request_id(given) else new_id()
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, ok: bool
     ) -> None:
-        request_id = getattr(req.context, "request_id", None) or uuid.uuid4().hex
+        request_id = getattr(req.context, "request_id", None) or new_id()
         resp.set_header(REQUEST_ID_HEADER, request_id)
 
 

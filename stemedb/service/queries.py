@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ import apsw
 
 from stemedb import lenses
 from stemedb.errors import InvalidRequest
+from stemedb.ids import new_id
 from stemedb.lenses import Candidate, LensContext, LensResult
 from stemedb.paths import normalise_path
 from stemedb.records.fields import parse_lifecycle, parse_source_class
@@ -198,7 +198,7 @@ class QueryService:
         inner = _lens_name(q.inner, "inner") if q.inner else "recency"
         if lens == "epoch" and inner in ("epoch", "skeptic", "layered"):
             raise InvalidRequest.field("inner", f"{inner!r} cannot be the inner lens of epoch")
-        query_id = str(uuid.uuid4())
+        query_id = new_id()
         with self.store.reader() as conn:
             sel = self._select(
                 conn,
@@ -298,7 +298,7 @@ class QueryService:
             body = lenses.skeptic_report(subject, q.predicate, [to_candidate(r) for r in rows], ctx)
         self.on_query("skeptic", "skeptic", time.perf_counter() - started)
         self.audit.record(
-            str(uuid.uuid4()),
+            new_id(),
             agent_id,
             "skeptic",
             "skeptic",
@@ -316,7 +316,7 @@ class QueryService:
             result = self._run_lens(conn, sel, "layered", subject, q.predicate, rows)
             body = self._group_body(conn, result)
         self.on_query("layered", "layered", time.perf_counter() - started)
-        query_id = str(uuid.uuid4())
+        query_id = new_id()
         body["query_id"] = query_id
         self.audit.record(
             query_id,
