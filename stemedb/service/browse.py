@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from stemedb.canonical import canonical_json
 from stemedb.errors import InvalidRequest, NotFound
 from stemedb.paths import normalise_path
 from stemedb.records import RECORD_KINDS
@@ -53,6 +54,11 @@ def parse_kinds(value: str | None, field: str = "kinds") -> frozenset[str] | Non
             field, f"unknown kind {sorted(unknown)[0]!r}; expected {', '.join(RECORD_KINDS)}"
         )
     return kinds
+
+
+def _csv_value(value: Any) -> str:
+    """Text as is; numbers and booleans in their JSON form (`true`, `1e-7`)."""
+    return value if isinstance(value, str) else canonical_json(value)
 
 
 class BrowseService:
@@ -192,8 +198,8 @@ class BrowseService:
                         record["subject"],
                         record["predicate"],
                         record["object"]["type"],
-                        record["object"]["value"],
-                        record["confidence"],
+                        _csv_value(record["object"]["value"]),
+                        canonical_json(record["confidence"]),
                         record["source_class"],
                         record.get("source", ""),
                         record.get("source_hash", ""),

@@ -74,6 +74,11 @@ class Store:
             ) from None
         except apsw.CantOpenError as exc:
             raise StartupError(f"cannot open {self.path}: {exc}", f"{RUNBOOK} §5") from None
+        except apsw.CorruptError as exc:
+            raise StartupError(
+                f"{self.path} is corrupt (SQLite: {exc}); run `stemedb verify --full` on it",
+                f"{RUNBOOK} §3",
+            ) from None
         if self.is_new:
             return f"new database at {self.path}"
         if found_id not in (0, schema.APPLICATION_ID):
@@ -89,6 +94,13 @@ class Store:
             )
         if version == 0:
             return f"empty database at {self.path}"
+        if journal.read_head(self._write_conn) is None and (
+            projections.applied_seq(self._write_conn) < 0
+        ):
+            # A first start killed between its migrations and its header frame (two
+            # transactions): nothing was ever journaled, so step 6 writes the header.
+            # A journal that had frames always has applied_seq >= 0 (set with the header).
+            return f"empty journal at {self.path} (an earlier first start was interrupted)"
         try:
             header = journal.check_header(self._write_conn)
             head = journal.read_head(self._write_conn)
@@ -97,6 +109,8 @@ class Store:
             checked = journal.verify_range(self._write_conn, first)
         except JournalError as exc:
             return self._corrupt(exc)
+        except apsw.CorruptError as exc:  # a damaged page under the header or the tail
+            return self._corrupt(JournalError(f"SQLite reports a corrupt page ({exc})"))
         self.node_id = str(header.get("node_id"))
         self.head = head
         return (
@@ -105,13 +119,21 @@ class Store:
         )
 
     def _corrupt(self, exc: JournalError) -> str:
-        message = f"journal check failed at seq {exc.seq}: {exc}"
+        where = f" at seq {exc.seq}" if exc.seq is not None else ""
+        message = f"journal check failed{where}: {exc}"
         if not self.settings.read_only_on_corruption:
             raise StartupError(message, f"{RUNBOOK} §3") from None
+        assert self._write_conn is not None
+        try:
+            self.head = journal.read_head(self._write_conn)
+        except apsw.Error as err:
+            raise StartupError(
+                f"{message}; not even the chain head can be read ({err}), so there is "
+                "nothing to serve read-only",
+                f"{RUNBOOK} §3",
+            ) from None
         self.read_only_reason = message
         log.error("%s; serving reads only (STEMEDB_READ_ONLY_ON_CORRUPTION=true)", message)
-        assert self._write_conn is not None
-        self.head = journal.read_head(self._write_conn)
         return f"{message}; READ-ONLY"
 
     def open_projections(self) -> str:
@@ -249,7 +271,7 @@ class Store:
     @property
     def current_head(self) -> Head:
         if self.writer is not None:
-            return self.writer.head
+            return self.writer.committed
         assert self.head is not None
         return self.head
 

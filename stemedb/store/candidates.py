@@ -55,8 +55,10 @@ def _subject_clause(f: CandidateFilter, params: list[Any]) -> str:
     parts = []
     for subject in f.subjects:
         if f.prefix:
-            parts.append("(subject = ? OR (subject >= ? AND subject < ?))")
-            params.extend((subject, subject + "/", subject + "0"))
+            # One index range [p, p0) (so rows come out in index order), then drop
+            # siblings like "p-x" or "p.x" that sort inside it but are not under p.
+            parts.append("(subject >= ? AND subject < ? AND (subject = ? OR subject >= ?))")
+            params.extend((subject, subject + "0", subject, subject + "/"))
         else:
             parts.append("subject = ?")
             params.append(subject)

@@ -63,7 +63,12 @@ def verify(path: Path, *, full: bool = False, progress: Progress | None = None) 
     if not path.exists():
         report.add("open", False, f"{path} does not exist")
         return report
-    conn = schema.connect(f"file:{path}?mode=ro", readonly=True)
+    try:
+        conn = schema.connect(f"file:{path}?mode=ro", readonly=True)
+    except apsw.Error as exc:  # e.g. a truncated or overwritten file
+        report.add("open", False, f"{type(exc).__name__}: {exc}")
+        report.seconds = time.perf_counter() - started
+        return report
     try:
         conn.execute("BEGIN")
         _check_sqlite(conn, report, full)

@@ -10,6 +10,7 @@ only then wakes the waiters: one fsync is shared by the whole batch.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -27,6 +28,9 @@ from stemedb.store.schema import fetchall
 log = logging.getLogger("stemedb.writer")
 
 PROBE_INTERVAL_S = 2.0
+# After SQLITE_FULL, health recovers only once this much space is free again (a tiny
+# probe write alone can still fit in WAL space allocated before the disk filled up).
+PROBE_MIN_FREE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,8 @@ class Writer:
         on_commit: CommitObserver | None = None,
     ) -> None:
         self._conn = conn
-        self.head = head
+        self.head = head  # advances record by record inside a batch
+        self.committed = head  # the head readers can see: moves only after COMMIT
         self.max_batch = max_batch
         self.max_delay_s = max_delay_ms / 1000.0
         self.on_commit = on_commit
@@ -230,6 +235,7 @@ class Writer:
             log.error("writer: %s; batch of %d rolled back", exc, len(jobs))
             return
         elapsed = time.perf_counter() - started
+        self.committed = self.head
         self.degraded_reason = None
         records = sum(len(job.records) for job in jobs)
         self.commits += 1
@@ -309,7 +315,15 @@ class Writer:
         return WriteOutcome("created", pending.hash, head.seq)
 
     def _probe(self) -> None:
-        """After a failed commit, try a tiny write so health recovers once space returns."""
+        """After a failed commit, try a tiny write so health recovers once space returns.
+
+        After a full disk the tiny write is not proof enough: it can fit in WAL
+        space allocated before the disk filled up while every real batch still
+        fails, so the filesystem (and any page limit) must also show
+        PROBE_MIN_FREE_BYTES free.
+        """
+        if self.degraded_reason == "disk_full" and self._free_bytes() < PROBE_MIN_FREE_BYTES:
+            return
         conn = self._conn
         try:
             with conn:
@@ -321,3 +335,15 @@ class Writer:
             return
         log.info("writer: storage writable again (%s cleared)", self.degraded_reason)
         self.degraded_reason = None
+
+    def _free_bytes(self) -> int:
+        """Room left for the database: free filesystem space, capped by PRAGMA max_page_count."""
+        conn = self._conn
+        try:
+            page_size = int(fetchall(conn, "PRAGMA page_size")[0][0])
+            pages = int(fetchall(conn, "PRAGMA page_count")[0][0])
+            limit = int(fetchall(conn, "PRAGMA max_page_count")[0][0])
+            fs = os.statvfs(os.path.dirname(os.path.abspath(conn.filename)))
+        except (apsw.Error, OSError):
+            return 0
+        return min((limit - pages) * page_size, fs.f_bavail * fs.f_frsize)

@@ -47,12 +47,16 @@ def _load_root_conftest() -> Any:
 
 
 _root = _load_root_conftest()
-# Re-exported for `from conftest import ...` in this folder's test modules.
+# Re-exported for `from conftest import ...` in test modules (ours and those of folders
+# without a conftest collected after this one): every plain helper of the root conftest.
 SERVE_ARGV = _root.SERVE_ARGV
 ServerProcess = _root.ServerProcess
 StartServer = _root.StartServer
 http_json = _root.http_json
 server_env = _root.server_env
+for _name in dir(_root):
+    if not _name.startswith("_") and "fixture" not in type(getattr(_root, _name)).__name__.lower():
+        globals().setdefault(_name, getattr(_root, _name))
 
 
 # ---- HTTP -------------------------------------------------------------------------
@@ -142,8 +146,15 @@ class Api:
         return self.call("POST", path, body, **kw)
 
     # Asserting shortcuts: the JSON of a response with the expected status.
-    def ok(self, method: str, path: str, body: Any = None, *, expect: int | Sequence[int] = 200,
-           **kw: Any) -> Any:
+    def ok(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        expect: int | Sequence[int] = 200,
+        **kw: Any,
+    ) -> Any:
         resp = self.call(method, path, body, **kw)
         wanted = (expect,) if isinstance(expect, int) else tuple(expect)
         assert resp.status in wanted, f"{method} {path}: {resp!r}"
@@ -158,11 +169,15 @@ class Api:
         assert body["status"] == "created", body
         return body
 
-    def batch(self, records: Sequence[Mapping[str, Any]], *, atomic: bool = False,
-              expect: int = 200) -> dict[str, Any]:
+    def batch(
+        self, records: Sequence[Mapping[str, Any]], *, atomic: bool = False, expect: int = 200
+    ) -> dict[str, Any]:
         body: dict[str, Any] = self.ok(
-            "POST", "/v1/assert/batch", list(records),
-            params={"atomic": "true"} if atomic else None, expect=expect,
+            "POST",
+            "/v1/assert/batch",
+            list(records),
+            params={"atomic": "true"} if atomic else None,
+            expect=expect,
         )
         return body
 

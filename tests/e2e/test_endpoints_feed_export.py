@@ -14,9 +14,24 @@ from typing import Any
 import pytest
 from conftest import Agent, Api, RunningServer, poll, unique
 
+from stemedb.canonical import canonical_json
+
 CSV_COLUMNS = [
-    "hash", "seq", "subject", "predicate", "object_type", "value", "confidence", "source_class",
-    "source", "source_hash", "lifecycle", "parent_hash", "epoch", "timestamp", "agent_id",
+    "hash",
+    "seq",
+    "subject",
+    "predicate",
+    "object_type",
+    "value",
+    "confidence",
+    "source_class",
+    "source",
+    "source_hash",
+    "lifecycle",
+    "parent_hash",
+    "epoch",
+    "timestamp",
+    "agent_id",
     "written_at",
 ]
 
@@ -47,8 +62,7 @@ def written(api: Api) -> dict[str, Any]:
     hashes = api.batch_ok([a.assertion(subject, "p", i, 0.5) for i in range(12)])
     vote = api.write("/v1/vote", b.record("vote", assertion_hash=hashes[0], weight=1))["hash"]
     epoch = api.write("/v1/epoch", a.record("epoch", name=unique("fe")))["hash"]
-    return {"start": start, "assertions": hashes, "vote": vote, "epoch": epoch,
-            "subject": subject}
+    return {"start": start, "assertions": hashes, "vote": vote, "epoch": epoch, "subject": subject}
 
 
 # ---- /v1/feed ---------------------------------------------------------------------------
@@ -61,8 +75,7 @@ def test_feed_is_in_order_gap_free_and_resumable(api: Api, written: dict[str, An
     for frame in everything:
         assert set(frame) == {"seq", "kind", "hash", "written_ms", "record"}
         assert frame["record"]["kind"] == frame["kind"]
-        body = json.dumps(frame["record"], separators=(",", ":"), sort_keys=True,
-                          ensure_ascii=False)
+        body = canonical_json(frame["record"])  # the journal body is the canonical JSON
         assert hashlib.sha3_256(body.encode()).hexdigest() == frame["hash"]
     # Small pages from this module's start give the same frames.
     mine, _ = walk_feed(api, written["start"], 5)
@@ -170,8 +183,9 @@ def _import_check(source: Api, target: RunningServer, how: str) -> None:
     lines = exported.splitlines()
     expected = [hashlib.sha3_256(line).hexdigest() for line in lines]
     if how == "ndjson":
-        resp = target.api.call("POST", "/v1/assert/batch", data=exported,
-                               content_type="application/x-ndjson")
+        resp = target.api.call(
+            "POST", "/v1/assert/batch", data=exported, content_type="application/x-ndjson"
+        )
     else:
         resp = target.api.post("/v1/assert/batch", [json.loads(line) for line in lines])
     assert resp.status == 200, resp
@@ -184,8 +198,9 @@ def _import_check(source: Api, target: RunningServer, how: str) -> None:
     copied, _ = walk_feed(target.api, 0, 1000)
     assert [f["hash"] for f in copied] == expected
     assert target.api.get("/v1/export").body == exported
-    again = target.api.call("POST", "/v1/assert/batch", data=exported,
-                            content_type="application/x-ndjson")
+    again = target.api.call(
+        "POST", "/v1/assert/batch", data=exported, content_type="application/x-ndjson"
+    )
     assert {r["status"] for r in again.json["results"]} == {"exists"}
 
 
@@ -238,8 +253,12 @@ def test_queries_are_audited_with_the_agent_and_the_contributions(
     api: Api, written: dict[str, Any]
 ) -> None:
     who = Agent().id
-    body = api.ok("POST", "/v1/query", {"subject": written["subject"], "lens": "confidence"},
-                  headers={"X-Agent-Id": who})
+    body = api.ok(
+        "POST",
+        "/v1/query",
+        {"subject": written["subject"], "lens": "confidence"},
+        headers={"X-Agent-Id": who},
+    )
     query_id = body["query_id"]
     listed = poll(lambda: api.get_ok("/v1/audit/queries", {"agent_id": who})["queries"])
     assert [q["query_id"] for q in listed] == [query_id]
@@ -257,18 +276,26 @@ def test_queries_are_audited_with_the_agent_and_the_contributions(
     assert set(weights) == set(written["assertions"])
     assert all(w == pytest.approx(0.5) for w in weights.values())
     # Plain listings and the other read endpoints are audited too.
-    listing = api.ok("GET", "/v1/query", params={"subject": written["subject"]},
-                     headers={"X-Agent-Id": who})
-    skeptic = api.ok("GET", "/v1/skeptic", params={"subject": written["subject"],
-                                                   "predicate": "p"},
-                     headers={"X-Agent-Id": who})
+    listing = api.ok(
+        "GET", "/v1/query", params={"subject": written["subject"]}, headers={"X-Agent-Id": who}
+    )
+    skeptic = api.ok(
+        "GET",
+        "/v1/skeptic",
+        params={"subject": written["subject"], "predicate": "p"},
+        headers={"X-Agent-Id": who},
+    )
     assert skeptic["status"] == "Contested"
-    entries = poll(lambda: (lambda q: q if len(q) >= 3 else None)(
-        api.get_ok("/v1/audit/queries", {"agent_id": who})["queries"]))
+    entries = poll(
+        lambda: (lambda q: q if len(q) >= 3 else None)(
+            api.get_ok("/v1/audit/queries", {"agent_id": who})["queries"]
+        )
+    )
     assert listing["query_id"] in {q["query_id"] for q in entries}
     assert {q["endpoint"] for q in entries} == {"query", "skeptic"}
     assert api.get_ok("/v1/audit/queries", {"agent_id": who, "limit": 1})["queries"][0][
-        "at_ms"] == max(q["at_ms"] for q in entries)
+        "at_ms"
+    ] == max(q["at_ms"] for q in entries)
     future = int(time.time()) + 3600
     assert api.get_ok("/v1/audit/queries", {"agent_id": who, "from": future})["queries"] == []
     resp = api.get("/v1/audit/query/no-such-query")
@@ -278,3 +305,56 @@ def test_queries_are_audited_with_the_agent_and_the_contributions(
 def test_bad_agent_header_is_a_400(api: Api) -> None:
     resp = api.call("POST", "/v1/query", {"subject": "a/b"}, headers={"X-Agent-Id": "me"})
     assert resp.status == 400 and resp.error["details"][0]["field"] == "X-Agent-Id"
+
+
+def test_a_feed_follower_sees_every_frame_once_while_writers_write(api: Api) -> None:
+    start = head_seq(api)
+    stop = threading.Event()
+    seen: list[int] = []
+
+    def follower() -> None:
+        after = start
+        while True:
+            body = api.get_ok("/v1/feed", {"after": after, "limit": 7, "wait": 0.5})
+            seen.extend(f["seq"] for f in body["frames"])
+            after = body["next_after"]
+            if stop.is_set() and not body["frames"] and after >= head_seq(api):
+                return
+
+    def writer(n: int) -> None:
+        agent = Agent()
+        for i in range(15):
+            if i % 3:
+                api.write("/v1/assert", agent.assertion(f"{unique('f')}/live", "p", i, 0.5))
+            else:
+                api.batch_ok(
+                    [agent.assertion(f"{unique('f')}/live", "p", j, 0.5) for j in range(4)]
+                )
+
+    follow = threading.Thread(target=follower)
+    follow.start()
+    writers = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join()
+    stop.set()
+    follow.join(30)
+    end = head_seq(api)
+    assert seen == list(range(start + 1, end + 1))
+
+
+def test_export_and_feed_stream_past_internal_page_boundaries(api: Api) -> None:
+    agent = Agent()
+    subject = f"{unique('f')}/many"
+    for chunk in range(3):
+        api.batch_ok([agent.assertion(subject, "p", chunk * 1000 + i, 0.5) for i in range(700)])
+    everything, last = walk_feed(api, 0, 1000)
+    assert [f["seq"] for f in everything] == list(range(1, last + 1))
+    assert last > 2000
+    exported = api.get("/v1/export").body.splitlines()
+    assert [hashlib.sha3_256(x).hexdigest() for x in exported] == [f["hash"] for f in everything]
+    rows = list(csv.reader(io.StringIO(api.get("/v1/export", {"format": "csv"}).text)))
+    assert len(rows) - 1 == sum(1 for f in everything if f["kind"] == "assertion")
+    listed = api.query(subject=subject, limit=1000)
+    assert listed["count"] == 1000 and listed["next_cursor"]

@@ -15,12 +15,22 @@ from conftest import Agent, Api, RunningServer, poll, unique
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
 METRICS = (
-    "stemedb_build_info", "stemedb_http_requests_total", "stemedb_http_request_duration_seconds",
-    "stemedb_assertions_total", "stemedb_assertions_ingested_total",
-    "stemedb_assertions_rejected_total", "stemedb_queries_total", "stemedb_query_latency_seconds",
-    "stemedb_journal_seq", "stemedb_journal_commit_seconds", "stemedb_journal_batch_size",
-    "stemedb_write_queue_depth", "stemedb_db_size_bytes", "stemedb_archive_lag_frames",
-    "stemedb_last_backup_timestamp_seconds", "stemedb_rate_limited_total",
+    "stemedb_build_info",
+    "stemedb_http_requests_total",
+    "stemedb_http_request_duration_seconds",
+    "stemedb_assertions_total",
+    "stemedb_assertions_ingested_total",
+    "stemedb_assertions_rejected_total",
+    "stemedb_queries_total",
+    "stemedb_query_latency_seconds",
+    "stemedb_journal_seq",
+    "stemedb_journal_commit_seconds",
+    "stemedb_journal_batch_size",
+    "stemedb_write_queue_depth",
+    "stemedb_db_size_bytes",
+    "stemedb_archive_lag_frames",
+    "stemedb_last_backup_timestamp_seconds",
+    "stemedb_rate_limited_total",
 )
 
 
@@ -34,8 +44,15 @@ def sample(api: Api) -> dict[str, Any]:
     alias = f"{unique('oalias')}"
     api.write("/v1/aliases", agent.record("alias", alias=alias, canonical=subject))
     query = api.query(subject=subject, lens="recency")
-    return {"agent": agent, "subject": subject, "hash": created["hash"], "seq": created["seq"],
-            "epoch": epoch["hash"], "alias": alias, "query_id": query["query_id"]}
+    return {
+        "agent": agent,
+        "subject": subject,
+        "hash": created["hash"],
+        "seq": created["seq"],
+        "epoch": epoch["hash"],
+        "alias": alias,
+        "query_id": query["query_id"],
+    }
 
 
 # ---- the runbook's own checks ----------------------------------------------------------
@@ -60,8 +77,7 @@ def test_runbook_validation_commands(api: Api) -> None:
 
 def test_runbook_query_on_an_empty_database(server_factory: Any) -> None:
     fresh: RunningServer = server_factory()
-    resp = fresh.api.call("POST", "/v1/query", {"concept_path": "test/health",
-                                                "lens": "recency"})
+    resp = fresh.api.call("POST", "/v1/query", {"concept_path": "test/health", "lens": "recency"})
     assert resp.status == 200, resp
     assert resp.json["results"] == [] and resp.json["lens"] == "recency"
     health = fresh.api.get_ok("/v1/health")
@@ -104,8 +120,9 @@ def test_metrics_use_route_templates_never_raw_paths(api: Api, sample: dict[str,
     text = api.get("/metrics").text
     for name in METRICS:
         assert f"# TYPE {name} " in text, name
-    requests = [line for line in text.splitlines()
-                if line.startswith("stemedb_http_requests_total{")]
+    requests = [
+        line for line in text.splitlines() if line.startswith("stemedb_http_requests_total{")
+    ]
     routes = {m.group(1) for line in requests for m in [re.search(r'route="([^"]*)"', line)] if m}
     assert "/v1/assertions/{hash}" in routes
     assert "/v1/trace/{hash}" in routes
@@ -114,8 +131,13 @@ def test_metrics_use_route_templates_never_raw_paths(api: Api, sample: dict[str,
         for label in re.findall(r'route="([^"]*)"', line):
             assert not HEX64.search(label), line
             assert sample["alias"] not in label, line
-    found = [line for line in requests if 'route="/v1/assertions/{hash}"' in line
-             and 'status="200"' in line and 'method="GET"' in line]
+    found = [
+        line
+        for line in requests
+        if 'route="/v1/assertions/{hash}"' in line
+        and 'status="200"' in line
+        and 'method="GET"' in line
+    ]
     assert found and float(found[0].rsplit(" ", 1)[1]) >= 1
     assert re.search(r"^stemedb_journal_seq \d", text, re.M)
     assert re.search(r'^stemedb_queries_total\{[^}]*lens="recency"', text, re.M)
@@ -184,8 +206,7 @@ def test_request_id_is_echoed_or_generated_on_every_response(
     ]
     for method, path, data, ctype, status in cases:
         mine = f"req-{unique()}"
-        resp = api.call(method, path, data=data, content_type=ctype,
-                        headers={"X-Request-Id": mine})
+        resp = api.call(method, path, data=data, content_type=ctype, headers={"X-Request-Id": mine})
         assert resp.status == status, (method, path, resp)
         assert resp.header("X-Request-Id") == mine, (method, path)
         resp = api.call(method, path, data=data, content_type=ctype)
@@ -211,8 +232,14 @@ def test_invalid_query_parameters_name_the_field(api: Api, sample: dict[str, Any
 
 
 def _concrete(path: str, sample: dict[str, Any]) -> str:
-    values = {"hash": sample["hash"], "id": sample["epoch"], "path": sample["alias"],
-              "query_id": sample["query_id"], "name": "docs.js", "key_id": "no-such-key"}
+    values = {
+        "hash": sample["hash"],
+        "id": sample["epoch"],
+        "path": sample["alias"],
+        "query_id": sample["query_id"],
+        "name": "docs.js",
+        "key_id": "no-such-key",
+    }
     return re.sub(r"{(\w+)}", lambda m: values.get(m.group(1), "x"), path)
 
 
@@ -278,8 +305,12 @@ def test_every_mounted_route_is_documented(api: Api, tmp_path: Path) -> None:
     finally:
         store.close()
     spec = api.get_ok("/openapi.json")
-    documented = {(path, method.upper()) for path, item in spec["paths"].items()
-                  for method in item if method in ("get", "post", "put", "patch", "delete")}
+    documented = {
+        (path, method.upper())
+        for path, item in spec["paths"].items()
+        for method in item
+        if method in ("get", "post", "put", "patch", "delete")
+    }
     assert mounted - documented == set()
     assert documented - mounted == set()
 
@@ -320,3 +351,17 @@ def test_server_time_fields_are_milliseconds(api: Api, sample: dict[str, Any]) -
     assert abs(got["written_at"] - time.time() * 1000) < 3_600_000
     frame = api.get_ok("/v1/feed", {"after": sample["seq"] - 1, "limit": 1})["frames"][0]
     assert frame["written_ms"] == got["written_at"]
+
+
+def test_no_cors_headers_by_default_and_security_headers_everywhere(api: Api) -> None:
+    origin = {"Origin": "https://evil.example"}
+    for resp in (
+        api.get("/v1/health", headers=origin),
+        api.get("/v1/nope", headers=origin),
+        api.call(
+            "OPTIONS", "/v1/query", headers={**origin, "Access-Control-Request-Method": "POST"}
+        ),
+    ):
+        assert resp.header("Access-Control-Allow-Origin") is None
+        assert resp.header("X-Content-Type-Options") == "nosniff"
+        assert resp.header("X-Request-Id")

@@ -14,8 +14,16 @@ from conftest import Agent, Api, unique
 
 DAY = 86400
 LENSES = (
-    "recency", "confidence", "consensus", "authority", "trust", "votes", "best", "epoch",
-    "skeptic", "layered",
+    "recency",
+    "confidence",
+    "consensus",
+    "authority",
+    "trust",
+    "votes",
+    "best",
+    "epoch",
+    "skeptic",
+    "layered",
 )
 
 
@@ -41,31 +49,63 @@ def data(api: Api) -> Data:
     a, b, c = Agent(), Agent(), Agent()
     t = int(time.time()) - 10 * DAY
     d = Data(
-        root, f"{root}/drug/a", f"{root}/drug/a/sub", f"{root}/drug/ab", f"{root}/drug/b",
-        f"{root}-alias", t, {"A": a, "B": b, "C": c},
+        root,
+        f"{root}/drug/a",
+        f"{root}/drug/a/sub",
+        f"{root}/drug/ab",
+        f"{root}/drug/b",
+        f"{root}-alias",
+        t,
+        {"A": a, "B": b, "C": c},
     )
     d.epoch1 = api.write("/v1/epoch", a.record("epoch", name=unique("e")))["hash"]
     records = {
-        "a1": a.assertion(d.s1, "risk", "high", 0.9, source="pubmed://1", lifecycle="Approved",
-                          timestamp=t),
+        "a1": a.assertion(
+            d.s1, "risk", "high", 0.9, source="pubmed://1", lifecycle="Approved", timestamp=t
+        ),
         "a2": b.assertion(d.s1, "risk", "low", 0.6, source_class="Anecdotal", timestamp=t + 100),
-        "a3": c.assertion(d.s1, "risk", "high", 0.5, source="fda://label", timestamp=t + 200,
-                          lifecycle="UnderReview", epoch=d.epoch1),
+        "a3": c.assertion(
+            d.s1,
+            "risk",
+            "high",
+            0.5,
+            source="fda://label",
+            timestamp=t + 200,
+            lifecycle="UnderReview",
+            epoch=d.epoch1,
+        ),
         "a4": a.assertion(d.s1, "dose", 5, 0.7, source_class="Expert", timestamp=t + 50),
         "a5": c.assertion(d.s1, "risk", "old", 0.99, source_class="Clinical", timestamp=t + 300),
         "s2": b.assertion(d.s2, "risk", "mid", 0.5, source_class="Community", timestamp=t + 10),
         "s3": b.assertion(d.s3, "risk", "x", 0.5, timestamp=t + 10),
         "s4": b.assertion(d.s4, "risk", "y", 0.5, timestamp=t + 10),
-        "src": c.assertion(f"{root}/other", "cites", "z", 0.4, source="pubmed://1",
-                           timestamp=t + 10),
+        "src": c.assertion(
+            f"{root}/other", "cites", "z", 0.4, source="pubmed://1", timestamp=t + 10
+        ),
     }
     hashes = api.batch_ok(list(records.values()))
     d.h = dict(zip(records, hashes, strict=True))
-    child = a.assertion(d.s1, "risk", "high", 0.95, parent_hash=d.h["a1"], timestamp=t + 400,
-                        source="pubmed://2", lifecycle="Approved")
+    child = a.assertion(
+        d.s1,
+        "risk",
+        "high",
+        0.95,
+        parent_hash=d.h["a1"],
+        timestamp=t + 400,
+        source="pubmed://2",
+        lifecycle="Approved",
+    )
     d.h["child"] = api.write("/v1/assert", child)["hash"]
-    grandchild = a.assertion(d.s1, "risk", "high", 0.96, parent_hash=d.h["child"],
-                             timestamp=t + 500, source="pubmed://3", lifecycle="Approved")
+    grandchild = a.assertion(
+        d.s1,
+        "risk",
+        "high",
+        0.96,
+        parent_hash=d.h["child"],
+        timestamp=t + 500,
+        source="pubmed://3",
+        lifecycle="Approved",
+    )
     d.h["grandchild"] = api.write("/v1/assert", grandchild)["hash"]
     d.h["sup"] = api.write(
         "/v1/supersede", c.record("supersession", target_hash=d.h["a5"], reason="retracted")
@@ -118,9 +158,7 @@ def test_query_get_and_post_with_concept_path_alias(api: Api, data: Data) -> Non
     assert seqs == sorted(seqs)
 
 
-def test_prefix_true_and_trailing_star_match_the_subtree_segment_wise(
-    api: Api, data: Data
-) -> None:
+def test_prefix_true_and_trailing_star_match_the_subtree_segment_wise(api: Api, data: Data) -> None:
     prefix = f"{data.root}/drug/a"
     subtree = {data.h[k] for k in ("a1", "a2", "a3", "a4", "child", "grandchild", "s2")}
     assert hashes(api.get_ok("/v1/query", {"subject": prefix, "prefix": "true"})) == subtree
@@ -145,7 +183,9 @@ def test_filter_lifecycle_one_comma_and_any(api: Api, data: Data) -> None:
     assert hashes(api.query(subject=data.s1, lifecycle="approved,under_review")) == approved | {
         data.h["a3"]
     }
-    assert hashes(api.get_ok("/v1/query", {"subject": data.s1, "lifecycle": "Approved,UnderReview"})) == approved | {data.h["a3"]}
+    assert hashes(
+        api.get_ok("/v1/query", {"subject": data.s1, "lifecycle": "Approved,UnderReview"})
+    ) == approved | {data.h["a3"]}
     assert len(hashes(api.query(subject=data.s1, lifecycle="any"))) == 6
     resp = api.post("/v1/query", {"subject": data.s1, "lifecycle": "Final"})
     assert resp.status == 400 and resp.error["details"][0]["field"] == "lifecycle"
@@ -165,9 +205,7 @@ def test_filter_source_class_and_max_tier(api: Api, data: Data) -> None:
         data.h["a3"]
     }
     assert hashes(api.query(subject=data.s1, max_tier=1)) == clinical | {data.h["a3"]}
-    assert hashes(api.query(subject=data.s1, max_tier=3)) == clinical | {
-        data.h["a3"], data.h["a4"]
-    }
+    assert hashes(api.query(subject=data.s1, max_tier=3)) == clinical | {data.h["a3"], data.h["a4"]}
     resp = api.post("/v1/query", {"subject": data.s1, "source_class": "Rumour"})
     assert resp.status == 400 and resp.error["details"][0]["field"] == "source_class"
     resp = api.post("/v1/query", {"subject": data.s1, "max_tier": 9})
@@ -187,8 +225,7 @@ def test_filter_as_of_claim_time(api: Api, data: Data) -> None:
         data.h[k] for k in ("a1", "a2", "a4")
     }
     assert hashes(api.query(subject=data.s1, as_of=data.t - 1)) == set()
-    result = lens_result(api, subject=data.s1, predicate="risk", lens="recency",
-                         as_of=data.t + 150)
+    result = lens_result(api, subject=data.s1, predicate="risk", lens="recency", as_of=data.t + 150)
     assert result["winner"]["hash"] == data.h["a2"]
 
 
@@ -210,8 +247,13 @@ def test_filter_known_at_system_time(api: Api) -> None:
 
 def test_decay_none_tier_and_days(api: Api, data: Data) -> None:
     as_of = data.t + 1000 * DAY
-    common = {"subject": data.s1, "predicate": "risk", "lens": "confidence", "as_of": as_of,
-              "lifecycle": "UnderReview,Proposed"}  # a2 (Anecdotal) and a3 (Regulatory)
+    common = {
+        "subject": data.s1,
+        "predicate": "risk",
+        "lens": "confidence",
+        "as_of": as_of,
+        "lifecycle": "UnderReview,Proposed",
+    }  # a2 (Anecdotal) and a3 (Regulatory)
     plain = lens_result(api, **common)
     scores = {e["hash"]: e["score"] for e in plain["explanation"]}
     assert scores[data.h["a3"]] == pytest.approx(0.5) and scores[data.h["a2"]] == pytest.approx(0.6)
@@ -227,8 +269,10 @@ def test_decay_none_tier_and_days(api: Api, data: Data) -> None:
     age3 = (as_of - (data.t + 200)) / DAY
     assert scores[data.h["a3"]] == pytest.approx(0.5 * 2 ** (-age3 / 100), rel=1e-6)
     assert days["winner"]["hash"] == data.h["a2"]
-    assert api.get_ok("/v1/query", {**common, "decay": "tier"})["results"][0]["winner"][
-        "hash"] == data.h["a3"]
+    assert (
+        api.get_ok("/v1/query", {**common, "decay": "tier"})["results"][0]["winner"]["hash"]
+        == data.h["a3"]
+    )
     for bad in ("sometimes", "-3", "0"):
         resp = api.post("/v1/query", {**common, "decay": bad})
         assert resp.status == 400 and resp.error["details"][0]["field"] == "decay"
@@ -243,8 +287,9 @@ def test_include_superseded(api: Api, data: Data) -> None:
     assert hidden["winner"]["hash"] != data.h["a5"]
     excluded = {e["hash"]: e["excluded"] for e in hidden["explanation"]}
     assert excluded.get(data.h["a5"]) == "superseded"
-    included = lens_result(api, subject=data.s1, predicate="risk", lens="confidence",
-                           include_superseded=True)
+    included = lens_result(
+        api, subject=data.s1, predicate="risk", lens="confidence", include_superseded=True
+    )
     assert included["winner"]["hash"] == data.h["a5"]  # 0.99 is the highest confidence
     got = api.get_ok("/v1/query", {"subject": data.s1, "include_superseded": "true"})
     assert data.h["a5"] in hashes(got)
@@ -341,8 +386,12 @@ def test_every_lens_answers_in_the_documented_shape(api: Api, data: Data) -> Non
 
 
 def test_lens_names_are_case_insensitive_with_aliases(api: Api, data: Data) -> None:
-    for given, canonical in (("RECENCY", "recency"), ("Trust_Aware_Authority", "trust"),
-                             ("vote_aware_consensus", "votes"), ("epoch_aware", "epoch")):
+    for given, canonical in (
+        ("RECENCY", "recency"),
+        ("Trust_Aware_Authority", "trust"),
+        ("vote_aware_consensus", "votes"),
+        ("epoch_aware", "epoch"),
+    ):
         assert api.query(subject=data.s1, predicate="risk", lens=given)["lens"] == canonical
 
 
@@ -361,8 +410,7 @@ def test_votes_lens_and_epoch_lens_with_inner(api: Api, data: Data) -> None:
     votes = lens_result(api, subject=data.s1, predicate="risk", lens="votes")
     assert votes["winner"]["hash"] == data.h["a2"]
     assert votes["resolution_confidence"] == pytest.approx(1.0)
-    by_epoch = lens_result(api, subject=data.s1, predicate="risk", lens="epoch",
-                           inner="confidence")
+    by_epoch = lens_result(api, subject=data.s1, predicate="risk", lens="epoch", inner="confidence")
     assert by_epoch["winner"]["hash"] == data.h["grandchild"]  # 0.96, epoch E1 not superseded
 
 
@@ -469,8 +517,12 @@ def test_concepts_browse_the_hierarchy(api: Api, data: Data) -> None:
     assert children["a"]["assertion_count"] == 8  # 7 on drug/a (incl. superseded) + 1 below
     assert children["a"]["has_children"] is True
     assert children["a"]["path"] == data.s1
-    assert children["ab"] == {"segment": "ab", "path": data.s3, "assertion_count": 1,
-                              "has_children": False}
+    assert children["ab"] == {
+        "segment": "ab",
+        "path": data.s3,
+        "assertion_count": 1,
+        "has_children": False,
+    }
     top = api.get_ok("/v1/concepts", {"prefix": data.root})
     assert {c["segment"] for c in top["children"]} == {"drug", "other"}
     everything = api.get_ok("/v1/concepts")
@@ -487,8 +539,17 @@ def test_epochs_list_and_by_id(api: Api, data: Data) -> None:
     listed = api.get_ok("/v1/epochs")["epochs"]
     mine = [e for e in listed if e["id"] == data.epoch1]
     assert len(mine) == 1
-    assert set(mine[0]) >= {"id", "seq", "name", "description", "supersedes", "timestamp",
-                            "written_at", "superseded", "superseded_by"}
+    assert set(mine[0]) >= {
+        "id",
+        "seq",
+        "name",
+        "description",
+        "supersedes",
+        "timestamp",
+        "written_at",
+        "superseded",
+        "superseded_by",
+    }
     assert api.get_ok(f"/v1/epochs/{data.epoch1}") == mine[0]
     resp = api.get("/v1/epochs/" + "ef" * 32)
     assert resp.status == 404 and resp.error["code"] == "not_found"

@@ -4,6 +4,7 @@ the other record kinds, with their 201/200/400/404 answers (api.md "Writes")."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Any
 
@@ -83,7 +84,13 @@ def test_batch_json_array_one_result_per_item_in_order(api: Api) -> None:
     results = body["results"]
     assert [r["index"] for r in results] == list(range(len(items)))
     assert [r["status"] for r in results] == [
-        "created", "rejected", "exists", "created", "exists", "rejected", "created",
+        "created",
+        "rejected",
+        "exists",
+        "created",
+        "exists",
+        "rejected",
+        "created",
     ]
     assert (body["created"], body["exists"], body["rejected"]) == (3, 2, 2)
     assert results[1]["error"]["code"] == "invalid_request"
@@ -104,7 +111,9 @@ def test_batch_ndjson(api: Api) -> None:
     records = [agent.assertion(subject, "p", f"v{i}", 0.5) for i in range(3)]
     lines = [json.dumps(records[0]), "{not json", json.dumps(records[1]), json.dumps(records[2])]
     resp = api.call(
-        "POST", "/v1/assert/batch", data=("\n".join(lines) + "\n").encode(),
+        "POST",
+        "/v1/assert/batch",
+        data=("\n".join(lines) + "\n").encode(),
         content_type="application/x-ndjson",
     )
     assert resp.status == 200, resp
@@ -150,7 +159,10 @@ def _record_hash(api: Api, record: dict[str, Any], kind: str) -> str:
     from stemedb.records import prepare_record
 
     prepared = prepare_record(
-        kind, record, now_s=int(time.time()), scheme_tiers=DEFAULT_SCHEME_TIERS,
+        kind,
+        record,
+        now_s=int(time.time()),
+        scheme_tiers=DEFAULT_SCHEME_TIERS,
         require_signatures=True,
     )
     return prepared.hash_hex
@@ -225,8 +237,13 @@ def test_batch_body_must_be_an_array(api: Api) -> None:
 def test_normalize_then_sign_the_message_and_submit(api: Api) -> None:
     agent = Agent()
     subject = f"{unique('w')}/normalize"
-    unsigned = {"subject": subject, "predicate": "p", "object": "bare", "confidence": 1,
-                "source": "fda://label/1"}
+    unsigned = {
+        "subject": subject,
+        "predicate": "p",
+        "object": "bare",
+        "confidence": 1,
+        "source": "fda://label/1",
+    }
     before = head_seq(api)
     body = api.ok("POST", "/v1/normalize", unsigned)
     assert head_seq(api) == before  # writes nothing
@@ -240,8 +257,11 @@ def test_normalize_then_sign_the_message_and_submit(api: Api) -> None:
 
     signed = dict(record)
     signed["signatures"] = [
-        {"agent_id": agent.id, "signature": sign(agent.seed, message),
-         "timestamp": record["timestamp"]}
+        {
+            "agent_id": agent.id,
+            "signature": sign(agent.seed, message),
+            "timestamp": record["timestamp"],
+        }
     ]
     created = api.write("/v1/assert", signed)
     stored = api.get_ok(f"/v1/assertions/{created['hash']}")
@@ -256,14 +276,16 @@ def test_normalize_then_sign_the_message_and_submit(api: Api) -> None:
 
 
 def test_normalize_other_kinds(api: Api) -> None:
-    body = api.ok("POST", "/v1/normalize", {"assertion_hash": ZERO, "weight": -1},
-                  params={"kind": "vote"})
+    body = api.ok(
+        "POST", "/v1/normalize", {"assertion_hash": ZERO, "weight": -1}, params={"kind": "vote"}
+    )
     assert body["record"]["kind"] == "vote"
     assert bytes.fromhex(body["message"]).startswith(b"stemedb/v1/vote\n")
     body = api.ok("POST", "/v1/normalize", {"kind": "epoch", "name": "x"})
     assert body["record"]["kind"] == "epoch" and body["record"]["supersedes"] == []
-    resp = api.post("/v1/normalize", {"subject": "a/b", "predicate": "p", "object": 1,
-                                      "confidence": 3})
+    resp = api.post(
+        "/v1/normalize", {"subject": "a/b", "predicate": "p", "object": 1, "confidence": 3}
+    )
     assert resp.status == 400 and resp.error["details"][0]["field"] == "confidence"
 
 
@@ -287,8 +309,7 @@ def test_vote_created_exists_and_latest_vote_per_agent_counts(api: Api) -> None:
     assert ZERO in resp.error["message"]
     resp = api.post("/v1/vote", a.record("vote", assertion_hash=target, weight=1))
     assert resp.status == 201  # a new timestamp makes a new record
-    resp = api.post("/v1/vote", dict(a.record("vote", assertion_hash=target, weight=1),
-                                     weight=2))
+    resp = api.post("/v1/vote", dict(a.record("vote", assertion_hash=target, weight=1), weight=2))
     assert resp.status == 400 and resp.error["details"][0]["field"] == "weight"
 
 
@@ -312,7 +333,10 @@ def test_supersede_hides_and_flags_the_target(api: Api) -> None:
     old = api.write("/v1/assert", agent.assertion(subject, "p", "old", 0.5))
     new = api.write("/v1/assert", agent.assertion(subject, "p", "new", 0.5))
     record = agent.record(
-        "supersession", target_hash=old["hash"], replacement_hash=new["hash"], reason="typo",
+        "supersession",
+        target_hash=old["hash"],
+        replacement_hash=new["hash"],
+        reason="typo",
         type="Correct",
     )
     sup = api.write("/v1/supersede", record)
@@ -344,9 +368,7 @@ def test_aliases_post_and_get(api: Api) -> None:
     api.write("/v1/aliases", agent.record("alias", alias=deep_alias, canonical=canonical))
     got = api.get_ok(f"/v1/aliases/{deep_alias}")
     assert got["canonical"] == canonical
-    assert sorted(api.get_ok(f"/v1/aliases/{canonical}")["aliases"]) == sorted(
-        [alias, deep_alias]
-    )
+    assert sorted(api.get_ok(f"/v1/aliases/{canonical}")["aliases"]) == sorted([alias, deep_alias])
     resp = api.post("/v1/aliases", agent.record("alias", alias=alias, canonical=alias + "x"))
     assert resp.status == 201  # a later alias record for the same path wins
     assert api.get_ok(f"/v1/aliases/{alias}")["canonical"] == alias + "x"
@@ -356,9 +378,7 @@ def test_outcome_created_and_moves_trust(api: Api) -> None:
     admin, judged, other = Agent(), Agent(), Agent()
     subject = f"{unique('w')}/outcome"
     now = int(time.time())
-    mine = api.write(
-        "/v1/assert", judged.assertion(subject, "p", "judged", 0.8, timestamp=now - 5)
-    )
+    mine = api.write("/v1/assert", judged.assertion(subject, "p", "judged", 0.8, timestamp=now - 5))
     api.write("/v1/assert", other.assertion(subject, "p", "other", 0.8, timestamp=now - 5))
     # Equal scores: trust decides once an inaccurate outcome lowers `judged`.
     record = admin.record(
@@ -377,8 +397,7 @@ def test_missing_references_of_an_assertion_are_named(api: Api) -> None:
     agent = Agent()
     subject = f"{unique('w')}/missing"
     for field_name in ("parent_hash", "epoch"):
-        resp = api.post("/v1/assert", agent.assertion(subject, "p", "x", 0.5,
-                                                      **{field_name: ZERO}))
+        resp = api.post("/v1/assert", agent.assertion(subject, "p", "x", 0.5, **{field_name: ZERO}))
         assert resp.status == 404, resp
         assert resp.error["code"] == "not_found"
         assert ZERO in resp.error["message"]
@@ -444,8 +463,9 @@ def test_body_over_one_mib_is_413(api: Api) -> None:
     agent = Agent()
     record = agent.assertion(f"{unique('w')}/big", "p", "x", 0.5)
     record["padding"] = "x" * (1024 * 1024)
-    resp = api.call("POST", "/v1/assert", data=json.dumps(record).encode(),
-                    content_type="application/json")
+    resp = api.call(
+        "POST", "/v1/assert", data=json.dumps(record).encode(), content_type="application/json"
+    )
     assert resp.status == 413 and resp.error["code"] == "payload_too_large"
     assert resp.header("X-Request-Id")
     # The batch route takes 32x as much.
@@ -457,11 +477,95 @@ def test_body_over_one_mib_is_413(api: Api) -> None:
 
 
 def test_method_not_allowed_is_405_with_allow(api: Api) -> None:
-    for method, path in (("GET", "/v1/assert"), ("DELETE", "/v1/assertions"),
-                         ("PUT", "/v1/vote"), ("GET", "/v1/assert/batch"),
-                         ("DELETE", "/v1/query")):
+    for method, path in (
+        ("GET", "/v1/assert"),
+        ("DELETE", "/v1/assertions"),
+        ("PUT", "/v1/vote"),
+        ("GET", "/v1/assert/batch"),
+        ("DELETE", "/v1/query"),
+    ):
         resp = api.call(method, path)
         assert resp.status == 405, (method, path, resp)
         assert resp.error["code"] == "method_not_allowed"
         assert resp.header("Allow")
         assert resp.header("X-Request-Id")
+
+
+def test_ndjson_big_lines_crlf_last_line_without_newline_and_an_over_long_line(
+    api: Api,
+) -> None:
+    agent = Agent()
+    subject = f"{unique('w')}/ndjson-edges"
+    records = [agent.assertion(subject, "p", f"{i}" + "x" * 60000, 0.5) for i in range(5)]
+    lines = [json.dumps(r).encode() for r in records]  # each spans 64 KiB read chunks
+    over_long = b'{"padding": "' + b"y" * (1024 * 1024 + 10) + b'"}'
+    body = (
+        lines[0]
+        + b"\r\n"
+        + lines[1]
+        + b"\n\n"
+        + over_long
+        + b"\n"
+        + lines[2]
+        + b"\r\n"
+        + lines[3]
+        + b"\n"
+        + lines[4]  # no newline at the end
+    )
+    resp = api.call("POST", "/v1/assert/batch", data=body, content_type="application/x-ndjson")
+    assert resp.status == 200, resp
+    results = resp.json["results"]
+    assert [r["status"] for r in results] == [
+        "created",
+        "created",
+        "rejected",
+        "created",
+        "created",
+        "created",
+    ]
+    assert results[2]["error"]["code"] == "invalid_json"
+    expected = [_record_hash(api, r, "assertion") for r in records]
+    assert [r["hash"] for r in results if r["status"] == "created"] == expected
+
+
+def test_concurrent_submissions_of_one_record_create_it_once(api: Api) -> None:
+    record = Agent().assertion(f"{unique('w')}/race", "p", "x", 0.5)
+    barrier = threading.Barrier(16)
+    answers: list[tuple[int, dict[str, Any]]] = []
+
+    def submit() -> None:
+        barrier.wait()
+        resp = api.post("/v1/assert", record)
+        answers.append((resp.status, resp.json))
+
+    threads = [threading.Thread(target=submit) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [200] * 15 + [201]
+    assert len({(body["hash"], body["seq"]) for _, body in answers}) == 1
+
+
+def test_read_your_writes_over_http(api: Api) -> None:
+    errors: list[str] = []
+
+    def work(n: int) -> None:
+        agent = Agent()
+        subject = f"{unique('w')}/ryw{n}"
+        for i in range(10):
+            created = api.write("/v1/assert", agent.assertion(subject, "p", i, 0.5))
+            if api.get(f"/v1/assertions/{created['hash']}").status != 200:
+                errors.append(f"{n}/{i}: not readable by hash")
+            if api.query(subject=subject)["count"] != i + 1:
+                errors.append(f"{n}/{i}: not listed")
+            if api.get_ok("/v1/health")["journal_seq"] < created["seq"]:
+                errors.append(f"{n}/{i}: health behind")
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []

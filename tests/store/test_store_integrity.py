@@ -4,7 +4,6 @@ of the hot reads (EXPLAIN QUERY PLAN)."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -32,28 +31,36 @@ WHERE j.hash <> sha3(j.body, 256)
 def pend(kind: str, fields: dict[str, Any], seed: bytes | None = None) -> PendingRecord:
     now = int(time.time())
     payload = sign_record(kind, fields, [seed]) if seed else fields
-    prepared = prepare_record(kind, payload, now_s=now, scheme_tiers=DEFAULT_SCHEME_TIERS,
-                              require_signatures=False)
-    return PendingRecord(prepared.kind, prepared.hash, prepared.body, prepared.record,
-                         int(time.time() * 1000))
+    prepared = prepare_record(
+        kind, payload, now_s=now, scheme_tiers=DEFAULT_SCHEME_TIERS, require_signatures=False
+    )
+    return PendingRecord(
+        prepared.kind, prepared.hash, prepared.body, prepared.record, int(time.time() * 1000)
+    )
 
 
 def assertion(subject: str, value: Any, seed: bytes | None = None, **fields: Any) -> PendingRecord:
-    return pend("assertion", {"subject": subject, "predicate": "p", "object": value,
-                              "confidence": 0.5, **fields}, seed)
+    return pend(
+        "assertion",
+        {"subject": subject, "predicate": "p", "object": value, "confidence": 0.5, **fields},
+        seed,
+    )
 
 
 def shell(db: Path, sql: str) -> list[str]:
-    out = subprocess.run([SQLITE3, "-bail", str(db), sql], check=True, capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(
+        [SQLITE3, "-bail", str(db), sql], check=True, capture_output=True, text=True, timeout=60
+    )
     return [line for line in out.stdout.splitlines() if line.strip()]
 
 
 def dump_path(path: Path) -> dict[str, list[tuple[Any, ...]]]:
     conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
     try:
-        return {t: sorted(map(tuple, conn.execute(f"SELECT * FROM {t}").fetchall()), key=repr)
-                for t in PROJECTION_TABLES}
+        return {
+            t: sorted(map(tuple, conn.execute(f"SELECT * FROM {t}").fetchall()), key=repr)
+            for t in PROJECTION_TABLES
+        }
     finally:
         conn.close()
 
@@ -70,19 +77,42 @@ def populate(store: Store) -> dict[str, PendingRecord]:
     z = assertion("i/y/z", 3, None, epoch=e3.hash.hex())
     now = int(time.time())
     records = {
-        "e1": e1, "e2": e2, "e3": e3, "x": x, "y": y, "z": z,
-        "v1": pend("vote", {"assertion_hash": x.hash.hex(), "weight": 1, "timestamp": now - 9},
-                   a),
+        "e1": e1,
+        "e2": e2,
+        "e3": e3,
+        "x": x,
+        "y": y,
+        "z": z,
+        "v1": pend("vote", {"assertion_hash": x.hash.hex(), "weight": 1, "timestamp": now - 9}, a),
         "v2": pend("vote", {"assertion_hash": x.hash.hex(), "weight": -1, "timestamp": now}, a),
         "v3": pend("vote", {"assertion_hash": x.hash.hex(), "weight": 0.5}, b),
-        "s1": pend("supersession", {"target_hash": x.hash.hex(),
-                                    "replacement_hash": y.hash.hex(), "reason": "r"}, b),
+        "s1": pend(
+            "supersession",
+            {"target_hash": x.hash.hex(), "replacement_hash": y.hash.hex(), "reason": "r"},
+            b,
+        ),
         "al1": pend("alias", {"alias": "brand", "canonical": "i/x", "timestamp": now - 5}, a),
         "al2": pend("alias", {"alias": "brand", "canonical": "i/y", "timestamp": now}, a),
-        "o1": pend("outcome", {"agent_id": public_key_hex(b), "assertion_hash": y.hash.hex(),
-                               "accurate": False, "timestamp": now - 3}, a),
-        "o2": pend("outcome", {"agent_id": public_key_hex(b), "assertion_hash": y.hash.hex(),
-                               "accurate": True, "timestamp": now}, a),
+        "o1": pend(
+            "outcome",
+            {
+                "agent_id": public_key_hex(b),
+                "assertion_hash": y.hash.hex(),
+                "accurate": False,
+                "timestamp": now - 3,
+            },
+            a,
+        ),
+        "o2": pend(
+            "outcome",
+            {
+                "agent_id": public_key_hex(b),
+                "assertion_hash": y.hash.hex(),
+                "accurate": True,
+                "timestamp": now,
+            },
+            a,
+        ),
     }
     outcomes = store.write(list(records.values()))
     assert {o.status for o in outcomes} == {"created"}, outcomes
@@ -103,7 +133,7 @@ def copy_db(store: Store, dest: Path) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     target = apsw.Connection(str(dest))
     try:
-        with target.backup("main", store._conn(), "main") as backup:  # noqa: SLF001
+        with target.backup("main", store._conn(), "main") as backup:
             backup.step()
     finally:
         target.close()
@@ -118,10 +148,12 @@ def test_triggers_reject_update_and_delete_of_frames(store: Store) -> None:
     conn = apsw.Connection(str(store.path))
     conn.set_busy_timeout(5000)
     try:
-        for sql in ("UPDATE journal SET body = '{}' WHERE seq = 1",
-                    "UPDATE journal SET written_ms = 0 WHERE seq = 0",
-                    "DELETE FROM journal WHERE seq = 1",
-                    "DELETE FROM journal"):
+        for sql in (
+            "UPDATE journal SET body = '{}' WHERE seq = 1",
+            "UPDATE journal SET written_ms = 0 WHERE seq = 0",
+            "DELETE FROM journal WHERE seq = 1",
+            "DELETE FROM journal",
+        ):
             with pytest.raises(apsw.ConstraintError, match="append-only"):
                 conn.execute(sql)
     finally:
@@ -158,8 +190,10 @@ def test_verify_full_catches_a_projection_that_disagrees(store: Store, tmp_path:
     assert verify(copy).ok  # counts still agree
     report = verify(copy, full=True)
     assert not report.ok
-    assert any(c["check"] == "rebuild_matches" and not c["ok"] and "assertions" in c["detail"]
-               for c in report.checks)
+    assert any(
+        c["check"] == "rebuild_matches" and not c["ok"] and "assertions" in c["detail"]
+        for c in report.checks
+    )
 
 
 # ---- tampering -----------------------------------------------------------------------------
@@ -181,7 +215,9 @@ def test_an_altered_body_is_caught_by_verify_and_by_the_shell_query(
     assert shell(store.path, CHAIN_QUERY) == []
     target = 5  # assertion y
     copy = _tampered(
-        store, tmp_path, "body",
+        store,
+        tmp_path,
+        "body",
         "UPDATE journal SET body = replace(body, '\"confidence\":0.5', '\"confidence\":0.9')"
         f" WHERE seq = {target}",
     )
@@ -197,8 +233,9 @@ def test_an_altered_written_ms_or_a_removed_frame_breaks_the_chain(
     store: Store, tmp_path: Path
 ) -> None:
     populate(store)
-    copy = _tampered(store, tmp_path, "ms",
-                     "UPDATE journal SET written_ms = written_ms + 1 WHERE seq = 12")
+    copy = _tampered(
+        store, tmp_path, "ms", "UPDATE journal SET written_ms = written_ms + 1 WHERE seq = 12"
+    )
     report = verify(copy)
     assert not report.ok and report.first_bad_seq == 12
     assert shell(copy, CHAIN_QUERY) == ["12"]
@@ -222,9 +259,16 @@ def test_candidate_read_is_answered_from_the_covering_index(store: Store) -> Non
     store.write([assertion(f"q/s{i % 10}", i) for i in range(200)])
     filters = [
         CandidateFilter(subjects=("q/s1",), predicate="p"),
-        CandidateFilter(subjects=("q/s1",), predicate="p", as_of=10**10, known_at_ms=10**13,
-                        lifecycles=("Approved", "Proposed"), tiers=(0, 1, 5),
-                        agent_id=b"a" * 32, epoch=b"e" * 32),
+        CandidateFilter(
+            subjects=("q/s1",),
+            predicate="p",
+            as_of=10**10,
+            known_at_ms=10**13,
+            lifecycles=("Approved", "Proposed"),
+            tiers=(0, 1, 5),
+            agent_id=b"a" * 32,
+            epoch=b"e" * 32,
+        ),
         CandidateFilter(subjects=("q/s1",), predicate="p", include_superseded=True),
     ]
     for f in filters:
@@ -240,8 +284,9 @@ def test_prefix_read_is_a_range_scan(store: Store) -> None:
     store.write([assertion(f"q/s{i % 10}/leaf", i) for i in range(100)])
     f = CandidateFilter(subjects=("q",), prefix=True)
     plan = _plan(store, *candidate_sql(f))
-    assert any("USING COVERING INDEX assertions_lens (subject>? AND subject<?)" in s
-               for s in plan), plan
+    assert any(
+        "USING COVERING INDEX assertions_lens (subject>? AND subject<?)" in s for s in plan
+    ), plan
     assert not any(step.startswith("SCAN assertions") for step in plan), plan
     f = CandidateFilter(subjects=("q",), prefix=True, predicate="p")
     plan = _plan(store, *candidate_sql(f))

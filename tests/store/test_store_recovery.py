@@ -32,19 +32,26 @@ WHERE j.hash <> sha3(j.body, 256)
 
 def pend(kind: str = "assertion", **fields: Any) -> PendingRecord:
     if kind == "assertion":
-        fields = {"subject": "r/x", "predicate": "p", "object": "v", "confidence": 0.5,
-                  **fields}
-    prepared = prepare_record(kind, fields, now_s=int(time.time()),
-                              scheme_tiers=DEFAULT_SCHEME_TIERS, require_signatures=False)
-    return PendingRecord(prepared.kind, prepared.hash, prepared.body, prepared.record,
-                         int(time.time() * 1000))
+        fields = {"subject": "r/x", "predicate": "p", "object": "v", "confidence": 0.5, **fields}
+    prepared = prepare_record(
+        kind,
+        fields,
+        now_s=int(time.time()),
+        scheme_tiers=DEFAULT_SCHEME_TIERS,
+        require_signatures=False,
+    )
+    return PendingRecord(
+        prepared.kind, prepared.hash, prepared.body, prepared.record, int(time.time() * 1000)
+    )
 
 
 def dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
     conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
     try:
-        return {t: sorted(map(tuple, conn.execute(f"SELECT * FROM {t}").fetchall()), key=repr)
-                for t in PROJECTION_TABLES}
+        return {
+            t: sorted(map(tuple, conn.execute(f"SELECT * FROM {t}").fetchall()), key=repr)
+            for t in PROJECTION_TABLES
+        }
     finally:
         conn.close()
 
@@ -54,15 +61,18 @@ def make_db(directory: Path, records: int = 30) -> Path:
     store = Store(Settings(db_dir=directory)).open()
     try:
         parent = pend(object="root")
-        written = store.write([parent] + [pend(subject=f"r/s{i % 4}", object=i) for i in
-                                          range(records)])
+        written = store.write(
+            [parent] + [pend(subject=f"r/s{i % 4}", object=i) for i in range(records)]
+        )
         assert {o.status for o in written} == {"created"}
-        store.write([
-            pend("vote", assertion_hash=parent.hash.hex(), weight=1),
-            pend("supersession", target_hash=parent.hash.hex(), reason="r"),
-            pend("epoch", name="e"),
-            pend("alias", alias="brand", canonical="r/x"),
-        ])
+        store.write(
+            [
+                pend("vote", assertion_hash=parent.hash.hex(), weight=1),
+                pend("supersession", target_hash=parent.hash.hex(), reason="r"),
+                pend("epoch", name="e"),
+                pend("alias", alias="brand", canonical="r/x"),
+            ]
+        )
     finally:
         store.close()
     return directory / "stemedb.db"
@@ -93,8 +103,16 @@ def test_projections_behind_the_journal_are_caught_up_at_open(tmp_path: Path) ->
     lag_from = head - 12
     with conn:
         conn.execute("DELETE FROM assertions WHERE seq > ?", (lag_from,))
-        for table in ("votes", "vote_totals", "supersessions", "epochs", "epoch_closure",
-                      "epoch_superseded", "aliases", "trust"):
+        for table in (
+            "votes",
+            "vote_totals",
+            "supersessions",
+            "epochs",
+            "epoch_closure",
+            "epoch_superseded",
+            "aliases",
+            "trust",
+        ):
             conn.execute(f"DELETE FROM {table}")
         # Only frames <= lag_from that are assertions survive; other kinds come later.
         conn.execute("UPDATE meta SET value = ? WHERE key = 'applied_seq'", (lag_from,))
@@ -115,10 +133,13 @@ def test_projections_behind_the_journal_are_caught_up_at_open(tmp_path: Path) ->
 
 def test_open_logs_what_it_replayed(tmp_path: Path) -> None:
     path = make_db(tmp_path / "db", records=5)
-    raw(path, "DELETE FROM assertions WHERE seq > 3; "
-              "UPDATE meta SET value = 3 WHERE key = 'applied_seq'; DELETE FROM votes; "
-              "DELETE FROM vote_totals; DELETE FROM supersessions; DELETE FROM epochs; "
-              "DELETE FROM aliases")
+    raw(
+        path,
+        "DELETE FROM assertions WHERE seq > 3; "
+        "UPDATE meta SET value = 3 WHERE key = 'applied_seq'; DELETE FROM votes; "
+        "DELETE FROM vote_totals; DELETE FROM supersessions; DELETE FROM epochs; "
+        "DELETE FROM aliases",
+    )
     store = Store(Settings(db_dir=tmp_path / "db"))
     try:
         store.open_journal()
@@ -154,14 +175,20 @@ def test_missing_header_is_a_startup_error_naming_it(tmp_path: Path) -> None:
 
 def test_unknown_header_format_or_version_is_a_startup_error(tmp_path: Path) -> None:
     path = make_db(tmp_path / "a", records=2)
-    raw(path, "DROP TRIGGER journal_no_update; UPDATE journal SET body = "
-              "'{\"format\":\"other-db\",\"version\":1}' WHERE seq = 0")
+    raw(
+        path,
+        "DROP TRIGGER journal_no_update; UPDATE journal SET body = "
+        '\'{"format":"other-db","version":1}\' WHERE seq = 0',
+    )
     error = _startup_error(tmp_path / "a")
     assert "unknown format" in str(error) or "format" in str(error)
 
     path = make_db(tmp_path / "b", records=2)
-    raw(path, "DROP TRIGGER journal_no_update; UPDATE journal SET body = "
-              "json_set(body, '$.version', 9) WHERE seq = 0")
+    raw(
+        path,
+        "DROP TRIGGER journal_no_update; UPDATE journal SET body = "
+        "json_set(body, '$.version', 9) WHERE seq = 0",
+    )
     error = _startup_error(tmp_path / "b")
     assert "version" in str(error)
 
@@ -173,24 +200,31 @@ def test_a_file_that_is_not_sqlite_or_not_ours_is_refused(tmp_path: Path) -> Non
     assert "not an SQLite database" in str(error)
 
     (tmp_path / "foreign").mkdir()
-    raw(tmp_path / "foreign" / "stemedb.db",
-        "PRAGMA application_id = 1234; CREATE TABLE t(x); PRAGMA user_version = 1")
+    raw(
+        tmp_path / "foreign" / "stemedb.db",
+        "PRAGMA application_id = 1234; CREATE TABLE t(x); PRAGMA user_version = 1",
+    )
     error = _startup_error(tmp_path / "foreign")
     assert "not a StemeDB database" in str(error)
 
     (tmp_path / "newer").mkdir()
     newer = schema.latest_version() + 1
-    raw(tmp_path / "newer" / "stemedb.db",
+    raw(
+        tmp_path / "newer" / "stemedb.db",
         f"PRAGMA application_id = {schema.APPLICATION_ID}; CREATE TABLE t(x); "
-        f"PRAGMA user_version = {newer}")
+        f"PRAGMA user_version = {newer}",
+    )
     error = _startup_error(tmp_path / "newer")
     assert "newer" in str(error) and str(newer) in str(error)
 
 
 def test_a_broken_chain_tail_is_a_startup_error_naming_the_seq(tmp_path: Path) -> None:
     path = make_db(tmp_path / "db", records=10)
-    raw(path, "DROP TRIGGER journal_no_update; UPDATE journal SET written_ms = written_ms + 1 "
-              "WHERE seq = 9")
+    raw(
+        path,
+        "DROP TRIGGER journal_no_update; UPDATE journal SET written_ms = written_ms + 1 "
+        "WHERE seq = 9",
+    )
     error = _startup_error(tmp_path / "db")
     assert "seq 9" in str(error)
 
@@ -206,7 +240,7 @@ def test_migrations_are_tracked_by_user_version_and_idempotent(tmp_path: Path) -
     notes = store.open_projections()
     assert "applied 0001_initial.sql" in notes and "wrote journal header" in notes
     store.start_writer()
-    conn = store._conn()  # noqa: SLF001
+    conn = store._conn()
     assert schema.user_version(conn) == schema.latest_version() >= 1
     assert schema.application_id(conn) == schema.APPLICATION_ID
     assert schema.pending_migrations(conn) == []
@@ -219,7 +253,7 @@ def test_migrations_are_tracked_by_user_version_and_idempotent(tmp_path: Path) -
     notes = again.open_projections()
     assert "applied" not in notes and "wrote journal header" not in notes
     again.start_writer()
-    conn = again._conn()  # noqa: SLF001
+    conn = again._conn()
     assert conn.execute("SELECT body FROM journal WHERE seq = 0").fetchall()[0][0] == header
     assert conn.execute("SELECT count(*) FROM journal").fetchall() == [(1,)]
     again.close()
@@ -266,9 +300,9 @@ WRITER_SCRIPT = textwrap.dedent(
                     sys.stdout.write(o.hash.hex() + "\\n")
                 sys.stdout.flush()
 
+    print("started", flush=True)
     for n in range(4):
         threading.Thread(target=work, args=(n,), daemon=True).start()
-    print("started", flush=True)
     while True:
         time.sleep(1)
     """
@@ -280,7 +314,9 @@ def test_kill_9_mid_batch_loses_no_acknowledged_write(tmp_path: Path) -> None:
     directory.mkdir()
     proc = subprocess.Popen(
         [sys.executable, "-c", WRITER_SCRIPT, str(directory)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     acknowledged: list[str] = []
     try:
@@ -316,6 +352,11 @@ def test_kill_9_mid_batch_loses_no_acknowledged_write(tmp_path: Path) -> None:
     assert count == head >= len(set(acknowledged))
     report = verify(path, full=True)
     assert report.ok, report.to_dict()
-    out = subprocess.run([SQLITE3, "-readonly", str(path), CHAIN_QUERY], check=True,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [SQLITE3, "-readonly", str(path), CHAIN_QUERY],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.stdout.strip() == ""

@@ -31,17 +31,23 @@ def pend(kind: str = "assertion", **fields: Any) -> PendingRecord:
     """An unsigned record, validated and normalised exactly like the HTTP layer does."""
     now = int(time.time())
     if kind == "assertion":
-        fields = {"subject": "s/x", "predicate": "p", "object": "v", "confidence": 0.5,
-                  **fields}
-    prepared = prepare_record(kind, fields, now_s=now, scheme_tiers=DEFAULT_SCHEME_TIERS,
-                              require_signatures=False)
-    return PendingRecord(prepared.kind, prepared.hash, prepared.body, prepared.record,
-                         int(time.time() * 1000))
+        fields = {"subject": "s/x", "predicate": "p", "object": "v", "confidence": 0.5, **fields}
+    prepared = prepare_record(
+        kind, fields, now_s=now, scheme_tiers=DEFAULT_SCHEME_TIERS, require_signatures=False
+    )
+    return PendingRecord(
+        prepared.kind, prepared.hash, prepared.body, prepared.record, int(time.time() * 1000)
+    )
 
 
 def shell(db: Path, sql: str) -> list[str]:
-    out = subprocess.run([SQLITE3, "-readonly", "-bail", str(db), sql], check=True,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [SQLITE3, "-readonly", "-bail", str(db), sql],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     return [line for line in out.stdout.splitlines() if line.strip()]
 
 
@@ -52,8 +58,10 @@ def journal_count(store: Store) -> int:
 
 def dump(store: Store) -> dict[str, list[tuple[Any, ...]]]:
     with store.reader() as conn:
-        return {t: sorted(map(tuple, conn.execute(f"SELECT * FROM {t}").fetchall()), key=repr)
-                for t in (*PROJECTION_TABLES, "journal")}
+        return {
+            t: sorted(map(tuple, conn.execute(f"SELECT * FROM {t}").fetchall()), key=repr)
+            for t in (*PROJECTION_TABLES, "journal")
+        }
 
 
 @pytest.fixture
@@ -74,8 +82,9 @@ def test_eight_concurrent_writers_then_the_chain_verifies(store: Store) -> None:
         i = 0
         while i < per_thread:
             size = 1 + (i + n) % 7
-            batch = [pend(subject=f"c/t{n}", object=f"v{j}")
-                     for j in range(i, min(i + size, per_thread))]
+            batch = [
+                pend(subject=f"c/t{n}", object=f"v{j}") for j in range(i, min(i + size, per_thread))
+            ]
             mine += store.write(batch)
             i += size
         results[n] = mine
@@ -97,8 +106,11 @@ def test_eight_concurrent_writers_then_the_chain_verifies(store: Store) -> None:
     assert report.journal_seq == per_thread * threads
     assert shell(store.path, CHAIN_QUERY) == []
     # Frame 0 is checked against zeroblob(32), as storage.md says.
-    assert shell(store.path, "SELECT count(*) FROM journal WHERE seq = 0 AND "
-                 "chain = sha3(zeroblob(32) || hash || written_ms, 256);") == ["1"]
+    assert shell(
+        store.path,
+        "SELECT count(*) FROM journal WHERE seq = 0 AND "
+        "chain = sha3(zeroblob(32) || hash || written_ms, 256);",
+    ) == ["1"]
     with store.reader() as conn:
         count = conn.execute("SELECT count(*) FROM assertions").fetchall()[0][0]
     assert count == per_thread * threads == store.assertion_count
@@ -117,17 +129,25 @@ def test_duplicates_inside_and_across_batches_are_exists(store: Store) -> None:
 
 def test_a_failing_record_does_not_sink_its_neighbours(store: Store) -> None:
     parent = pend(object="parent")
-    outcomes = store.write([
-        pend(object="before"),
-        pend(object="orphan", parent_hash=ZERO),
-        parent,
-        pend(object="child", parent_hash=parent.hash.hex()),
-        pend("vote", assertion_hash=ZERO, weight=1),
-        pend("epoch", name="e", supersedes=[ZERO]),
-        pend(object="after"),
-    ])
+    outcomes = store.write(
+        [
+            pend(object="before"),
+            pend(object="orphan", parent_hash=ZERO),
+            parent,
+            pend(object="child", parent_hash=parent.hash.hex()),
+            pend("vote", assertion_hash=ZERO, weight=1),
+            pend("epoch", name="e", supersedes=[ZERO]),
+            pend(object="after"),
+        ]
+    )
     assert [o.status for o in outcomes] == [
-        "created", "rejected", "created", "created", "rejected", "rejected", "created",
+        "created",
+        "rejected",
+        "created",
+        "created",
+        "rejected",
+        "rejected",
+        "created",
     ]
     for index in (1, 4, 5):
         assert isinstance(outcomes[index].error, NotFound)
@@ -146,8 +166,11 @@ def test_atomic_batch_is_all_or_nothing(store: Store) -> None:
     head = store.current_head
     parent = pend(object="p")
     outcomes = store.write(
-        [parent, pend(object="c", parent_hash=parent.hash.hex()), pend(object="x",
-                                                                       parent_hash=ZERO)],
+        [
+            parent,
+            pend(object="c", parent_hash=parent.hash.hex()),
+            pend(object="x", parent_hash=ZERO),
+        ],
         atomic=True,
     )
     assert [o.status for o in outcomes] == ["not_written", "not_written", "rejected"]
@@ -241,7 +264,7 @@ def test_disk_full_fails_every_waiter_keeps_reads_and_recovers_without_restart(
         try:
             store.write([pend(subject=f"full/w{n}/{i}", object="y" * 3000) for i in range(4)])
             errors.append(None)
-        except BaseException as exc:  # noqa: BLE001 - collected and checked below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=waiter, args=(n,)) for n in range(6)]

@@ -32,10 +32,7 @@ def routes(store: Store, started: float) -> list[Route]:
         json_response(resp, body, 503 if degraded else 200)
 
     def ready(req: falcon.Request, resp: falcon.Response) -> None:
-        reason = store.degraded_reason()
-        if reason in (None, "disk_full", "io_error"):
-            writer_ok = store.writer is not None and store.writer.alive
-            reason = None if writer_ok else "writer_down"
+        reason = store.degraded_reason()  # full disk or I/O error: writes are refused
         json_response(
             resp, {"ready": reason is None, "reason": reason}, 200 if reason is None else 503
         )
