@@ -126,9 +126,12 @@ def batch_import(srv: Server, lines: list[str], chunk: int = 1000) -> float:
     return len(lines) / (time.perf_counter() - started)
 
 
-def single_writes(lines: list[str], seconds: float, max_batch: int) -> dict[str, Any]:
+def single_writes(
+    lines: list[str], seconds: float, max_batch: int, threads: int = 32
+) -> dict[str, Any]:
     requests: list[Request] = [("POST", "/v1/assert", line.encode(), JSON) for line in lines]
-    with server({"STEMEDB_GROUP_COMMIT_MAX_BATCH": str(max_batch)}) as srv:
+    env = {"STEMEDB_GROUP_COMMIT_MAX_BATCH": str(max_batch), "STEMEDB_THREADS": str(threads)}
+    with server(env) as srv:
         result = run_load("127.0.0.1", srv.port, requests, clients=32, seconds=seconds, unique=True)
         batches = srv.metric("stemedb_journal_batch_size_count")
         records = srv.metric("stemedb_journal_batch_size_sum")
@@ -179,6 +182,10 @@ def run(lines: list[str], *, quick: bool) -> dict[str, Any]:
     fresh = datasets.load_lines(datasets.signed_lines(len(lines), prefix="writes"))
     out["single_writes_group_commit"] = single_writes(fresh, seconds, 512)
     out["single_writes_one_per_txn"] = single_writes(fresh, seconds, 1)
+    for threads in (8, 64):
+        out[f"single_writes_group_commit_{threads}_threads"] = single_writes(
+            fresh, seconds, 512, threads
+        )
     a = out["single_writes_group_commit"]["acked_writes_per_s"]
     b = out["single_writes_one_per_txn"]["acked_writes_per_s"]
     out["group_commit_gain"] = round(a / b, 2) if b else None

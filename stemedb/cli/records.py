@@ -60,9 +60,7 @@ def typed_value(text: str, kind: str) -> dict[str, Any]:
 
 
 def run_assert(args: argparse.Namespace) -> int:
-    client = make_client(args, need_key=not args.unsigned)
-    if args.unsigned:
-        client.seed = None  # send as is; the server must allow unsigned records
+    value = typed_value(args.value, args.type)  # usage errors before any I/O
     fields = {
         "source": args.source,
         "source_class": args.source_class,
@@ -72,13 +70,10 @@ def run_assert(args: argparse.Namespace) -> int:
         "epoch": args.epoch,
         "timestamp": parse_time(args.timestamp, "--timestamp") if args.timestamp else None,
     }
-    result = client.assert_(
-        args.subject,
-        args.predicate,
-        typed_value(args.value, args.type),
-        args.confidence,
-        **fields,
-    )
+    client = make_client(args, need_key=not args.unsigned)
+    if args.unsigned:
+        client.seed = None  # send as given; the server must allow unsigned records
+    result = client.assert_(args.subject, args.predicate, value, args.confidence, **fields)
     emit(args.format, result)
     return 0
 

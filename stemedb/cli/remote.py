@@ -114,7 +114,9 @@ def report(error: ApiError) -> str:
     lines = [str(error)]
     for detail in error.details[:20]:
         if isinstance(detail, dict):
-            lines.append(f"  {detail.get('field', '?')}: {detail.get('problem', '')}")
+            line = f"{detail.get('field', '?')}: {detail.get('problem', '')}"
+            if len(error.details) > 1 or line not in error.message:
+                lines.append("  " + line)
     return "\n".join(lines)
 
 

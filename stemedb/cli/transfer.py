@@ -31,9 +31,11 @@ from stemedb.cli.remote import (
     key_path,
     make_client,
     parse_time,
+    report,
     server_url,
 )
-from stemedb.crypto import read_key_file
+from stemedb.client import ApiError
+from stemedb.crypto import KeyFileError, read_key_file
 from stemedb.errors import StemeError
 from stemedb.signing import sign_record
 
@@ -98,8 +100,10 @@ def sign_item(value: Any, seed: bytes, timestamp: int) -> Any:
     if not isinstance(value, dict) or value.get("signatures"):
         return value
     kind = str(value.get("kind", "assertion"))
+    when = value.get("timestamp")
+    now_s = when if isinstance(when, int) and not isinstance(when, bool) else timestamp
     try:
-        return sign_record(kind, value, [seed], now_s=timestamp)
+        return sign_record(kind, value, [seed], now_s=now_s)
     except StemeError as exc:
         return exc
 
@@ -166,6 +170,11 @@ def _start(args: argparse.Namespace, progress_path: Path | None) -> dict[str, An
         **fresh,
     }
     if args.resume:
+        if previous is not None and previous.get("source") not in (None, state["source"]):
+            raise CliError(
+                f"{progress_path} records progress of {previous['source']}, not {state['source']}",
+                EXIT_USAGE,
+            )
         if previous is None:
             print(
                 f"stemedb import: no progress file {progress_path}; starting at line 1",
@@ -192,6 +201,48 @@ def _skip(stream: IO[bytes], state: dict[str, Any], size: int | None) -> None:
             break
 
 
+def _read_chunks(
+    stream: IO[bytes], state: dict[str, Any], size: int, seed: bytes | None
+) -> Iterator[tuple[list[Item], int, int]]:
+    """(chunk, lines, bytes) per `size` records; the last chunk may be shorter or empty."""
+    chunk: list[Item] = []
+    consumed = lines = 0
+    for item, length in read_items(stream, state["lines"]):
+        consumed += length
+        lines += 1
+        if item is not None:
+            number, raw, value = item
+            if seed is not None:
+                value = sign_item(value, seed, state["sign_timestamp"])
+            chunk.append((number, raw, value))
+        if len(chunk) >= size:
+            yield chunk, lines, consumed
+            chunk, consumed, lines = [], 0, 0
+    yield chunk, lines, consumed
+
+
+def _import(
+    importer: Importer,
+    stream: IO[bytes],
+    state: dict[str, Any],
+    progress_path: Path | None,
+    seed: bytes | None,
+    bar: Any,
+) -> None:
+    """Commit chunk after chunk; the sidecar moves only after a chunk is committed."""
+    for chunk, lines, consumed in _read_chunks(stream, state, importer.args.chunk_size, seed):
+        if chunk:
+            importer.commit(chunk)
+        state.update(lines=state["lines"] + lines, offset=state["offset"] + consumed)
+        if bar is not None:
+            bar.update(consumed)
+        if progress_path is not None:
+            save_progress(progress_path, state)
+    state["done"] = True
+    if progress_path is not None:
+        save_progress(progress_path, state)
+
+
 def run_import(args: argparse.Namespace) -> int:
     if args.db and args.url:
         raise CliError("give --db (a stopped database) or --url (a server), not both", EXIT_USAGE)
@@ -199,7 +250,10 @@ def run_import(args: argparse.Namespace) -> int:
     if progress_path is None and args.file != "-":
         progress_path = Path(args.file + ".progress")
     state = _start(args, progress_path)
-    seed = read_key_file(key_path(args)) if args.sign else None
+    try:
+        seed = read_key_file(key_path(args)) if args.sign else None
+    except KeyFileError as exc:
+        raise CliError(str(exc)) from None
     stream, size = _open_source(args.file)
     sink: Sink = (
         LocalSink(Path(args.db)) if args.db else RemoteSink(make_client(args, need_key=False))
@@ -207,41 +261,18 @@ def run_import(args: argparse.Namespace) -> int:
     importer = Importer(args, sink)
     bar = _progress_bar(size, "B")
     skipped = state["lines"]
+    hint = f"; committed chunks are recorded in {progress_path}: re-run with --resume"
     try:
         if args.rejects:
             importer.rejects = open(args.rejects, "a", encoding="utf-8")  # noqa: SIM115
         _skip(stream, state, size)
         if bar is not None:
             bar.update(state["offset"])
-        chunk: list[Item] = []
-        consumed = 0
-        lines = 0
-        for item, length in read_items(stream, state["lines"]):
-            consumed += length
-            lines += 1
-            if item is not None:
-                number, raw, value = item
-                chunk.append(
-                    (
-                        number,
-                        raw,
-                        sign_item(value, seed, state["sign_timestamp"]) if seed else value,
-                    )
-                )
-            if len(chunk) >= args.chunk_size:
-                importer.commit(chunk)
-                chunk = []
-                state.update(lines=state["lines"] + lines, offset=state["offset"] + consumed)
-                if bar is not None:
-                    bar.update(consumed)
-                consumed = lines = 0
-                if progress_path is not None:
-                    save_progress(progress_path, state)
-        if chunk:
-            importer.commit(chunk)
-        state.update(lines=state["lines"] + lines, offset=state["offset"] + consumed, done=True)
-        if progress_path is not None:
-            save_progress(progress_path, state)
+        _import(importer, stream, state, progress_path, seed, bar)
+    except ApiError as exc:
+        raise CliError(report(exc) + (hint if progress_path else "")) from None
+    except KeyboardInterrupt:
+        raise CliError("interrupted" + (hint if progress_path else ""), 130) from None
     finally:
         if bar is not None:
             bar.close()

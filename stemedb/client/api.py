@@ -411,3 +411,44 @@ class Client(BaseClient):
             "DELETE", f"/v1/admin/keys/{_quote(key_id)}", idempotent=True, ok=(200,)
         )
         return cast(dict[str, Any], response.json())
+
+
+# Every route of the API and the Client method that calls it ("" = not for a client:
+# the browsable docs). docs/gen_api.py prints it; a test checks it covers every route.
+ENDPOINT_METHODS: dict[str, str] = {
+    "POST /v1/assert": "assert_",
+    "POST /v1/assertions": "assert_record",
+    "POST /v1/assert/batch": "batch",
+    "POST /v1/normalize": "normalize",
+    "POST /v1/vote": "vote",
+    "POST /v1/epoch": "create_epoch",
+    "POST /v1/supersede": "supersede",
+    "POST /v1/aliases": "alias",
+    "POST /v1/outcome": "outcome",
+    "GET /v1/assertions/{hash}": "assertion",
+    "GET /v1/query": "query",
+    "POST /v1/query": "query",
+    "GET /v1/skeptic": "skeptic",
+    "GET /v1/layered": "layered",
+    "GET /v1/trace/{hash}": "trace",
+    "GET /v1/concepts": "concepts",
+    "GET /v1/aliases/{path}": "aliases_of",
+    "GET /v1/epochs": "epochs",
+    "GET /v1/epochs/{id}": "epoch",
+    "GET /v1/feed": "feed",
+    "GET /v1/export": "export",
+    "GET /v1/audit/queries": "audit_queries",
+    "GET /v1/audit/query/{query_id}": "audit_query",
+    "GET /v1/health": "health",
+    "GET /v1/ready": "ready",
+    "GET /metrics": "metrics_text",
+    "GET /v1/admin/stats": "admin_stats",
+    "POST /v1/admin/backup": "admin_backup",
+    "POST /v1/admin/verify": "admin_verify",
+    "GET /v1/admin/keys": "admin_keys_list",
+    "POST /v1/admin/keys": "admin_keys_create",
+    "DELETE /v1/admin/keys/{key_id}": "admin_keys_revoke",
+    "GET /openapi.json": "",
+    "GET /docs": "",
+    "GET /docs/{name}": "",
+}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any, Literal, cast
 
 from stemedb.client.errors import ApiError
@@ -25,7 +26,7 @@ def _load_seed(key_file: str | os.PathLike[str] | None, seed: bytes | str | None
     if key_file is not None and seed is not None:
         raise ValueError("give key_file or seed, not both")
     if key_file is not None:
-        return read_key_file(key_file)
+        return read_key_file(Path(key_file).expanduser())
     if isinstance(seed, str):
         text = seed.strip()
         if len(text) != 64:
@@ -127,8 +128,12 @@ class BaseClient:
             )
             return attach_signatures(kind, normalised["record"], [self.seed])
         tiers = self.scheme_tiers if self.scheme_tiers is not None else DEFAULT_SCHEME_TIERS
+        # A record that carries its timestamp is signed "at" that time too, so the same
+        # claim signed twice is the same bytes (same id: a repeat answers `exists`).
+        when = unsigned.get("timestamp")
+        now_s = when if isinstance(when, int) and not isinstance(when, bool) else None
         try:
-            return sign_record(kind, unsigned, [self.seed], scheme_tiers=tiers)
+            return sign_record(kind, unsigned, [self.seed], scheme_tiers=tiers, now_s=now_s)
         except StemeError as exc:
             # Local normalisation runs the server's validation: report it the same way.
             raise ApiError(400, exc.code, exc.message, exc.details) from None

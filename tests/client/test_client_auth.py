@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
-from conftest import StartServer
 
 from stemedb.client import ApiError, Client
 from stemedb.crypto import generate_signing_key
@@ -13,7 +14,7 @@ from stemedb.crypto import generate_signing_key
 ROOT = "root-key-for-tests-" + "x" * 32
 
 
-def test_api_keys_through_the_client(run_server_process: StartServer) -> None:
+def test_api_keys_through_the_client(run_server_process: Callable[..., Any]) -> None:
     proc = run_server_process({"STEMEDB_AUTH_ENABLED": "true", "STEMEDB_ROOT_API_KEY": ROOT})
     admin = Client(proc.url, api_key=ROOT)
     assert Client(proc.url).health()["status"] == "healthy"  # public, no key needed

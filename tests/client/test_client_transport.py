@@ -254,3 +254,26 @@ def test_query_params_encode_booleans_and_drop_nones(scripted: tuple[Script, str
     path = script.requests[0]["path"]
     assert path.startswith("/v1/skeptic?")
     assert "include_superseded=true" in path and "as_of" not in path and "decay=tier" in path
+
+
+def test_signing_a_timestamped_claim_is_deterministic(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same claim, same explicit timestamp, signed at different moments: same bytes,
+    so a re-run answers `exists` instead of writing a duplicate."""
+    import stemedb.signing
+
+    client = Client(seed=SEED)
+    claim = {"subject": "a/b", "predicate": "p", "object": 1, "confidence": 1, "timestamp": 1000}
+    monkeypatch.setattr(stemedb.signing, "_now", lambda: 2_000_000_000)
+    first = client.sign("assertion", claim)
+    monkeypatch.setattr(stemedb.signing, "_now", lambda: 2_000_000_999)
+    assert client.sign("assertion", claim) == first
+    assert first["signatures"][0]["timestamp"] == 1000
+    untimed = {k: v for k, v in claim.items() if k != "timestamp"}
+    assert client.sign("assertion", untimed)["timestamp"] == 2_000_000_999
+
+
+def test_invalid_input_is_refused_before_sending() -> None:
+    with pytest.raises(ApiError) as info:
+        Client("http://127.0.0.1:9", seed=SEED).assert_("a//b", "p", "v", 0.5)
+    assert (info.value.status, info.value.code) == (400, "invalid_request")
+    assert info.value.details and info.value.details[0]["field"] == "subject"
