@@ -62,11 +62,12 @@ def sign_record(
     """Normalise `unsigned` like the server would (bare objects, missing
     source_class / timestamp are filled in, the timestamp with `now_s` or the
     current time), sign it with each seed and return the full record, ready to
-    POST. Signatures already in `unsigned` are discarded. Raises
+    POST. Signature timestamps are the record's own, so the same claim signed
+    twice has the same id. Signatures already in `unsigned` are discarded. Raises
     `stemedb.errors.InvalidRequest` for input the server would reject."""
     now = _now() if now_s is None else now_s
     normalised = normalise_unsigned(kind, dict(unsigned), now_s=now, scheme_tiers=scheme_tiers)
-    return attach_signatures(kind, normalised["record"], seeds, timestamp=now)
+    return attach_signatures(kind, normalised["record"], seeds)
 
 
 def make_assertion(
