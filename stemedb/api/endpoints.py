@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from stemedb.api.resources import admin_keys, ops, reads, writes
+from stemedb.api.resources import admin_keys, admin_ops, ops, reads, writes
 from stemedb.api.routing import Route
 from stemedb.config import Settings
 from stemedb.metrics import Metrics
@@ -45,5 +45,6 @@ def build_routes(settings: Settings, store: Store, metrics: Metrics) -> list[Rou
         *writes.routes(write_service),
         *reads.routes(query_service, browse, audit),
         *ops.routes(store, time.time()),
+        *admin_ops.routes(settings, store, metrics),
         *admin_keys.routes(KeyStore.for_store(store)),
     ]

@@ -40,11 +40,13 @@ def _db_path(args: argparse.Namespace) -> Path:
 
 
 @contextmanager
-def _database(path: Path) -> Iterator[apsw.Connection]:
-    """The database at `path`, created (journal header, schema) if it does not exist yet."""
+def _database(path: Path, *, create: bool = False) -> Iterator[apsw.Connection]:
+    """The database at `path`; with `create`, made (journal header, schema) if missing."""
     from stemedb.store import Store, schema
 
     if not path.exists() or path.stat().st_size == 0:
+        if not create:
+            raise CliError(f"no database at {path} (set STEMEDB_DB_DIR or --db-dir)")
         path.parent.mkdir(parents=True, exist_ok=True)
         store = Store(Settings(db_dir=path.parent))
         try:
@@ -95,7 +97,7 @@ def run_create(args: argparse.Namespace) -> int:
             expires_ms = int(time.time() * 1000 + parse_duration_s(args.expires) * 1000)
         except ValueError as exc:
             raise CliError(f"--expires: {exc}", 2) from None
-    with _database(_db_path(args)) as conn:
+    with _database(_db_path(args), create=True) as conn:
         try:
             key, secret = _write(
                 conn,
@@ -105,8 +107,11 @@ def run_create(args: argparse.Namespace) -> int:
             )
         except StemeError as exc:
             raise CliError(exc.message, 2) from None
-    data = {"key": key.to_dict(), "api_key": secret}
-    emit(args.format, data, [{**_row(key.to_dict()), "api_key": secret}], title=None)
+    if args.format == "table":  # table cells are cut to fit; the secret must not be
+        emit("table", key.to_dict(), [_row(key.to_dict())], columns=KEY_COLUMNS)
+        print(f"\nAPI key (shown only this once, store it now):\n{secret}")
+    else:
+        emit(args.format, {"key": key.to_dict(), "api_key": secret})
     return 0
 
 

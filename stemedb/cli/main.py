@@ -16,6 +16,7 @@ from stemedb import __version__
 
 # Modules of stemedb.cli that register subcommands (serve also registers `config`).
 COMMANDS: tuple[str, ...] = ("serve", "keys", "keygen", "records", "transfer", "demo")
+COMMANDS += ("backup", "archive", "restore", "verify", "doctor")  # operations (stemedb.ops)
 
 
 def build_parser() -> argparse.ArgumentParser:

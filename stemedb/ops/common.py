@@ -1,0 +1,127 @@
+"""Small pieces the operations commands share: durable writes, hashing, safe opens.
+
+Backups, archive segments and restores are only useful if they survive a
+crash right after the command said "done", hence fsync of files *and* of
+their directories (a rename is durable only once the directory is synced).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import apsw
+
+from stemedb.store import schema
+
+Progress = Callable[[int], None]
+
+CHUNK = 1 << 20
+
+
+class DatabaseInUse(Exception):
+    """Another connection (normally the running server) holds the database."""
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `path` so that a crash leaves either the old file or the whole new one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def sha3_file(path: Path) -> str:
+    digest = hashlib.sha3_256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def open_readonly(path: Path) -> apsw.Connection:
+    """Read a database without leaving files behind.
+
+    A read-only SQLite connection creates `-wal`/`-shm` when they are missing,
+    owned by whoever runs the command (root running `stemedb doctor` would
+    leave root-owned files the service user cannot open). With no `-wal`
+    there is nothing to read from it, so `immutable=1` reads the main file only.
+    """
+    uri = f"file:{path}?mode=ro" if Path(f"{path}-wal").exists() else f"file:{path}?immutable=1"
+    conn = apsw.Connection(uri, flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+    conn.set_busy_timeout(schema.BUSY_TIMEOUT_MS)
+    return conn
+
+
+def open_exclusive(path: Path, *, timeout_ms: int = 250) -> apsw.Connection:
+    """Open a stopped database and keep every other connection out until closed.
+
+    In WAL mode `BEGIN EXCLUSIVE` alone does not notice idle readers; with
+    `locking_mode=EXCLUSIVE` the lock covers the whole file and is kept after
+    COMMIT, so a running server (which always has connections open) makes
+    this fail fast, and a server started meanwhile cannot open the file.
+    """
+    if not path.exists():
+        raise FileNotFoundError(f"no database at {path}")
+    conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
+    conn.set_busy_timeout(timeout_ms)
+    try:
+        conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+        conn.execute("BEGIN EXCLUSIVE")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
+        conn.execute("COMMIT")
+    except apsw.BusyError:
+        conn.close()
+        raise DatabaseInUse(
+            f"{path} is in use (is the server running? stop it first: systemctl stop stemedb-api)"
+        ) from None
+    conn.set_busy_timeout(schema.BUSY_TIMEOUT_MS)
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA synchronous=FULL")
+    return conn
+
+
+def adopt_owner(path: Path, like: Path) -> None:
+    """When run as root, give `path` (recursively) the owner of `like`.
+
+    Operators run maintenance as root; a root-owned database, backup or
+    segment in the service's directories is exactly the permission trap of
+    server-wont-start.md §5. As any other user this does nothing.
+    """
+    if os.geteuid() != 0:
+        return
+    st = like.stat()
+    if (st.st_uid, st.st_gid) == (0, 0):
+        return
+    targets = [path, *path.rglob("*")] if path.is_dir() else [path]
+    for target in targets:
+        os.chown(target, st.st_uid, st.st_gid, follow_symlinks=False)
+
+
+def remove_database(path: Path) -> None:
+    """Delete a database file and its `-wal`/`-shm` companions (restore --force)."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(f"{path}{suffix}")

@@ -1,0 +1,255 @@
+"""`stemedb doctor`: the server-wont-start runbook's diagnosis tree, automated.
+
+Each check returns findings with a status (ok, warn, fail, skip), what was
+found, and what to do, pointing at the runbook section the server itself
+names when it refuses to start. Checks only read: doctor is safe to run next
+to a live server and as root (it leaves no files behind).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import pwd
+import socket
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from stemedb.config import ConfigError, Settings, load_settings
+from stemedb.ops import procnet
+from stemedb.ops.doctor_data import check_archive, check_backup_age, check_journal, check_tls
+from stemedb.ops.findings import DISK_RUNBOOK, RUNBOOK, Finding, to_json
+
+__all__ = [
+    "Finding",
+    "Settings",
+    "check_archive",
+    "check_backup_age",
+    "check_directory",
+    "check_disk",
+    "check_journal",
+    "check_port",
+    "check_tls",
+    "diagnose",
+    "settings_with_findings",
+    "to_json",
+]
+
+WARN_FREE, FAIL_FREE = 0.10, 0.02
+SERVICE_USER = "stemedb"
+
+
+def settings_with_findings(environ: Mapping[str, str]) -> tuple[Settings, list[Finding]]:
+    """Load settings; a bad variable becomes a finding and is left at its default."""
+    env = dict(environ)
+    findings: list[Finding] = []
+    for _ in range(len(env) + 1):
+        try:
+            return load_settings(env), findings
+        except ConfigError as exc:
+            findings.append(
+                Finding(
+                    "configuration",
+                    "fail",
+                    str(exc),
+                    f"fix {exc.variable} in /etc/stemedb/stemedb.env (see `stemedb config`)",
+                )
+            )
+            env.pop(exc.variable, None)
+    return Settings(), findings
+
+
+def diagnose(settings: Settings, *, expected_user: str | None = None) -> list[Finding]:
+    uid, gids, user = expected_owner(expected_user)
+    findings: list[Finding] = []
+    findings += check_port(settings.bind_host, settings.bind_port)
+    dirs = {"db": settings.db_dir, "wal": settings.wal_dir, "backup": settings.backup_dir}
+    for name, path in dirs.items():
+        findings += check_directory(name, path, uid, gids, user)
+    findings += check_disk(dirs.values())
+    findings += check_journal(settings.db_path)
+    findings += check_tls(settings.tls_cert, settings.tls_key)
+    findings += check_backup_age(settings.backup_dir)
+    findings += check_archive(settings)
+    return findings
+
+
+# ---- §1 port ---------------------------------------------------------------------
+
+
+def check_port(host: str, port: int) -> list[Finding]:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+        return [Finding("port", "ok", f"{host}:{port} is free")]
+    except OSError as exc:
+        if exc.errno == errno.EADDRNOTAVAIL:
+            return [
+                Finding(
+                    "port",
+                    "fail",
+                    f"{host} is not an address of this host",
+                    "fix STEMEDB_BIND_ADDR",
+                )
+            ]
+        if exc.errno == errno.EACCES:
+            return [
+                Finding(
+                    "port",
+                    "fail",
+                    f"port {port} needs privileges",
+                    "use a port >= 1024 (default 18180)",
+                )
+            ]
+        if exc.errno != errno.EADDRINUSE:
+            return [Finding("port", "fail", f"cannot bind {host}:{port}: {exc}", f"{RUNBOOK} §1")]
+    _, owners = procnet.port_owners(port)
+    if not owners:
+        return [
+            Finding(
+                "port",
+                "fail",
+                f"port {port} is in use by a process this user cannot see",
+                f"run `sudo stemedb doctor` or `ss -ltnp 'sport = :{port}'`; {RUNBOOK} §1",
+            )
+        ]
+    who = "; ".join(f"pid {o.pid} ({o.command[:80]})" for o in owners)
+    if all("stemedb" in o.command for o in owners):
+        return [
+            Finding(
+                "port",
+                "warn",
+                f"port {port} is held by a StemeDB server: {who}",
+                "if that is the service you expect, nothing to do; if it is a stale instance, "
+                f"stop it (kill {owners[0].pid}) and start the service ({RUNBOOK} §1)",
+            )
+        ]
+    return [
+        Finding(
+            "port",
+            "fail",
+            f"port {port} is in use by {who}",
+            f"stop it (kill {owners[0].pid}) or set STEMEDB_BIND_ADDR to a free port "
+            f"({RUNBOOK} §1)",
+        )
+    ]
+
+
+# ---- §5 directories and permissions ---------------------------------------------
+
+
+def expected_owner(user: str | None) -> tuple[int, set[int], str]:
+    """The account the server runs as: `--user`, else `stemedb` when run by root, else us."""
+    name = user
+    if name is None and os.geteuid() == 0:
+        try:
+            pwd.getpwnam(SERVICE_USER)
+            name = SERVICE_USER
+        except KeyError:
+            name = None
+    if name is not None:
+        entry = pwd.getpwnam(name)
+        gids = {entry.pw_gid, *os.getgrouplist(name, entry.pw_gid)}
+        return entry.pw_uid, gids, name
+    uid = os.geteuid()
+    return uid, {os.getegid(), *os.getgroups()}, _user(uid)
+
+
+def _user(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _writable_by(st: os.stat_result, uid: int, gids: set[int], directory: bool) -> bool:
+    if uid == 0:
+        return True
+    need = 0o3 if directory else 0o2  # write (+ search for directories)
+    if st.st_uid == uid:
+        shift = 6
+    elif st.st_gid in gids:
+        shift = 3
+    else:
+        shift = 0
+    return (st.st_mode >> shift) & need == need
+
+
+def check_directory(name: str, path: Path, uid: int, gids: set[int], user: str) -> list[Finding]:
+    check = f"{name}_dir"
+    if not path.exists():
+        creator = "`stemedb backup`" if name == "backup" else "the server at start"
+        return [Finding(check, "warn", f"{path} does not exist", f"created by {creator}")]
+    if not path.is_dir():
+        return [Finding(check, "fail", f"{path} is not a directory", f"{RUNBOOK} §5")]
+    findings = []
+    targets = [path]
+    if name == "db":
+        targets += [
+            p
+            for p in (path / "stemedb.db", path / "stemedb.db-wal", path / "stemedb.db-shm")
+            if p.exists()
+        ]
+    fix = f"chown -R {user}: {path} && chmod 750 {path} ({RUNBOOK} §5)"
+    for target in targets:
+        st = target.stat()
+        writable = _writable_by(st, uid, gids, target.is_dir())
+        if not writable:
+            findings.append(
+                Finding(check, "fail", f"{target} is not writable by {user} (uid {uid})", fix)
+            )
+        elif st.st_uid != uid:
+            findings.append(
+                Finding(
+                    check,
+                    "warn",
+                    f"{target} is owned by {_user(st.st_uid)} (uid {st.st_uid}), not {user}",
+                    fix,
+                )
+            )
+    if not findings:
+        findings.append(Finding(check, "ok", f"{path} exists, writable and owned by {user}"))
+    return findings
+
+
+# ---- §4 disk -----------------------------------------------------------------------
+
+
+def _existing(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_disk(paths: Iterable[Path]) -> list[Finding]:
+    findings, seen = [], set()
+    for path in paths:
+        probe = _existing(path)
+        dev = probe.stat().st_dev
+        if dev in seen:
+            continue
+        seen.add(dev)
+        vfs = os.statvfs(probe)
+        for what, free, total in (
+            ("space", vfs.f_bavail, vfs.f_blocks),
+            ("inodes", vfs.f_favail, vfs.f_files),
+        ):
+            if total == 0:
+                continue  # file systems without an inode limit report 0
+            ratio = free / total
+            status = "fail" if ratio < FAIL_FREE else "warn" if ratio < WARN_FREE else "ok"
+            amount = (
+                f"{free * vfs.f_frsize / 2**30:.1f} GiB" if what == "space" else f"{free} inodes"
+            )
+            findings.append(
+                Finding(
+                    f"disk_{what}",
+                    status,
+                    f"{probe}: {ratio:.1%} free ({amount})",
+                    "" if status == "ok" else f"free space: {DISK_RUNBOOK} ({RUNBOOK} §4)",
+                )
+            )
+    return findings
