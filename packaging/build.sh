@@ -20,6 +20,8 @@
 #   STEMEDB_PKG_PYTHON      interpreter the venv is made with (default /usr/bin/python3.11)
 #   STEMEDB_PKG_BUILD_DIR   scratch directory (default build/pkg)
 #   STEMEDB_PKG_DIST_DIR    output directory (default dist)
+#   STEMEDB_PKG_PAYLOAD_FROM reuse the payload tree of an earlier build
+#                           (e.g. build/pkg/root) instead of building the venv
 #   SOURCE_DATE_EPOCH       changelog date (default: last commit, else now)
 # Needs root only to apt-get install missing build tools.
 set -euo pipefail
@@ -89,85 +91,98 @@ dpkg-query -W "${BUILD_TOOLS[@]}" > "$BUILD/build-tools.txt"
 # ---------------------------------------------------------------- payload
 ROOT=$BUILD/root
 SVENV=$ROOT$VENV
-log "venv at $VENV (staged in $ROOT) with $PYTHON"
-"$PYTHON" -m venv "$SVENV"
-VPY=$SVENV/bin/python
+build_payload() {
+    log "venv at $VENV (staged in $ROOT) with $PYTHON"
+    "$PYTHON" -m venv "$SVENV"
+    VPY=$SVENV/bin/python
 
-log "wheel"
-"$VPY" -m pip wheel --quiet --no-deps --wheel-dir "$BUILD/wheel" "$REPO"
-WHEEL=$(echo "$BUILD"/wheel/stemedb-*.whl)
-[ -f "$WHEEL" ] || die "no stemedb wheel built"
-"$VPY" - "$WHEEL" <<'EOF' || die "the wheel lacks stemedb/migrations"
+    log "wheel"
+    "$VPY" -m pip wheel --quiet --no-deps --wheel-dir "$BUILD/wheel" "$REPO"
+    WHEEL=$(echo "$BUILD"/wheel/stemedb-*.whl)
+    [ -f "$WHEEL" ] || die "no stemedb wheel built"
+    "$VPY" - "$WHEEL" <<'EOF' || die "the wheel lacks stemedb/migrations"
 import sys, zipfile
 names = zipfile.ZipFile(sys.argv[1]).namelist()
 assert any(n.startswith("stemedb/migrations/") for n in names), "migrations"
 EOF
 
-log "pinned dependencies (binary wheels only)"
-"$VPY" -m pip install --quiet --no-compile --only-binary :all: \
-    -c "$HERE/constraints.txt" "$WHEEL"
+    log "pinned dependencies (binary wheels only)"
+    "$VPY" -m pip install --quiet --no-compile --only-binary :all: \
+        -c "$HERE/constraints.txt" "$WHEEL"
 
-# The venv must not remember where it was staged.
-site=$("$VPY" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
-for d in "$site"/stemedb-*.dist-info; do
-    rm -f "$d/direct_url.json"
-    sed -i '/direct_url\.json/d' "$d/RECORD"
-done
-"$VPY" -m pip freeze > "$BUILD/venv-requirements.txt"
-"$VPY" -m pip uninstall --quiet -y pip setuptools
-rm -rf "$SVENV"/bin/pip* "$SVENV/share" "$SVENV/include" "$site"/_distutils_hack "$site"/distutils-precedence.pth
-grep -rlIZ -F "$ROOT" "$SVENV" | xargs -0r sed -i "s#$ROOT##g"
-if grep -rl -F "$BUILD" "$SVENV" >/dev/null; then
-    grep -rl -F "$BUILD" "$SVENV" >&2
-    die "staging path left in the venv"
-fi
-# bin/python3.11 -> /usr/bin/python3.11 (absolute): that is the runtime dependency.
-[ "$(readlink -f "$SVENV/bin/python")" = "$(readlink -f "$PYTHON")" ] \
-    || die "venv python does not resolve to $PYTHON"
-for s in "$SVENV"/bin/stemedb "$SVENV"/bin/stemedb-api; do
-    [ "$(head -1 "$s")" = "#!$VENV/bin/python" ] || die "$s: unexpected interpreter line"
-done
-
-# Byte-code compiled for the final paths; checked-hash pycs stay valid
-# whatever mtimes dpkg/rpm give the sources (and are never rewritten at run
-# time, where /opt is read-only for the services).
-# Strip ELF files like dh_strip would, here so both packages carry the same
-# payload. The wheels hold no auditwheel-patched (patchelf) libraries, where
-# strip(1) could do harm; build.sh refuses to go on if one shows up.
-if find "$site" -maxdepth 1 -name '*.libs' | grep -q .; then
-    die "a wheel vendors libraries ($site/*.libs): check that stripping them is safe, then adapt build.sh"
-fi
-find "$SVENV" -type f \( -name '*.so' -o -name '*.so.*' -o -perm -u+x \) -print0 \
-    | while IFS= read -r -d '' f; do
-        if [ "$(head -c4 "$f" | od -An -tx1 | tr -d ' ')" = 7f454c46 ]; then
-            strip --strip-unneeded --remove-section=.comment --remove-section=.note "$f"
-        fi
+    # The venv must not remember where it was staged.
+    site=$("$VPY" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
+    for d in "$site"/stemedb-*.dist-info; do
+        rm -f "$d/direct_url.json"
+        sed -i '/direct_url\.json/d' "$d/RECORD"
     done
-"$VPY" -m compileall -q -j0 --invalidation-mode checked-hash -s "$ROOT" -p / "$SVENV/lib" >/dev/null
-chmod -R u+rwX,go+rX,go-w "$ROOT"
+    "$VPY" -m pip freeze > "$BUILD/venv-requirements.txt"
+    "$VPY" -m pip uninstall --quiet -y pip setuptools
+    rm -rf "$SVENV"/bin/pip* "$SVENV/share" "$SVENV/include" "$site"/_distutils_hack "$site"/distutils-precedence.pth
+    grep -rlIZ -F "$ROOT" "$SVENV" | xargs -0r sed -i "s#$ROOT##g"
+    if grep -rl -F "$BUILD" "$SVENV" >/dev/null; then
+        grep -rl -F "$BUILD" "$SVENV" >&2
+        die "staging path left in the venv"
+    fi
+    # bin/python3.11 -> /usr/bin/python3.11 (absolute): that is the runtime dependency.
+    [ "$(readlink -f "$SVENV/bin/python")" = "$(readlink -f "$PYTHON")" ] \
+        || die "venv python does not resolve to $PYTHON"
+    for s in "$SVENV"/bin/stemedb "$SVENV"/bin/stemedb-api; do
+        [ "$(head -1 "$s")" = "#!$VENV/bin/python" ] || die "$s: unexpected interpreter line"
+    done
 
-# Import smoke test of the staged venv (python runs relocated fine).
-"$VPY" -c 'import stemedb, stemedb.config, falcon, waitress, apsw, pydantic, nacl.signing, prometheus_client' \
-    || die "staged venv cannot import the application"
+    # Strip ELF files like dh_strip would, here so both packages carry the same
+    # payload. The wheels hold no auditwheel-patched (patchelf) libraries, where
+    # strip(1) could do harm; build.sh refuses to go on if one shows up.
+    if find "$site" -maxdepth 1 -name '*.libs' | grep -q .; then
+        die "a wheel vendors libraries ($site/*.libs): check that stripping them is safe, then adapt build.sh"
+    fi
+    find "$SVENV" -type f \( -name '*.so' -o -name '*.so.*' -o -perm -u+x \) -print0 \
+        | while IFS= read -r -d '' f; do
+            if [ "$(head -c4 "$f" | od -An -tx1 | tr -d ' ')" = 7f454c46 ]; then
+                strip --strip-unneeded --remove-section=.comment --remove-section=.note "$f"
+            fi
+        done
+    # Byte-code compiled for the final paths; checked-hash pycs stay valid
+    # whatever mtimes dpkg/rpm give the sources (and are never rewritten at run
+    # time, where /opt is read-only for the services).
+    "$VPY" -m compileall -q -j0 --invalidation-mode checked-hash -s "$ROOT" -p / "$SVENV/lib" >/dev/null
+    chmod -R u+rwX,go+rX,go-w "$ROOT"
 
-log "files"
-install -d "$ROOT/usr/bin"
-ln -s "$VENV/bin/stemedb" "$ROOT/usr/bin/stemedb"
-ln -s "$VENV/bin/stemedb-api" "$ROOT/usr/bin/stemedb-api"
-install -D -m 0640 "$HERE/stemedb.env" "$ROOT/etc/stemedb/stemedb.env"
-install -D -m 0644 "$HERE/nginx/stemedb.conf" "$ROOT/usr/share/stemedb/nginx/stemedb.conf"
-if [ -d "$HERE/monitoring" ]; then
-    install -d "$ROOT/usr/share/stemedb/monitoring"
-    find "$HERE/monitoring" -maxdepth 1 -type f ! -name '.*' \
-        -exec install -m 0644 -t "$ROOT/usr/share/stemedb/monitoring" {} +
+    # Import smoke test of the staged venv (python runs relocated fine).
+    "$VPY" -c 'import stemedb, stemedb.config, falcon, waitress, apsw, pydantic, nacl.signing, prometheus_client' \
+        || die "staged venv cannot import the application"
+
+    log "files"
+    install -d "$ROOT/usr/bin"
+    ln -s "$VENV/bin/stemedb" "$ROOT/usr/bin/stemedb"
+    ln -s "$VENV/bin/stemedb-api" "$ROOT/usr/bin/stemedb-api"
+    install -D -m 0640 "$HERE/stemedb.env" "$ROOT/etc/stemedb/stemedb.env"
+    install -D -m 0644 "$HERE/nginx/stemedb.conf" "$ROOT/usr/share/stemedb/nginx/stemedb.conf"
+    if [ -d "$HERE/monitoring" ]; then
+        install -d "$ROOT/usr/share/stemedb/monitoring"
+        find "$HERE/monitoring" -maxdepth 1 -type f ! -name '.*' \
+            -exec install -m 0644 -t "$ROOT/usr/share/stemedb/monitoring" {} +
+    fi
+    install -d "$ROOT/usr/share/man/man1" "$ROOT/usr/share/doc/stemedb"
+    for m in "$HERE"/man/*.1; do
+        gzip -9n < "$m" > "$ROOT/usr/share/man/man1/$(basename "$m").gz"
+    done
+    install -m 0644 "$REPO/README.md" "$BUILD/venv-requirements.txt" "$ROOT/usr/share/doc/stemedb/"
+    install -m 0644 "$HERE/deb/copyright" "$ROOT/usr/share/doc/stemedb/copyright"
+    install -D -m 0644 "$HERE/sysusers.conf" "$ROOT/usr/lib/sysusers.d/stemedb.conf"
+}
+
+if [ -n "${STEMEDB_PKG_PAYLOAD_FROM:-}" ]; then
+    # Reuse a payload built by an earlier run (the install test's upgrade
+    # build: same code, another version number).
+    [ -x "$STEMEDB_PKG_PAYLOAD_FROM$VENV/bin/stemedb" ] || die "no payload in $STEMEDB_PKG_PAYLOAD_FROM"
+    log "payload reused from $STEMEDB_PKG_PAYLOAD_FROM"
+    cp -al "$STEMEDB_PKG_PAYLOAD_FROM" "$ROOT"
+    cp -a "$STEMEDB_PKG_PAYLOAD_FROM/../venv-requirements.txt" "$BUILD/" 2>/dev/null || true
+else
+    build_payload
 fi
-install -d "$ROOT/usr/share/man/man1" "$ROOT/usr/share/doc/stemedb"
-for m in "$HERE"/man/*.1; do
-    gzip -9n < "$m" > "$ROOT/usr/share/man/man1/$(basename "$m").gz"
-done
-install -m 0644 "$REPO/README.md" "$BUILD/venv-requirements.txt" "$ROOT/usr/share/doc/stemedb/"
-install -m 0644 "$HERE/deb/copyright" "$ROOT/usr/share/doc/stemedb/copyright"
-install -D -m 0644 "$HERE/sysusers.conf" "$ROOT/usr/lib/sysusers.d/stemedb.conf"
 
 CHANGELOG_DATE_DEB=$(date -u -d "@$SOURCE_DATE_EPOCH" -R)
 CHANGELOG_DATE_RPM=$(date -u -d "@$SOURCE_DATE_EPOCH" '+%a %b %d %Y')

@@ -31,6 +31,7 @@
 #                              machine's /etc/apt/sources.list(.d))
 #   STEMEDB_TEST_KEEP=1        keep the work directory
 set -euo pipefail
+unset STEMEDB_PKG_VERSION STEMEDB_PKG_FORMATS STEMEDB_PKG_PAYLOAD_FROM
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
@@ -45,16 +46,18 @@ export LC_ALL=C.UTF-8 DEBIAN_FRONTEND=noninteractive
 START=$(date +%s)
 RESULTS=()
 FAILED=0
+SKIPPED=0
 WORK=""
 MOUNTS=()
 PIDS=()
 
-say() { printf '\n=== %s\n' "$*"; }
+say() { printf '\n=== [%3d s] %s\n' "$(($(date +%s) - START))" "$*"; }
 pass() { RESULTS+=("PASS  $*"); printf '  PASS  %s\n' "$*"; }
 fail() { RESULTS+=("FAIL  $*"); FAILED=$((FAILED + 1)); printf '  FAIL  %s\n' "$*" >&2; }
-check() { # check "description" command...
+skip() { RESULTS+=("SKIP  $*"); SKIPPED=$((SKIPPED + 1)); printf '  SKIP  %s\n' "$*"; }
+check() { # check "description" command... (returns the command's success)
     local what=$1; shift
-    if "$@"; then pass "$what"; else fail "$what"; fi
+    if "$@"; then pass "$what"; else fail "$what"; return 1; fi
 }
 die() { fail "$*"; exit 1; }
 
@@ -79,8 +82,8 @@ summary() {
     echo "==================== install test summary ===================="
     printf '%s\n' "${RESULTS[@]}"
     echo "--------------------------------------------------------------"
-    local total=${#RESULTS[@]} passed=$((${#RESULTS[@]} - FAILED))
-    echo "$passed passed, $FAILED failed ($(($(date +%s) - START)) s)"
+    local passed=$((${#RESULTS[@]} - FAILED - SKIPPED))
+    echo "$passed passed, $FAILED failed, $SKIPPED skipped ($(($(date +%s) - START)) s)"
     [ "$FAILED" = 0 ] && [ "$rc" = 0 ] || exit 1
 }
 trap summary EXIT
@@ -97,7 +100,7 @@ ensure_packages() {
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
-ensure_packages debootstrap lintian rpmlint rpm rpm2cpio cpio systemd openssl curl python3 util-linux
+ensure_packages debootstrap lintian rpmlint rpm rpm2cpio cpio systemd systemd-container openssl curl python3 util-linux
 
 # The Debian mirror this machine's apt uses (first "deb" source of $SUITE).
 debian_mirror() {
@@ -156,18 +159,24 @@ UPDIST=$TEST_BASE/dist-upgrade
 UPDEB=$UPDIST/stemedb_${UPVERSION}_amd64.deb
 UPRPM=$UPDIST/stemedb-${UPVERSION}-1.x86_64.rpm
 
+# From here on a failed check is recorded and the run goes on; die() stops it.
+set +e
+
 # ------------------------------------------------------------------ build
 say "build (packaging/build.sh)"
 if [ -z "${STEMEDB_TEST_SKIP_BUILD:-}" ]; then
     t0=$(date +%s)
-    if bash "$HERE/build.sh" > "$LOGS/build.log" 2>&1; then
+    if STEMEDB_PKG_BUILD_DIR=$REPO/build/pkg STEMEDB_PKG_DIST_DIR=$REPO/dist \
+        bash "$HERE/build.sh" > "$LOGS/build.log" 2>&1; then
         pass "build $VERSION deb+rpm ($(($(date +%s) - t0)) s)"
     else
         tail -30 "$LOGS/build.log"; die "build $VERSION (log: $LOGS/build.log)"
     fi
     t0=$(date +%s)
+    # Same payload (venv) as the first build, only the version differs.
     if STEMEDB_PKG_VERSION=$UPVERSION STEMEDB_PKG_BUILD_DIR=$REPO/build/pkg-upgrade \
-        STEMEDB_PKG_DIST_DIR=$UPDIST bash "$HERE/build.sh" > "$LOGS/build-upgrade.log" 2>&1; then
+        STEMEDB_PKG_DIST_DIR=$UPDIST STEMEDB_PKG_PAYLOAD_FROM=$REPO/build/pkg/root \
+        bash "$HERE/build.sh" > "$LOGS/build-upgrade.log" 2>&1; then
         pass "build $UPVERSION deb+rpm for the upgrade checks ($(($(date +%s) - t0)) s)"
     else
         tail -30 "$LOGS/build-upgrade.log"; die "build $UPVERSION (log: $LOGS/build-upgrade.log)"
@@ -204,15 +213,13 @@ dpkg-deb -x "$DEB" "$WORK/tree-deb"
 (cd "$WORK/tree-rpm" && rpm2cpio "$RPM" | cpio -idm --quiet)
 check "systemd-analyze verify: all 7 units of the .deb" verify_units "$WORK/tree-deb" lib/systemd/system
 check "systemd-analyze verify: all 7 units of the .rpm" verify_units "$WORK/tree-rpm" usr/lib/systemd/system
+exposure() { systemd-analyze security --offline=true "$HERE/systemd/$1.service" 2>/dev/null \
+    | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p'; }
+exposure_ok() { systemd-analyze security --offline=true --threshold=20 "$HERE/systemd/$1.service" >/dev/null 2>&1; }
 for svc in stemedb-api stemedb-backup stemedb-archive stemedb-verify; do
-    score=$(systemd-analyze security --offline=true "$HERE/systemd/$svc.service" 2>/dev/null \
-        | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\) \(.*\)$/\1 \2/p')
-    check "systemd-analyze security $svc.service: exposure $score (limit 2.0)" \
-        systemd-analyze security --offline=true --threshold=20 "$HERE/systemd/$svc.service" >/dev/null 2>&1
+    check "systemd-analyze security --offline $svc.service: exposure $(exposure "$svc") (limit 2.0)" exposure_ok "$svc"
 done
-[ -n "${score:-}" ] || true
-API_SCORE=$(systemd-analyze security --offline=true "$HERE/systemd/stemedb-api.service" 2>/dev/null \
-    | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+API_SCORE=$(exposure stemedb-api)
 
 # ---------------------------------------------------------------- rootfs
 say "bookworm rootfs ($MIRROR)"
@@ -243,7 +250,7 @@ unmount_all_under() { # unmount_all_under ROOT
     done
     MOUNTS=("${MOUNTS[@]}")
 }
-new_root() { # new_root NAME -> fresh copy of the cached rootfs, mounted, apt lists fresh
+new_root() { # new_root NAME: $WORK/NAME, a fresh copy of the cached rootfs, mounted, apt lists fresh
     local r=$WORK/$1
     cp -a "$ROOTFS_CACHE" "$r"
     echo "deb $MIRROR $SUITE main" > "$r/etc/apt/sources.list"
@@ -252,7 +259,12 @@ new_root() { # new_root NAME -> fresh copy of the cached rootfs, mounted, apt li
     mount_into "$r"
     chroot "$r" apt-get update -qq > "$LOGS/$1-apt-update.log" 2>&1 \
         || { cat "$LOGS/$1-apt-update.log"; die "$1: apt-get update in the chroot"; }
-    echo "$r"
+}
+forget_mount() { # forget_mount PATH: unmount it and drop it from MOUNTS
+    local i
+    umount "$1" || umount -l "$1"
+    for i in "${!MOUNTS[@]}"; do [ "${MOUNTS[i]}" = "$1" ] && unset 'MOUNTS[i]'; done
+    MOUNTS=("${MOUNTS[@]}")
 }
 
 # Run a command as the services do: user stemedb, the env file, no new
@@ -273,10 +285,18 @@ os.execv(sys.argv[1], sys.argv[1:])'
 SERVER_PID=""
 start_server() { # start_server ROOT PORT LOG
     local r=$1 port=$2 log=$3 i
+    if curl -fsS -m 2 "http://127.0.0.1:$port/v1/health" >/dev/null 2>&1; then
+        echo "    port $port already answers: a server is still running"; return 1
+    fi
     # ProtectSystem=strict: the venv must work read-only.
     mount --bind "$r/opt" "$r/opt" && MOUNTS+=("$r/opt")
     mount -o remount,bind,ro "$r/opt"
-    as_service "$r" /opt/stemedb/venv/bin/python -c "$MDWE_EXEC" /usr/bin/stemedb-api > "$log" 2>&1 &
+    # exec: $! must be the server itself (chroot, setpriv, sh and python exec
+    # one another), not a subshell.
+    { exec chroot "$r" setpriv --reuid=stemedb --regid=stemedb --init-groups --no-new-privs \
+        --bounding-set=-all --inh-caps=-all --reset-env \
+        sh -c 'umask 0027; set -a; . /etc/stemedb/stemedb.env; set +a; exec "$@"' sh \
+        /opt/stemedb/venv/bin/python -c "$MDWE_EXEC" /usr/bin/stemedb-api; } > "$log" 2>&1 &
     SERVER_PID=$!
     PIDS+=("$SERVER_PID")
     for i in $(seq 1 120); do
@@ -293,9 +313,14 @@ stop_server() { # stop_server ROOT -> SIGTERM, expect exit 0 within 30 s
     local r=$1 rc=0
     kill -TERM "$SERVER_PID"
     for _ in $(seq 1 60); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.5; done
+    if kill -0 "$SERVER_PID" 2>/dev/null; then
+        echo "    still running 30 s after SIGTERM: SIGKILL"
+        kill -KILL "$SERVER_PID"
+    fi
     wait "$SERVER_PID" || rc=$?
     PIDS=("${PIDS[@]/$SERVER_PID}")
-    umount "$r/opt" && unset 'MOUNTS[${#MOUNTS[@]}-1]'
+    forget_mount "$r/opt"
+    [ "$rc" = 0 ] || echo "    server exit status $rc"
     return $rc
 }
 post_signed_assertion() { # post_signed_assertion ROOT PORT -> prints the hash
@@ -315,9 +340,10 @@ read_back() { # read_back PORT HASH
     curl -fsS -m 10 "http://127.0.0.1:$1/v1/assertions/$2" | grep -q '"packaging/install-test"'
 }
 health_count() { curl -fsS -m 5 "http://127.0.0.1:$1/v1/health" | json_field assertion_count; }
-stat_is() { # stat_is ROOT PATH "owner:group mode"
-    [ "$(stat -c '%U:%G %a' "$1$2" 2>/dev/null)" = "$3" ] \
-        || { echo "    $2: $(stat -c '%U:%G %a' "$1$2" 2>&1), expected $3"; return 1; }
+stat_is() { # stat_is ROOT PATH "owner:group mode" (names as the chroot resolves them)
+    local got
+    got=$(chroot "$1" stat -c '%U:%G %a' "$2" 2>&1)
+    [ "$got" = "$3" ] || { echo "    $2: $got, expected $3"; return 1; }
 }
 env_documents_all_variables() { # every STEMEDB_* variable the code reads is in the env file
     chroot "$1" /opt/stemedb/venv/bin/python - <<'EOF'
@@ -330,6 +356,10 @@ if missing:
     print("    not in /etc/stemedb/stemedb.env:", " ".join(missing))
 sys.exit(1 if missing else 0)
 EOF
+}
+cli() { # cli ROOT LOGNAME cmd...: as the service, output to a log
+    local r=$1 log=$LOGS/$2.log; shift 2
+    as_service "$r" "$@" > "$log" 2>&1 || { tail -5 "$log"; return 1; }
 }
 unit_command() { sed -n 's/^ExecStart=//p' "$HERE/systemd/$1.service"; }
 run_job() { # run_job ROOT UNIT: the timer service's ExecStart, as the service
@@ -356,7 +386,7 @@ smoke() { # smoke ROOT LABEL: server up, signed write, read back, jobs, stop, ve
     check "$label: stemedb-archive.service command ($(unit_command stemedb-archive)) as user stemedb" run_job "$r" stemedb-archive
     check "$label: stemedb-backup.service command ($(unit_command stemedb-backup)) as user stemedb" run_job "$r" stemedb-backup
     check "$label: SIGTERM stops the server cleanly (exit 0)" stop_server "$r"
-    check "$label: stemedb verify (installed CLI, as user stemedb)" as_service "$r" stemedb verify
+    check "$label: stemedb verify (installed CLI, as user stemedb)" cli "$r" "$label-verify" stemedb verify
     check "$label: stemedb-verify.service command ($(unit_command stemedb-verify)) as user stemedb" run_job "$r" stemedb-verify
 }
 after_upgrade() { # after_upgrade ROOT LABEL: edits, data and service still there
@@ -366,9 +396,10 @@ after_upgrade() { # after_upgrade ROOT LABEL: edits, data and service still ther
     check "$label: env file still root:stemedb 0640" stat_is "$r" /etc/stemedb/stemedb.env "root:stemedb 640"
     check "$label: server starts on the upgraded package" \
         start_server "$r" "$PORT" "$LOGS/$label-server-upgraded.log" || return 1
-    check "$label: data survived (assertion_count $(health_count "$PORT") = $COUNT, assertion readable)" \
-        sh -c "[ \"\$(curl -fsS http://127.0.0.1:$PORT/v1/health | $HOSTPY -c 'import json,sys; print(json.load(sys.stdin)[\"assertion_count\"])')\" = $COUNT ]" \
-        && read_back "$PORT" "$HASH"
+    local n
+    n=$(health_count "$PORT")
+    check "$label: data survived: assertion_count $n (was $COUNT)" test "$n" = "$COUNT"
+    check "$label: data survived: the assertion reads back" read_back "$PORT" "$HASH"
     check "$label: backups survived" sh -c "ls '$r/var/backups/stemedb' | grep -q ."
     check "$label: SIGTERM stops the upgraded server cleanly" stop_server "$r"
 }
@@ -396,6 +427,7 @@ nginx_check() { # nginx_check ROOT: the shipped site with a throw-away certifica
     chroot "$r" apt-get install -y -qq --no-install-recommends nginx-light > "$LOGS/nginx-install.log" 2>&1 \
         || { tail -5 "$LOGS/nginx-install.log"; return 1; }
     openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=stemedb.example.org \
+        -addext subjectAltName=DNS:stemedb.example.org \
         -keyout "$r/etc/stemedb/tls/key.pem" -out "$r/etc/stemedb/tls/cert.pem" 2>/dev/null
     chroot "$r" sh -c 'chown root:stemedb /etc/stemedb/tls/*.pem && chmod 0640 /etc/stemedb/tls/*.pem'
     rm -f "$r/etc/nginx/sites-enabled/default"
@@ -408,11 +440,12 @@ nginx_check() { # nginx_check ROOT: the shipped site with a throw-away certifica
     sed -e "s/listen 443 ssl;/listen 127.0.0.1:$tls_port ssl;/" -e "s/listen 80;/listen 127.0.0.1:$http_port;/" \
         -e '/listen \[::\]/d' -e "s/server 127.0.0.1:18180;/server 127.0.0.1:$PORT;/" \
         "$r/usr/share/stemedb/nginx/stemedb.conf" > "$r/etc/nginx/sites-enabled/stemedb-test"
-    chroot "$r" nginx -g 'pid /run/nginx-test.pid;' || return 1
+    chroot "$r" nginx || return 1
+    PIDS+=("$(cat "$r/run/nginx.pid")")
     out=$(curl -sS -m 10 --cacert "$r/etc/stemedb/tls/cert.pem" \
         --resolve "stemedb.example.org:$tls_port:127.0.0.1" -H 'X-Request-Id: install-test-42' \
         -D - "https://stemedb.example.org:$tls_port/v1/health" 2>&1) || true
-    chroot "$r" sh -c 'kill -QUIT "$(cat /run/nginx-test.pid)"'
+    chroot "$r" sh -c 'kill -QUIT "$(cat /run/nginx.pid)"'
     echo "$out" > "$LOGS/nginx-live.log"
     echo "$out" | grep -q '"healthy"' && echo "$out" | grep -qi '^x-request-id: install-test-42' \
         || { cat "$LOGS/nginx-live.log"; return 1; }
@@ -420,14 +453,14 @@ nginx_check() { # nginx_check ROOT: the shipped site with a throw-away certifica
 
 # -------------------------------------------------------------------- deb
 say "deb: install, run, upgrade, remove, purge in a $SUITE chroot"
-R=$(new_root deb-root)
+new_root deb-root; R=$WORK/deb-root
 cp "$DEB" "$UPDEB" "$R/tmp/pkgs/"
 if chroot "$R" apt-get install -y --no-install-recommends "/tmp/pkgs/$(basename "$DEB")" > "$LOGS/deb-install.log" 2>&1; then
     pass "deb: apt-get install ./$(basename "$DEB") (dependencies from the mirror, no systemd running)"
 else
     tail -30 "$LOGS/deb-install.log"; die "deb: apt-get install (log: $LOGS/deb-install.log)"
 fi
-check "deb: python3.11 pulled in as a dependency" chroot "$R" dpkg -s python3.11 >/dev/null
+check "deb: python3.11 pulled in as a dependency" sh -c "chroot '$R' dpkg -s python3.11 >/dev/null"
 common_layout "$R" deb
 check "deb: env file is a conffile" grep -qx /etc/stemedb/stemedb.env "$R/var/lib/dpkg/info/stemedb.conffiles"
 check "deb: units enabled for the next boot (stemedb-api + 3 timers)" sh -c \
@@ -461,9 +494,90 @@ check "deb: purge deleted /var/lib/stemedb, /var/backups/stemedb, stemedb.env" \
 check "deb: package fully gone from dpkg" sh -c "! chroot '$R' dpkg-query -W stemedb >/dev/null 2>&1"
 unmount_all_under "$R"
 
+# -------------------------------------------------------- deb + systemd
+# The units for real: boot the chroot with systemd-nspawn (systemd as PID 1,
+# sharing this machine's network), let the package's own maintainer scripts
+# enable and start everything, and check from inside; the container powers
+# itself off. Skipped (not failed) when this machine cannot boot a container.
+say "deb under systemd: boot a $SUITE container with systemd-nspawn"
+new_root nspawn-root; R=$WORK/nspawn-root
+# /var/tmp: the booted system mounts a tmpfs over /tmp.
+mkdir -p "$R/var/tmp/pkgs"
+cp "$DEB" "$UPDEB" "$R/var/tmp/pkgs/"
+if chroot "$R" apt-get install -y -qq --no-install-recommends systemd dbus "/var/tmp/pkgs/$(basename "$DEB")" \
+    > "$LOGS/nspawn-install.log" 2>&1; then
+    NPORT=$(free_port)
+    sed -i "s/^STEMEDB_BIND_ADDR=.*/STEMEDB_BIND_ADDR=127.0.0.1:$NPORT/" "$R/etc/stemedb/stemedb.env"
+    unmount_all_under "$R"
+    cat > "$R/usr/local/sbin/stemedb-install-check" <<CHECK
+#!/bin/sh
+# Runs once inside the booted container, reports "PASS|FAIL text" lines.
+exec > /root/install-check.log 2>&1
+res() { if [ "\$1" = 0 ]; then echo "PASS \$2"; else echo "FAIL \$2"; fi; }
+prop() { systemctl show -P "\$2" "\$1"; }
+for i in \$(seq 1 120); do [ "\$(prop stemedb-api.service ActiveState)" = active ] && break; sleep 0.5; done
+[ "\$(prop stemedb-api.service SubState)" = running ] && [ -n "\$(prop stemedb-api.service StatusText)" ]
+res \$? "stemedb-api.service enabled+started by the package, Type=notify READY=1 received (\$(prop stemedb-api.service StatusText))"
+/opt/stemedb/venv/bin/python -c 'import urllib.request; urllib.request.urlopen("http://127.0.0.1:$NPORT/v1/health", timeout=10)'
+res \$? "/v1/health answers under the full sandbox (PrivateUsers, SystemCallFilter, MemoryDenyWriteExecute, ...)"
+systemctl is-active -q stemedb-backup.timer stemedb-archive.timer stemedb-verify.timer
+res \$? "the three timers are active"
+for job in stemedb-archive stemedb-backup stemedb-verify; do
+    systemctl start \$job.service
+    [ "\$(prop \$job.service Result)" = success ]
+    res \$? "\$job.service runs to success under its sandbox (exit \$(prop \$job.service ExecMainStatus))"
+    journalctl -u \$job.service --no-pager | tail -3
+done
+echo "exposure: \$(systemd-analyze security stemedb-api.service 2>/dev/null | tail -1)"
+old=\$(prop stemedb-api.service MainPID)
+apt-get install -y -q "/var/tmp/pkgs/$(basename "$UPDEB")" > /root/upgrade.log 2>&1
+res \$? "upgrade to $UPVERSION inside the running system"
+for i in \$(seq 1 120); do [ "\$(prop stemedb-api.service SubState)" = running ] && break; sleep 0.5; done
+new=\$(prop stemedb-api.service MainPID)
+[ "\$(prop stemedb-api.service SubState)" = running ] && [ "\$new" != "\$old" ] && [ "\$new" != 0 ]
+res \$? "the upgrade restarted stemedb-api (main PID \$old -> \$new)"
+systemctl stop stemedb-api.service
+[ "\$(prop stemedb-api.service Result)" = success ] && [ "\$(prop stemedb-api.service ExecMainStatus)" = 0 ]
+res \$? "systemctl stop: clean exit 0 within TimeoutStopSec"
+journalctl -u stemedb-api.service --no-pager | tail -25
+echo DONE
+systemctl poweroff
+CHECK
+    chmod 0755 "$R/usr/local/sbin/stemedb-install-check"
+    cat > "$R/etc/systemd/system/stemedb-install-check.service" <<'UNIT'
+[Unit]
+Description=StemeDB install test (runs once, then powers off)
+After=multi-user.target
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/stemedb-install-check
+[Install]
+WantedBy=multi-user.target
+UNIT
+    ln -sf /etc/systemd/system/stemedb-install-check.service \
+        "$R/etc/systemd/system/multi-user.target.wants/stemedb-install-check.service"
+    t0=$(date +%s)
+    timeout 300 systemd-nspawn --quiet --directory="$R" --boot --register=no --keep-unit \
+        --console=read-only > "$LOGS/nspawn-boot.log" 2>&1
+    if grep -q '^DONE' "$R/root/install-check.log" 2>/dev/null; then
+        pass "systemd-nspawn boot of the $SUITE container ($(($(date +%s) - t0)) s)"
+        while read -r verdict text; do
+            case $verdict in PASS) pass "deb/systemd: $text" ;; FAIL) fail "deb/systemd: $text" ;; esac
+        done < <(grep -E '^(PASS|FAIL) ' "$R/root/install-check.log")
+        cp "$R/root/install-check.log" "$LOGS/nspawn-check.log"
+        grep '^exposure:' "$R/root/install-check.log" | sed 's/^/  /'
+    else
+        tail -20 "$LOGS/nspawn-boot.log"
+        skip "systemd-nspawn could not boot a container here (log: $LOGS/nspawn-boot.log)"
+    fi
+else
+    tail -20 "$LOGS/nspawn-install.log"; fail "deb/systemd: install systemd + stemedb in the container"
+    unmount_all_under "$R"
+fi
+
 # -------------------------------------------------------------------- rpm
 say "rpm: install (with scriptlets), run, upgrade, erase in a second $SUITE chroot"
-R=$(new_root rpm-root)
+new_root rpm-root; R=$WORK/rpm-root
 # The payload's interpreter is /usr/bin/python3.11 (RHEL 9 / Fedora:
 # package python3.11); Debian's python3.11 provides the same path.
 chroot "$R" apt-get install -y -qq --no-install-recommends python3.11 > "$LOGS/rpm-python.log" 2>&1 \
@@ -472,7 +586,7 @@ cp "$RPM" "$UPRPM" "$R/tmp/pkgs/"
 rpm --root "$R" --initdb
 # --nodeps: the chroot's rpm database knows nothing of Debian's python3.11
 # and shadow tools. Scriptlets run (chrooted by rpm) with no systemd.
-if rpm --root "$R" -i --nodeps "/tmp/pkgs/$(basename "$RPM")" > "$LOGS/rpm-install.log" 2>&1; then
+if rpm --root "$R" -i --nodeps "$R/tmp/pkgs/$(basename "$RPM")" > "$LOGS/rpm-install.log" 2>&1; then
     pass "rpm: rpm -i with scriptlets (%pre account, %post without systemd)"
 else
     cat "$LOGS/rpm-install.log"; die "rpm: rpm -i (log: $LOGS/rpm-install.log)"
@@ -480,7 +594,7 @@ fi
 common_layout "$R" rpm
 check "rpm: stemedb.env is %config(noreplace)" sh -c "rpm --root '$R' -qc stemedb | grep -qx /etc/stemedb/stemedb.env"
 smoke "$R" rpm
-if rpm --root "$R" -U --nodeps "/tmp/pkgs/$(basename "$UPRPM")" > "$LOGS/rpm-upgrade.log" 2>&1; then
+if rpm --root "$R" -U --nodeps "$R/tmp/pkgs/$(basename "$UPRPM")" > "$LOGS/rpm-upgrade.log" 2>&1; then
     pass "rpm: upgrade $VERSION -> $UPVERSION with rpm -U"
 else
     cat "$LOGS/rpm-upgrade.log"; fail "rpm: rpm -U (log: $LOGS/rpm-upgrade.log)"

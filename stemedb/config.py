@@ -322,6 +322,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "STEMEDB_TLS_ENABLED",
             "waitress does not terminate TLS; set STEMEDB_TLS_ENABLED=false and terminate TLS "
             "in the shipped nginx site (packaging/nginx/stemedb.conf, installed as "
-            "/etc/nginx/sites-available/stemedb), which proxies to this loopback listener",
+            "/usr/share/stemedb/nginx/stemedb.conf by the packages), which proxies to this "
+            "loopback listener",
         )
     return settings
