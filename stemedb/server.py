@@ -223,9 +223,9 @@ class Server:
             )
         except OSError as exc:
             raise StepFailed(*_bind_failure(exc, settings)) from None
-        from stemedb.security.deadline import install_request_deadline  # slowloris defence
+        from stemedb.security.channel import install_channel  # request deadline, JSON errors
 
-        install_request_deadline(self._listeners(), settings.request_timeout_s)
+        install_channel(self._listeners(), settings.request_timeout_s)
         first = self._listeners()[0]
         host, port = first.effective_host, first.effective_port  # type: ignore[attr-defined]
         self.url = f"http://{f'[{host}]' if ':' in host else host}:{port}"

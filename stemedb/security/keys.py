@@ -42,6 +42,7 @@ MIN_ROOT_KEY_CHARS = 32
 MAX_NAME_CHARS = 128
 CACHE_TTL_S = 1.0
 CACHE_MAX = 4096
+MAX_DURATION_S = 100 * 365 * 86400
 
 _ID = re.compile(r"^[0-9a-f]{12}$|^root-[0-9a-f]{12}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
@@ -106,7 +107,10 @@ def parse_duration_s(text: str) -> float:
     match = _DURATION.match(text)
     if not match or float(match.group(1)) <= 0:
         raise ValueError(f"expected a positive duration like 30d, 12h, 90m or 2w, got {text!r}")
-    return float(match.group(1)) * _UNIT_S[match.group(2).lower()]
+    seconds = float(match.group(1)) * _UNIT_S[match.group(2).lower()]
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"at most 100 years, got {text!r}")
+    return seconds
 
 
 def check_role(role: str) -> str:

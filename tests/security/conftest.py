@@ -7,9 +7,11 @@ Real server processes come from the root conftest's `run_server_process`.
 
 from __future__ import annotations
 
-import http.client
+import http.client as httpclient
+import importlib.util
 import json
 import subprocess
+import sys
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +32,30 @@ from stemedb.signing import make_assertion, sign_record
 from stemedb.store import Store
 
 ROOT_KEY = "root-test-key-0123456789abcdef0123456789abcdef"
+
+
+def _load_root_conftest() -> Any:
+    """tests/conftest.py as a module (`from conftest import` here means this file)."""
+    name = "_stemedb_tests_root_conftest"  # the name tests/e2e/conftest.py uses too
+    if name in sys.modules:
+        return sys.modules[name]
+    path = Path(__file__).resolve().parents[1] / "conftest.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+root_conftest = _load_root_conftest()
+# Re-exported: whichever folder's conftest pytest imported last is the one other test
+# modules get from a run-time `from conftest import ...` (as tests/e2e/conftest.py does).
+SERVE_ARGV = root_conftest.SERVE_ARGV
+ServerProcess = root_conftest.ServerProcess
+StartServer = root_conftest.StartServer
+http_json = root_conftest.http_json
+server_env = root_conftest.server_env
 
 
 @dataclass
@@ -156,7 +182,7 @@ def request(
     else:
         data = json.dumps(body).encode()
         sent.setdefault("Content-Type", "application/json")
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    conn = httpclient.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     try:
         conn.request(method, path, body=data, headers=sent)
         resp = conn.getresponse()

@@ -15,7 +15,9 @@ def test_create_shows_the_secret_once_and_listing_never_shows_secret_or_hash(
     auth_app: SecureApp,
 ) -> None:
     resp = auth_app.client.simulate_post(
-        "/v1/admin/keys", json={"role": "writer", "name": "pipeline", "scope": "drugs/"}, headers=ADMIN
+        "/v1/admin/keys",
+        json={"role": "writer", "name": "pipeline", "scope": "drugs/"},
+        headers=ADMIN,
     )
     assert resp.status_code == 201, resp.text
     body = resp.json
@@ -89,6 +91,8 @@ def test_a_key_that_expires_is_refused_from_then_on(auth_app: SecureApp) -> None
         ({"role": "writer", "scope": "a//b"}, "scope"),
         ({"role": "writer", "expires_in": "soon"}, "expires_in"),
         ({"role": "writer", "expires_ms": 1000}, "expires_ms"),
+        ({"role": "writer", "expires_ms": 2**70}, "expires_ms"),
+        ({"role": "writer", "expires_in": "9999999999w"}, "expires_in"),
         ({"role": "writer", "expires_in": "1d", "expires_ms": 10**13}, "expires_in"),
         ({"role": "writer", "name": "x" * 129}, "name"),
         ({"role": "writer", "hash": "00"}, "hash"),

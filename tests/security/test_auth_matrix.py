@@ -133,7 +133,10 @@ def test_a_refused_write_reads_no_body_and_writes_nothing(
         resp = auth_app.client.simulate_post(
             "/v1/assert",
             body=b"{ this is not even json",
-            headers={"Content-Type": "application/json", **({"X-API-Key": secret} if secret else {})},
+            headers={
+                "Content-Type": "application/json",
+                **({"X-API-Key": secret} if secret else {}),
+            },
         )
         assert resp.status_code in (401, 403)  # not 400: refused before the body is parsed
     assert auth_app.store.stats()["journal_seq"] == head

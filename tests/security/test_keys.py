@@ -177,7 +177,7 @@ def test_durations(text: str, seconds: float) -> None:
     assert parse_duration_s(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "30", "-1d", "0d", "1y", "d"])
+@pytest.mark.parametrize("text", ["", "30", "-1d", "0d", "1y", "d", "5300w"])
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration_s(text)
@@ -190,4 +190,6 @@ def test_root_key_must_be_long_and_trusted_proxies_must_be_addresses() -> None:
         load_settings({"STEMEDB_TRUSTED_PROXY": "127.0.0.1,nginx"})
     settings = load_settings({"STEMEDB_TRUSTED_PROXY": "127.0.0.1, 10.0.0.0/8,::1"})
     assert settings.trusted_proxy == ("127.0.0.1", "10.0.0.0/8", "::1")
-    assert load_settings({"STEMEDB_ROOT_API_KEY": "x" * 32}).describe()["root_api_key"] == "********"
+    assert (
+        load_settings({"STEMEDB_ROOT_API_KEY": "x" * 32}).describe()["root_api_key"] == "********"
+    )

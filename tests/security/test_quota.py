@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -40,7 +41,12 @@ def test_costs_per_request_kind(metered: SecureApp, agent: Agent) -> None:
     who = {"X-Agent-Id": agent.id}
     target = _post(metered, "/v1/assert", agent.assertion("q/b")).json["hash"]
     steps = [
-        (lambda: _post(metered, "/v1/vote", agent.record("vote", {"assertion_hash": target, "weight": 1})), 1),
+        (
+            lambda: _post(
+                metered, "/v1/vote", agent.record("vote", {"assertion_hash": target, "weight": 1})
+            ),
+            1,
+        ),
         (lambda: _get(metered, "/v1/query", {"subject": "q/b"}, **who), 5),
         (lambda: _get(metered, "/v1/query", {"subject": "q/b", "lens": "recency"}, **who), 6),
         (lambda: _post(metered, "/v1/query", {"subject": "q/b", "lens": "recency"}, **who), 6),
@@ -58,22 +64,27 @@ def test_costs_per_request_kind(metered: SecureApp, agent: Agent) -> None:
 
 
 def test_one_token_per_kib_of_body(metered: SecureApp, agent: Agent) -> None:
-    big = agent.assertion("q/big", source="https://example.org/" + "x" * 3000)
-    resp = _post(metered, "/v1/assert", big)
-    assert resp.status_code == 201
+    big = json.dumps(agent.assertion("q/big", value="x" * 3000)).encode()
+    assert 3 * 1024 <= len(big) < 4 * 1024
+    resp = metered.client.simulate_post(
+        "/v1/assert", body=big, headers={"Content-Type": "application/json"}
+    )
+    assert resp.status_code == 201, resp.text
     assert _remaining(resp) == 100 - 10 - 3
 
 
 def test_a_batch_costs_10_per_record(metered: SecureApp, agent: Agent) -> None:
     records = [agent.assertion(f"q/batch{i}") for i in range(4)]
-    resp = _post(metered, "/v1/assert/batch", records)
+    body = json.dumps(records).encode()
+    resp = metered.client.simulate_post(
+        "/v1/assert/batch", body=body, headers={"Content-Type": "application/json"}
+    )
     assert resp.status_code == 200 and resp.json["created"] == 4
-    assert _remaining(resp) == 60
-    # Too big for what is left: refused before anything is written.
+    assert _remaining(resp) == 100 - 40 - len(body) // 1024
     seq = metered.store.stats()["journal_seq"]
-    refused = _post(metered, "/v1/assert/batch", [agent.assertion(f"q/more{i}") for i in range(7)])
-    assert refused.status_code == 200  # 10 now, 60 settled afterwards (in debt)
-    assert _remaining(refused) == 0
+    more = _post(metered, "/v1/assert/batch", [agent.assertion(f"q/more{i}") for i in range(7)])
+    assert more.status_code == 200  # 10 + KiB now (enough), the other 60 afterwards: in debt
+    assert _remaining(more) == 0
     after = _post(metered, "/v1/assert", agent.assertion("q/later"))
     assert after.status_code == 429
     assert metered.store.stats()["journal_seq"] == seq + 7
@@ -125,7 +136,9 @@ def test_public_and_admin_routes_are_not_metered(metered: SecureApp) -> None:
         assert "X-Quota-Limit" not in resp.headers
 
 
-def test_a_request_bigger_than_the_whole_quota_says_so(secure_app: Callable[..., SecureApp]) -> None:
+def test_a_request_bigger_than_the_whole_quota_says_so(
+    secure_app: Callable[..., SecureApp],
+) -> None:
     app = secure_app(STEMEDB_QUOTA_ENABLED="true", STEMEDB_QUOTA_TOKENS_PER_HOUR="5")
     resp = _post(app, "/v1/assert", Agent().assertion("q/x"))
     assert resp.status_code == 429

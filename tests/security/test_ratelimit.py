@@ -72,9 +72,7 @@ def limited(secure_app: Callable[..., SecureApp]) -> SecureApp:
 
 def _assert(app: SecureApp, remote: str = "192.0.2.1", **headers: str) -> falcon.testing.Result:
     record = {"subject": "rl/x", "predicate": "p", "object": "v", "confidence": 0.5}
-    return app.client.simulate_post(
-        "/v1/assert", json=record, headers=headers, remote_addr=remote
-    )
+    return app.client.simulate_post("/v1/assert", json=record, headers=headers, remote_addr=remote)
 
 
 def test_write_limit_headers_then_429_with_retry_after(limited: SecureApp) -> None:

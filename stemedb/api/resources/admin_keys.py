@@ -22,6 +22,8 @@ from stemedb.api.routing import Route
 from stemedb.errors import InvalidRequest
 from stemedb.security.keys import ROLES, KeyStore, parse_duration_s
 
+MAX_EXPIRES_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
+
 
 class KeyCreateIn(BaseModel):
     """A new key: its role, and optionally a name, a subject scope and an expiry."""
@@ -34,7 +36,9 @@ class KeyCreateIn(BaseModel):
         None, description="concept path the (writer) key may write under, e.g. `drugs`"
     )
     expires_in: str | None = Field(None, description="lifetime, e.g. `30d`, `12h`, `2w`")
-    expires_ms: int | None = Field(None, description="absolute expiry, Unix ms")
+    expires_ms: int | None = Field(
+        None, ge=0, le=MAX_EXPIRES_MS, description="absolute expiry, Unix ms"
+    )
 
     @field_validator("expires_in")
     @classmethod
