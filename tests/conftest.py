@@ -8,30 +8,22 @@ tests uses only the standard library (`http_json`).
 
 from __future__ import annotations
 
-import http.client
-import json
-import os
-import re
-import signal
 import socket
-import subprocess
-import sys
-import time
-import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import falcon.testing
 import pytest
+from e2ekit import RunningServer, ServerFactory
+from serverkit import SERVE_ARGV, ServerProcess, StartServer, http_json, server_env
 
 from stemedb.api.app import create_app
 from stemedb.api.routing import Route
 from stemedb.config import Settings
 from stemedb.metrics import Metrics
 
-SERVE_ARGV = (sys.executable, "-m", "stemedb.cli.main", "serve")
-_LISTENING = re.compile(r"listening on (http://\S+)")
+__all__ = ["SERVE_ARGV", "ServerProcess", "StartServer", "http_json", "server_env"]
 
 
 @pytest.fixture
@@ -70,149 +62,6 @@ def make_client(tmp_settings: Settings) -> Callable[..., falcon.testing.TestClie
     return make
 
 
-def http_json(
-    method: str,
-    url: str,
-    body: Any = None,
-    headers: Mapping[str, str] | None = None,
-    timeout: float = 30.0,
-) -> tuple[int, http.client.HTTPMessage, Any]:
-    """One request; a dict/list body is sent as JSON. Returns (status, headers, json or text)."""
-    parts = urllib.parse.urlsplit(url)
-    sent = dict(headers or {})
-    data: bytes | None
-    if body is None or isinstance(body, bytes):
-        data = body
-    elif isinstance(body, str):
-        data = body.encode()
-    else:
-        data = json.dumps(body).encode()
-        sent.setdefault("Content-Type", "application/json")
-    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
-    try:
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
-        conn.request(method, path or "/", body=data, headers=sent)
-        resp = conn.getresponse()
-        raw = resp.read()
-    finally:
-        conn.close()
-    text = raw.decode("utf-8", errors="replace")
-    if (resp.headers.get("Content-Type") or "").startswith("application/json"):
-        return resp.status, resp.headers, json.loads(text) if text else None
-    return resp.status, resp.headers, text
-
-
-class ServerProcess:
-    """A server subprocess whose combined output goes to `log_path`."""
-
-    def __init__(self, argv: Sequence[str], env: Mapping[str, str], cwd: Path, log_path: Path):
-        self.argv = list(argv)
-        self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in _reap
-        self.proc = subprocess.Popen(
-            self.argv,
-            env=dict(env),
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # a Ctrl-C in the test runner does not hit it
-        )
-        self.url = ""
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    @property
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    @property
-    def returncode(self) -> int | None:
-        return self.proc.poll()
-
-    def wait_for_output(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            match = re.search(pattern, self.output)
-            if match:
-                return match
-            if self.proc.poll() is not None:
-                match = re.search(pattern, self.output)
-                if match:
-                    return match
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"{pattern!r} not in server output:\n{self.output}")
-
-    def wait_ready(self, path: str = "/v1/health", timeout: float = 30.0) -> bool:
-        """True once `path` answers 200; False if the process exited first."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self._reap()
-                return False
-            match = _LISTENING.search(self.output)
-            if match:
-                self.url = match.group(1)
-                try:
-                    status, _, _ = http_json("GET", self.url + path, timeout=2)
-                    if status == 200:
-                        return True
-                except OSError:
-                    pass
-            time.sleep(0.05)
-        raise AssertionError(f"server not ready after {timeout} s:\n{self.output}")
-
-    def wait(self, timeout: float = 30.0) -> int:
-        try:
-            return self.proc.wait(timeout)
-        finally:
-            if self.proc.poll() is not None:
-                self._reap()
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
-        """Send `sig` and wait for the exit code (SIGKILL after `timeout`, then fail)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(
-                f"server ignored signal {sig} for {timeout} s:\n{self.output}"
-            ) from None
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        self._reap()
-
-    def _reap(self) -> None:
-        if not self._log.closed:
-            self._log.close()
-
-
-def server_env(tmp_path: Path, env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The parent's environment minus STEMEDB_*/NOTIFY_SOCKET, data under tmp_path, port 0."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("STEMEDB_")}
-    base.pop("NOTIFY_SOCKET", None)
-    base.update(
-        PYTHONUNBUFFERED="1",
-        STEMEDB_BIND_ADDR="127.0.0.1:0",
-        STEMEDB_DB_DIR=str(tmp_path / "db"),
-        STEMEDB_WAL_DIR=str(tmp_path / "wal"),
-        STEMEDB_BACKUP_DIR=str(tmp_path / "backups"),
-    )
-    base.update(env or {})
-    return base
-
-
-StartServer = Callable[..., ServerProcess]
-
-
 @pytest.fixture
 def run_server_process(tmp_path: Path) -> Iterator[StartServer]:
     """Factory: `run_server_process(env, argv=None, wait=True) -> ServerProcess`.
@@ -236,6 +85,34 @@ def run_server_process(tmp_path: Path) -> Iterator[StartServer]:
         if wait:
             proc.wait_ready(ready_path, timeout)
         return proc
+
+    yield start
+    for proc in started:
+        proc.kill()
+
+
+@pytest.fixture(scope="session")
+def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
+    """`server_factory(env=None, base=None)`: a ready `stemedb serve` process (port 0).
+
+    Every process started through it is stopped at the end of the session;
+    call `.proc.stop()` / `.proc.kill()` earlier to end one sooner. Passing the
+    `base` of an earlier server restarts on the same data.
+    """
+    started: list[Any] = []
+
+    def start(
+        env: Mapping[str, str] | None = None, *, base: Path | None = None, timeout: float = 60.0
+    ) -> RunningServer:
+        base = base or tmp_path_factory.mktemp("server")
+        index = len(started)
+        log_path = base / f"server-{index}.log"
+        full_env = server_env(base, env)
+        proc = ServerProcess(SERVE_ARGV, full_env, base, log_path)
+        started.append(proc)
+        if not proc.wait_ready("/v1/ready", timeout):
+            raise AssertionError(f"server exited at start:\n{proc.output}")
+        return RunningServer(proc, base, env or {}, index)
 
     yield start
     for proc in started:

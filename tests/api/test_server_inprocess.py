@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import falcon
 import pytest
-from conftest import http_json
+from serverkit import http_json
 
 from stemedb.api.routing import Route
 from stemedb.server import RUNBOOK, Server, StepFailed

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import DAY, Agent, Api
+from e2ekit import DAY, Agent, Api
 
 SUBJECT = "drugs/semaglutide"
 PREDICATE = "gastroparesis_risk"

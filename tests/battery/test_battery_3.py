@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import Agent, Api
+from e2ekit import Agent, Api
 
 SUBJECT = "trials/battery3"
 PREDICATE = "effective"

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import Agent, Api
+from e2ekit import Agent, Api
 
 SUBJECT = "config/jwt"
 PREDICATE = "signing_algorithm"

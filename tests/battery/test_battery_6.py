@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from conftest import CHAIN_QUERY, Agent, Api, sqlite3_shell, unique
+from e2ekit import CHAIN_QUERY, Agent, Api, sqlite3_shell, unique
 
 from stemedb.config import DEFAULT_SCHEME_TIERS
 from stemedb.records import prepare_record

@@ -3,7 +3,6 @@ against a real server, checking stdout, stderr and exit codes (0 ok, 1 failure, 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import socket
@@ -12,30 +11,15 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+import serverkit as SHARED
 
 from stemedb import demo_data
 from stemedb.cli.main import main
 from stemedb.client import Client
 from stemedb.crypto import public_key_hex, read_key_file
-
-
-def _shared_conftest() -> ModuleType:
-    """tests/conftest.py, loaded by path: `from conftest import ...` is ambiguous once
-    several test folders have a conftest.py (the last one imported wins)."""
-    path = Path(__file__).resolve().parents[1] / "conftest.py"
-    spec = importlib.util.spec_from_file_location("stemedb_shared_conftest", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-SHARED = _shared_conftest()
-
 
 T = demo_data.T
 PAIR = (demo_data.SUBJECT, demo_data.PREDICATE)

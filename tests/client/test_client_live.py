@@ -7,36 +7,20 @@ with the demo sample loaded; each test writes under its own subject.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+import serverkit as SHARED
 
 from stemedb import demo_data
 from stemedb.client import ApiError, Client
 from stemedb.crypto import generate_signing_key, public_key_hex
 from stemedb.signing import attach_signatures
-
-
-def _shared_conftest() -> ModuleType:
-    """tests/conftest.py, loaded by path: `from conftest import ...` is ambiguous once
-    several test folders have a conftest.py (the last one imported wins)."""
-    path = Path(__file__).resolve().parents[1] / "conftest.py"
-    spec = importlib.util.spec_from_file_location("stemedb_shared_conftest", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-SHARED = _shared_conftest()
-
 
 T = demo_data.T
 _subjects = itertools.count()

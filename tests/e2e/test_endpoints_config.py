@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Agent, Api, unique
+from e2ekit import Agent, Api, unique
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Agent, poll, unique
+from e2ekit import Agent, poll, unique
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import Agent, Api, RunningServer, poll, unique
+from e2ekit import Agent, Api, RunningServer, poll, unique
 
 from stemedb.canonical import canonical_json
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Agent, Api, RunningServer, poll, unique
+from e2ekit import Agent, Api, RunningServer, poll, unique
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
 METRICS = (

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from conftest import Agent, Api, unique
+from e2ekit import Agent, Api, unique
 
 DAY = 86400
 LENSES = (

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import Agent, Api, unique
+from e2ekit import Agent, Api, unique
 
 from stemedb.crypto import public_key_hex, sign
 

@@ -78,7 +78,7 @@ if __name__ == "__main__":
     sys.exit(_fake_main())
 
 # Only under pytest (conftest is not on the path of the fake server program).
-from conftest import SERVE_ARGV, StartServer, http_json  # noqa: E402
+from serverkit import SERVE_ARGV, StartServer, http_json  # noqa: E402
 
 # ---- lifecycle --------------------------------------------------------------------
 

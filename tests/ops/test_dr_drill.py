@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import StartServer, http_json, server_env
 from ops_support import count, file_head, frames, run_cli, signed_assertions
+from serverkit import StartServer, http_json, server_env
 
 from stemedb.crypto import generate_signing_key
 from stemedb.ops import archive

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import StartServer, http_json
 from ops_support import signed_assertions
+from serverkit import StartServer, http_json
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "packaging" / "monitoring" / "alerts.yml"

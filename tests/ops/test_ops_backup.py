@@ -150,7 +150,7 @@ def _tamper(db: Path, seq: int) -> None:
 
 
 def test_admin_backup_endpoint_and_gauge(tmp_path: Path, run_server_process) -> None:  # type: ignore[no-untyped-def]
-    from conftest import http_json
+    from serverkit import http_json
 
     server = run_server_process({"STEMEDB_BACKUP_KEEP": "2"})
     _, _, text = http_json("GET", server.url + "/metrics")
@@ -174,7 +174,7 @@ def test_admin_backup_endpoint_and_gauge(tmp_path: Path, run_server_process) -> 
 
 
 def test_admin_backup_needs_the_admin_role(tmp_path: Path, run_server_process) -> None:  # type: ignore[no-untyped-def]
-    from conftest import http_json
+    from serverkit import http_json
 
     root = "r" * 40
     server = run_server_process({"STEMEDB_AUTH_ENABLED": "true", "STEMEDB_ROOT_API_KEY": root})

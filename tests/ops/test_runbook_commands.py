@@ -21,8 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import StartServer, http_json
 from ops_support import append_db, make_db, signed_assertions
+from serverkit import StartServer, http_json
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOK = ROOT / "docs" / "operations" / "runbooks" / "server-wont-start.md"

@@ -6,7 +6,7 @@ import re
 import time
 
 import pytest
-from conftest import ROOT_KEY, SecureApp
+from securekit import ROOT_KEY, SecureApp
 
 ADMIN = {"X-API-Key": ROOT_KEY}
 

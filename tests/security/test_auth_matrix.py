@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import ROOT_KEY, Agent, SecureApp
+from securekit import ROOT_KEY, Agent, SecureApp
 
 PRINCIPALS = ("none", "garbage", "unknown", "expired", "revoked", "reader", "writer", "admin")
 

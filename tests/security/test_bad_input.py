@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Agent, Resp, request, root_conftest
+import serverkit as root_conftest
+from securekit import Agent, Resp, request
 
 ROOT = "0f1e2d3c4b5a69780f1e2d3c4b5a6978-root"
 MAX_BODY = 131072  # STEMEDB_MAX_BODY_BYTES for this server; a batch may be 32x

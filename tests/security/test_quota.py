@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import Agent, SecureApp
+from securekit import Agent, SecureApp
 
 HOUR = 3600
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import falcon.testing
 import pytest
-from conftest import ROOT_KEY, Agent, SecureApp
+from securekit import ROOT_KEY, Agent, SecureApp
 
 from stemedb.security.ratelimit import BucketTable, TokenBucket, client_address, parse_networks
 

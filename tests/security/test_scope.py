@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import Agent, SecureApp
+from securekit import Agent, SecureApp
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Agent, Resp
+from securekit import Agent, Resp
 
 from stemedb.cli.main import main
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Agent, Resp
+from securekit import Agent, Resp
 
 from stemedb.canonical import canonical_json
 from stemedb.crypto import sha3_256, sign, signing_message

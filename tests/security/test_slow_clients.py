@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import Resp
+from securekit import Resp
 
 HEAD = (
     b"POST /v1/assert HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
