@@ -125,10 +125,21 @@ class Metrics:
         self._stats_at = float("-inf")
         self._stats_ttl = stats_ttl_s
         self._lock = threading.Lock()
+        # (method, route, status) -> the label children observe_request updates; as
+        # bounded as the label sets themselves (route templates, not paths)
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.http_requests_total.labels(method, route, str(status)).inc()
-        self.http_request_duration_seconds.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:  # labels() is a locked lookup: do it once per label set
+            children = (
+                self.http_requests_total.labels(method, route, str(status)),
+                self.http_request_duration_seconds.labels(method, route),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_commit(self, seconds: float, batch_size: int) -> None:
         """The store's writer calls this after each group commit (incl. fsync)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,7 +61,9 @@ class Outcome:
 
     def with_excluded(self, more: Iterable[Excluded]) -> Outcome:
         """The same outcome with earlier-stage exclusions added."""
-        return replace(self, excluded=(*more, *self.excluded))
+        return Outcome(
+            self.winner, self.resolution, self.scored, (*more, *self.excluded), self.extra
+        )
 
 
 EMPTY = Outcome(winner=None, resolution=0.0, scored=())
@@ -114,7 +116,10 @@ def assemble(
     """Order the explanation (winner, others by score, then excluded) and add conflict."""
     ordered = sorted(out.scored, key=lambda s: (-tie_value(s.score), total_key(s.candidate)))
     if out.winner is not None:
-        index = next(i for i, s in enumerate(ordered) if s.candidate == out.winner)
+        winner = out.winner
+        index = next(
+            i for i, s in enumerate(ordered) if s.candidate is winner or s.candidate == winner
+        )
         ordered.insert(0, ordered.pop(index))
     lines = [
         Explanation(s.candidate.hash, finite(s.score), None, _note_included(s.candidate, s.why))

@@ -31,13 +31,15 @@ TotalKey = tuple[int, int, str, str, float, str, str, str, bool]
 
 def tier_name(tier: int) -> str:
     """The source-class name of a tier; ValueError outside 0..5."""
-    _check_tier(tier)
+    if type(tier) is not int or not 0 <= tier <= 5:  # fast path: a plain int in range
+        _check_tier(tier)
     return TIER_NAMES[tier]
 
 
 def tier_weight(tier: int) -> float:
     """How much one unit of confidence from this tier counts in conflict/skeptic."""
-    _check_tier(tier)
+    if type(tier) is not int or not 0 <= tier <= 5:  # fast path: a plain int in range
+        _check_tier(tier)
     return TIER_WEIGHTS[tier]
 
 
@@ -76,6 +78,8 @@ def age_days(timestamp: int, at_s: float) -> float:
 
 def half_life_days(tier: int, decay: str | float | None) -> float | None:
     """The half-life that applies to a tier under `decay`; None = no decay."""
+    if decay is None:
+        return None
     mode = validate_decay(decay)
     if mode is None:
         return None
@@ -88,6 +92,8 @@ def half_life_days(tier: int, decay: str | float | None) -> float | None:
 
 def effective_confidence(c: Candidate, ctx: LensContext) -> float:
     """confidence × 2^(−age/half_life) at ctx.at_s; plain confidence without decay."""
+    if ctx.decay is None:
+        return float(c.confidence)
     half_life = half_life_days(c.tier, ctx.decay)
     if half_life is None:
         return float(c.confidence)

@@ -112,10 +112,12 @@ class HardenedChannel(HTTPChannel):  # type: ignore[misc]
         return now - self._started > allowed
 
     def readable(self) -> bool:
-        if self.deadline_passed(time.monotonic()):
+        # Called for every channel on every turn of the event loop: only a partial
+        # request (`_started` set) has a deadline to check, so skip the clock otherwise.
+        if self._started is not None and self.deadline_passed(time.monotonic()):
             self._time_out()
             return False
-        readable: bool = super().readable()
+        readable: bool = HTTPChannel.readable(self)
         return readable
 
     def _time_out(self) -> None:

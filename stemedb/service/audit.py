@@ -2,12 +2,15 @@
 
 Rows are written through the writer queue without waiting, so auditing never
 slows a query's response; a full disk loses audit rows, never journal frames.
+Rows queue up here and go to the writer as one job per batch (serialised on the
+writer thread), so they share its commits instead of adding a job per query.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from typing import Any
 
@@ -20,6 +23,16 @@ from stemedb.store.schema import fetchall
 log = logging.getLogger("stemedb.audit")
 
 PURGE_EVERY = 1000
+# A queued flush normally runs within milliseconds; one that has not run after this
+# long was dropped with a failed batch (e.g. a full disk), so queue another.
+REQUEUE_S = 1.0
+
+_Entry = tuple[str, int, str | None, str, str | None, dict[str, Any], list[dict[str, Any]]]
+
+# Compact JSON, as json.dumps(..., separators=(",", ":")) writes it, from encoders
+# made once (json.dumps builds one per call); the rows are fresh trees, never cyclic.
+_params_json = json.JSONEncoder(separators=(",", ":"), default=str, check_circular=False).encode
+_results_json = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 
 class AuditLog:
@@ -28,6 +41,9 @@ class AuditLog:
         self.enabled = enabled
         self.retention_ms = retention_days * 86400 * 1000
         self._since_purge = 0
+        self._lock = threading.Lock()
+        self._pending: list[_Entry] = []
+        self._flush_queued_at: float | None = None  # monotonic time a flush job was queued
 
     def record(
         self,
@@ -40,45 +56,60 @@ class AuditLog:
     ) -> None:
         if not self.enabled:
             return
-        results = [
-            {
-                "subject": group.get("subject"),
-                "predicate": group.get("predicate"),
-                "winner": (group.get("winner") or {}).get("hash"),
-                "resolution_confidence": group.get("resolution_confidence"),
-                "contributions": [
-                    {"hash": e["hash"], "weight": e["score"], "excluded": e["excluded"]}
-                    for e in group.get("explanation", [])
-                ],
-            }
-            for group in body.get("results", [])
-        ]
-        if "assertions" in body:
-            results = [{"listed": [a["hash"] for a in body["assertions"]]}]
-        row = (
+        # Only the cheap part here: the row's summary of `body` is taken now (the
+        # caller may reuse the dict), serialising happens on the writer thread.
+        entry = (
             query_id,
             int(time.time() * 1000),
             agent_id,
             endpoint,
             lens,
-            json.dumps(params, separators=(",", ":"), default=str),
-            json.dumps(results, separators=(",", ":")),
+            params,
+            _summary(body),
         )
-        self._since_purge += 1
-        purge = self._since_purge >= PURGE_EVERY
-        if purge:
-            self._since_purge = 0
-        cutoff = int(time.time() * 1000) - self.retention_ms
-
-        def write(conn: apsw.Connection) -> None:
-            conn.execute("INSERT OR REPLACE INTO query_audit VALUES (?, ?, ?, ?, ?, ?, ?)", row)
-            if purge:
-                conn.execute("DELETE FROM query_audit WHERE at_ms < ?", (cutoff,))
-
+        now = time.monotonic()
+        with self._lock:
+            self._pending.append(entry)
+            if self._flush_queued_at is not None and now - self._flush_queued_at < REQUEUE_S:
+                return  # the queued flush takes this row too
+            self._flush_queued_at = now
         try:
-            self.store.write_local(write, wait=False)
+            self.store.write_local(self._flush, wait=False)
         except StemeError as exc:  # writer down or read-only: the query still answers
-            log.warning("query audit row dropped: %s", exc.message)
+            with self._lock:
+                dropped, self._pending = len(self._pending), []
+                self._flush_queued_at = None
+            log.warning("query audit row%s dropped: %s", "s" if dropped > 1 else "", exc.message)
+
+    def _flush(self, conn: apsw.Connection) -> None:
+        """On the writer thread: insert every pending row in the writer's transaction.
+
+        One writer job per batch of rows (not per query), so audit rows share the
+        commit (and fsync) of whatever else the writer is committing.
+        """
+        with self._lock:
+            entries, self._pending = self._pending, []
+            self._flush_queued_at = None
+        if not entries:
+            return
+        rows = [
+            (
+                query_id,
+                at_ms,
+                agent_id,
+                endpoint,
+                lens,
+                _params_json(params),
+                _results_json(results),
+            )
+            for query_id, at_ms, agent_id, endpoint, lens, params, results in entries
+        ]
+        conn.executemany("INSERT OR REPLACE INTO query_audit VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        self._since_purge += len(rows)
+        if self._since_purge >= PURGE_EVERY:
+            self._since_purge = 0
+            cutoff = int(time.time() * 1000) - self.retention_ms
+            conn.execute("DELETE FROM query_audit WHERE at_ms < ?", (cutoff,))
 
     def list(
         self, agent_id: str | None, from_s: int | None, to_s: int | None, limit: int
@@ -121,3 +152,22 @@ def _entry(row: tuple[Any, ...]) -> dict[str, Any]:
         "params": json.loads(params),
         "results": json.loads(results),
     }
+
+
+def _summary(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """What the audit keeps of a response: per group the winner and contributions."""
+    if "assertions" in body:
+        return [{"listed": [a["hash"] for a in body["assertions"]]}]
+    return [
+        {
+            "subject": group.get("subject"),
+            "predicate": group.get("predicate"),
+            "winner": (group.get("winner") or {}).get("hash"),
+            "resolution_confidence": group.get("resolution_confidence"),
+            "contributions": [
+                {"hash": e["hash"], "weight": e["score"], "excluded": e["excluded"]}
+                for e in group.get("explanation", [])
+            ],
+        }
+        for group in body.get("results", [])
+    ]

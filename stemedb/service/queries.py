@@ -97,18 +97,37 @@ def _lens_name(name: str, field: str) -> str:
 
 def to_candidate(row: CandidateRow) -> Candidate:
     return Candidate(
-        hash=row.hash.hex(),
-        subject=row.subject,
-        predicate=row.predicate,
-        value_key=row.value_key,
-        confidence=row.confidence,
-        tier=row.tier,
-        timestamp=row.timestamp,
-        agent_id=row.agent_id.hex() if row.agent_id else None,
-        lifecycle=row.lifecycle,
-        epoch=row.epoch.hex() if row.epoch else None,
-        superseded=row.superseded,
+        row.hash.hex(),
+        row.subject,
+        row.predicate,
+        row.value_key,
+        row.confidence,
+        row.tier,
+        row.timestamp,
+        row.agent_id.hex() if row.agent_id else None,
+        row.lifecycle,
+        row.epoch.hex() if row.epoch else None,
+        row.superseded,
     )
+
+
+def _winner_row(
+    sel: Selection, result: LensResult, rows: list[CandidateRow], candidates: list[Candidate]
+) -> CandidateRow | None:
+    """The stored row of the winner, when it tells all `assertion_by_hash` would.
+
+    Lenses hand back one of the Candidate objects they were given. The row's
+    `superseded` flag equals the winner view's (which ignores time filters)
+    only when the query has no `as_of` / `known_at`; otherwise None, and the
+    winner is looked up by hash.
+    """
+    winner = result.winner
+    if winner is None or sel.filter.as_of is not None or sel.filter.known_at_ms is not None:
+        return None
+    for row, candidate in zip(rows, candidates, strict=True):
+        if candidate is winner:
+            return row
+    return None
 
 
 class QueryService:
@@ -251,8 +270,10 @@ class QueryService:
                 last = results[-1]
                 next_cursor = _encode_cursor([last["subject"], last["predicate"]])
                 break
-            result = self._run_lens(conn, sel, lens, subject, predicate, rows)
-            results.append(self._group_body(conn, result))
+            candidates = [to_candidate(r) for r in rows]
+            result = self._run_lens(conn, sel, lens, subject, predicate, rows, candidates)
+            winner_row = _winner_row(sel, result, rows, candidates)
+            results.append(self._group_body(conn, result, winner_row))
         return {"lens": lens, "query_id": query_id, "results": results, "next_cursor": next_cursor}
 
     def _run_lens(
@@ -263,13 +284,22 @@ class QueryService:
         subject: str,
         predicate: str,
         rows: list[CandidateRow],
+        candidates: list[Candidate] | None = None,
     ) -> LensResult:
         ctx = self._context(conn, sel, rows)
-        return lenses.resolve(lens, subject, predicate, [to_candidate(r) for r in rows], ctx)
+        if candidates is None:
+            candidates = [to_candidate(r) for r in rows]
+        return lenses.resolve(lens, subject, predicate, candidates, ctx)
 
-    def _group_body(self, conn: apsw.Connection, result: LensResult) -> dict[str, Any]:
+    def _group_body(
+        self, conn: apsw.Connection, result: LensResult, winner_row: CandidateRow | None = None
+    ) -> dict[str, Any]:
         winner = None
-        if result.winner is not None:
+        if winner_row is not None:
+            winner = store_reads.assertion_at(
+                conn, winner_row.seq, winner_row.tier, winner_row.superseded
+            )
+        elif result.winner is not None:
             winner = store_reads.assertion_by_hash(conn, bytes.fromhex(result.winner.hash))
         body: dict[str, Any] = {
             "subject": result.subject,

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import apsw
 
+# `seq` is the table's rowid, so every index carries it: still covering.
 CANDIDATE_COLUMNS = (
     "subject, predicate, hash, value_key, confidence, tier, timestamp, agent_id, "
-    "lifecycle, epoch, written_ms"
+    "lifecycle, epoch, written_ms, seq"
 )
 
 
@@ -35,8 +36,13 @@ class CandidateFilter:
     include_superseded: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class CandidateRow:
+class CandidateRow(NamedTuple):
+    """One candidate as stored (a tuple: built straight from the row, no per-field work).
+
+    `superseded` honours the filter's `as_of` / `known_at` like the candidate
+    selection does.
+    """
+
     subject: str
     predicate: str
     hash: bytes
@@ -48,6 +54,7 @@ class CandidateRow:
     lifecycle: str
     epoch: bytes | None
     written_ms: int
+    seq: int
     superseded: bool
 
 
@@ -125,33 +132,26 @@ def candidate_sql(
 def iter_groups(
     conn: apsw.Connection, f: CandidateFilter, *, after: tuple[str, str] | None = None
 ) -> Iterator[tuple[str, str, list[CandidateRow]]]:
-    """Yield (subject, predicate, candidates) groups in key order, lazily."""
+    """Yield (subject, predicate, candidates) groups in key order, lazily.
+
+    The columns' declared types (NOT NULL TEXT/INTEGER/REAL, BLOB or NULL) are
+    what SQLite hands back, so rows become CandidateRows as they are; only the
+    EXISTS flag (0/1) is turned into a bool.
+    """
     sql, params = candidate_sql(f, after=after)
-    key: tuple[str, str] | None = None
+    new_row = tuple.__new__
+    subject: str | None = None
+    predicate: str | None = None
     group: list[CandidateRow] = []
     for row in conn.execute(sql, params):
-        candidate = CandidateRow(
-            str(row[0]),
-            str(row[1]),
-            bytes(row[2]),
-            str(row[3]),
-            float(row[4]),
-            int(row[5]),
-            int(row[6]),
-            bytes(row[7]) if row[7] is not None else None,
-            str(row[8]),
-            bytes(row[9]) if row[9] is not None else None,
-            int(row[10]),
-            bool(row[11]),
-        )
-        row_key = (candidate.subject, candidate.predicate)
-        if row_key != key:
-            if key is not None:
-                yield key[0], key[1], group
-            key, group = row_key, []
-        group.append(candidate)
-    if key is not None:
-        yield key[0], key[1], group
+        s, p, h, v, c, t, ts, a, lc, e, w, seq, sup = row
+        if s != subject or p != predicate:
+            if subject is not None and predicate is not None:
+                yield subject, predicate, group
+            subject, predicate, group = s, p, []
+        group.append(new_row(CandidateRow, (s, p, h, v, c, t, ts, a, lc, e, w, seq, sup == 1)))
+    if subject is not None and predicate is not None:
+        yield subject, predicate, group
 
 
 def list_assertion_seqs(

@@ -58,6 +58,17 @@ def assertion_by_hash(conn: apsw.Connection, assertion_hash: bytes) -> dict[str,
     return assertion_view(Frame.from_row(row[:6]), int(row[6]), bool(row[7])) if row else None
 
 
+def assertion_at(
+    conn: apsw.Connection, seq: int, tier: int, superseded: bool
+) -> dict[str, Any] | None:
+    """`assertion_by_hash` for an assertion already read in this snapshot: its seq,
+    tier and (unfiltered) superseded flag are known, so only its frame is fetched."""
+    row = _one(
+        conn, "SELECT seq, kind, hash, body, written_ms, chain FROM journal WHERE seq = ?", (seq,)
+    )
+    return assertion_view(Frame.from_row(row), tier, superseded) if row else None
+
+
 def assertions_by_seqs(conn: apsw.Connection, seqs: list[int]) -> list[dict[str, Any]]:
     out = []
     for seq in seqs:

@@ -52,12 +52,34 @@ class WriteOutcome:
     error: StemeError | None = None
 
 
+class _Done:
+    """A one-shot "finished" signal with a single waiter: a held lock the writer
+    releases. Every write makes one; a threading.Event (a Condition, its lock and
+    a waiter deque) costs several times more to make and to set.
+    """
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        """Wake the waiter (only the writer thread sets; setting twice is harmless)."""
+        if self._lock.locked():
+            self._lock.release()
+
+    def wait(self, timeout: float) -> bool:
+        """True once set (the one waiter, until it gets True); False on timeout."""
+        return self._lock.acquire(True, timeout)
+
+
 @dataclass
 class _Job:
     records: Sequence[PendingRecord] = ()
     atomic: bool = False
     local: Callable[[apsw.Connection], Any] | None = None
-    done: threading.Event = field(default_factory=threading.Event)
+    done: _Done = field(default_factory=_Done)
     outcomes: list[WriteOutcome] = field(default_factory=list)
     result: Any = None
     error: StemeError | None = None
