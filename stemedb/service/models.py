@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, RootModel, field_validator
 
 HEX64 = r"^[0-9a-fA-F]{64}$"
+MAX_SEQ = 2**63 - 1  # SQLite INTEGER; larger values are a 400, never an overflow
 
 
 def check_decay(value: str) -> str:
@@ -127,6 +128,29 @@ class PairQuery(BaseModel):
     _decay = field_validator("decay")(lambda value: check_decay(value))
 
 
+class AssertionOut(_Out):
+    """A stored assertion: the normalised record plus server fields."""
+
+    hash: str
+    seq: int
+    written_at: int
+    tier: int
+    agent_id: str | None
+    superseded: bool
+    subject: str
+    predicate: str
+    object: dict[str, Any]
+    confidence: float
+    source_class: str
+    lifecycle: str
+    timestamp: int
+    source: str | None = None
+    source_hash: str | None = None
+    parent_hash: str | None = None
+    epoch: str | None = None
+    signatures: list[dict[str, Any]] = []
+
+
 class ExplanationOut(_Out):
     hash: str
     score: float
@@ -156,6 +180,10 @@ class ListQueryOut(_Out):
     count: int
     next_cursor: str | None
     query_id: str
+
+
+class QueryOut(RootModel[LensQueryOut | ListQueryOut]):
+    """With `lens`: one result per (subject, predicate); without: the matching assertions."""
 
 
 class ClaimOut(_Out):
@@ -237,7 +265,7 @@ class EpochsOut(_Out):
 
 class FeedQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    after: int = Field(0, ge=0)
+    after: int = Field(0, ge=0, le=MAX_SEQ)
     limit: int = Field(100, ge=1, le=1000)
     kinds: str | None = None
     wait: float = Field(0, ge=0, le=30)
@@ -260,14 +288,14 @@ class ExportQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     format: Literal["ndjson", "csv"] = "ndjson"
     kinds: str | None = None
-    after: int = Field(0, ge=0)
+    after: int = Field(0, ge=0, le=MAX_SEQ)
 
 
 class AuditListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     agent_id: str | None = Field(None, max_length=128)
-    from_: int | None = Field(None, alias="from", ge=0)
-    to: int | None = Field(None, ge=0)
+    from_: int | None = Field(None, alias="from", ge=0, le=253402300799)
+    to: int | None = Field(None, ge=0, le=253402300799)
     limit: int = Field(100, ge=1, le=1000)
 
 

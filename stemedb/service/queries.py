@@ -23,7 +23,7 @@ from stemedb.lenses import Candidate, LensContext, LensResult
 from stemedb.paths import normalise_path
 from stemedb.records.fields import parse_lifecycle, parse_source_class
 from stemedb.service.audit import AuditLog
-from stemedb.service.models import PairQuery, QueryIn
+from stemedb.service.models import MAX_SEQ, PairQuery, QueryIn
 from stemedb.store import Store
 from stemedb.store import reads as store_reads
 from stemedb.store.candidates import CandidateFilter, CandidateRow, iter_groups, list_assertion_seqs
@@ -243,7 +243,9 @@ class QueryService:
         self, conn: apsw.Connection, sel: Selection, q: QueryIn, query_id: str
     ) -> dict[str, Any]:
         after = _decode_cursor(q.cursor)
-        after_seq = int(after.get("seq", 0)) if isinstance(after, dict) else 0
+        after_seq = after.get("seq", 0) if isinstance(after, dict) else 0
+        if not isinstance(after_seq, int) or not 0 <= after_seq <= MAX_SEQ:
+            raise InvalidRequest.field("cursor", "not a cursor returned by this server")
         rows = list_assertion_seqs(conn, sel.filter, after_seq=after_seq, limit=q.limit + 1)
         more = len(rows) > q.limit
         rows = rows[: q.limit]

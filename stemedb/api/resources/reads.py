@@ -12,6 +12,7 @@ from stemedb.service.audit import AuditLog
 from stemedb.service.browse import BrowseService
 from stemedb.service.models import (
     AliasesOut,
+    AssertionOut,
     AuditEntryOut,
     AuditListOut,
     AuditListQuery,
@@ -23,9 +24,9 @@ from stemedb.service.models import (
     FeedOut,
     FeedQuery,
     LayeredOut,
-    LensQueryOut,
     PairQuery,
     QueryIn,
+    QueryOut,
     SkepticOut,
     TraceOut,
     TraceQuery,
@@ -94,7 +95,7 @@ def routes(queries: QueryService, browse: BrowseService, audit: AuditLog) -> lis
             "Query assertions, optionally resolved through a lens",
             tag="reads",
             query_model=QueryIn,
-            responses={200: LensQueryOut, **_ERR},
+            responses={200: QueryOut, **_ERR},
         ),
         Route(
             "POST",
@@ -103,7 +104,7 @@ def routes(queries: QueryService, browse: BrowseService, audit: AuditLog) -> lis
             "Query (JSON body; same fields as GET)",
             tag="reads",
             request_model=QueryIn,
-            responses={200: LensQueryOut, **_ERR},
+            responses={200: QueryOut, **_ERR},
         ),
         Route(
             "GET",
@@ -129,7 +130,7 @@ def routes(queries: QueryService, browse: BrowseService, audit: AuditLog) -> lis
             assertion,
             "One assertion with its server fields",
             tag="reads",
-            responses={200: None, **_ERR},
+            responses={200: AssertionOut, **_ERR},
         ),
         Route(
             "GET",
