@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
+import shutil
 from pathlib import Path
 
 from stemedb.crypto import generate_signing_key
@@ -48,19 +50,49 @@ def _record(args: tuple[int, int, list[bytes], str]) -> str:
 
 
 def signed_lines(count: int, per_pair: int = 10, prefix: str = "bench") -> Path:
-    """An NDJSON file of `count` signed assertions, `per_pair` per (subject, predicate)."""
+    """An NDJSON file of `count` signed assertions, `per_pair` per (subject, predicate).
+
+    Record i depends only on (i, per_pair, prefix) and the cached agent keys
+    (Ed25519 signatures are deterministic), so a smaller file is the prefix of
+    a larger one: a size is cut from a larger cached file, or a smaller cached
+    file is extended, instead of signing everything again.
+    """
     CACHE.mkdir(parents=True, exist_ok=True)
     path = CACHE / f"{prefix}-{count}-{per_pair}.ndjson"
     if path.exists():
         return path
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    sizes = sorted(_cached_sizes(prefix, per_pair))
+    larger = [n for n in sizes if n > count]
+    if larger:
+        with (
+            (CACHE / f"{prefix}-{larger[0]}-{per_pair}.ndjson").open() as src,
+            tmp.open("w") as out,
+        ):
+            for _, line in zip(range(count), src, strict=False):
+                out.write(line)
+        tmp.rename(path)
+        return path
+    smaller = [n for n in sizes if n < count]
+    start = smaller[-1] if smaller else 0
+    if start:
+        shutil.copyfile(CACHE / f"{prefix}-{start}-{per_pair}.ndjson", tmp)
     seeds = _agent_seeds()
-    tmp = path.with_suffix(".tmp")
-    with multiprocessing.Pool() as pool, tmp.open("w") as out:
-        jobs = ((i, per_pair, seeds, prefix) for i in range(count))
+    with multiprocessing.Pool() as pool, tmp.open("a") as out:
+        jobs = ((i, per_pair, seeds, prefix) for i in range(start, count))
         for line in pool.imap(_record, jobs, chunksize=500):
             out.write(line + "\n")
     tmp.rename(path)
     return path
+
+
+def _cached_sizes(prefix: str, per_pair: int) -> list[int]:
+    sizes = []
+    for found in CACHE.glob(f"{prefix}-*-{per_pair}.ndjson"):
+        middle = found.name[len(prefix) + 1 : -len(f"-{per_pair}.ndjson")]
+        if middle.isdigit():
+            sizes.append(int(middle))
+    return sizes
 
 
 def load_lines(path: Path, limit: int | None = None) -> list[str]:
