@@ -7,7 +7,8 @@
     python -m bench --size 100000            # loaded database size for queries/startup/mixed
     python -m bench --report bench/results/X.json   # re-render the Markdown of a run
 
-Sections: ingest, writes, queries (lenses, point reads and RSS at --size), startup
+Sections: ingest, writes, queries (lenses, point reads and RSS at --size),
+read_threads (authority at --size with STEMEDB_THREADS 8/32/64), startup
 (start-up, `stemedb verify --full`, `stemedb reindex` at --size), scale (10k/100k/1M
 = size/100, size/10, size; the plot), mixed (80/20 for 60 s), profile (py-spy).
 `http` means writes+queries+mixed.
@@ -38,7 +39,16 @@ from bench.server import loadavg, work_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
-SECTIONS = ("ingest", "writes", "queries", "startup", "scale", "mixed", "profile")
+SECTIONS = (
+    "ingest",
+    "writes",
+    "queries",
+    "read_threads",
+    "startup",
+    "scale",
+    "mixed",
+    "profile",
+)
 ALIASES = {"http": ("writes", "queries", "mixed"), "all": SECTIONS}
 
 
@@ -116,7 +126,9 @@ def git_state() -> dict[str, Any]:
 
 def prerequisites(sections: set[str], plot: bool) -> list[str]:
     missing = []
-    if sections & {"writes", "queries", "scale", "profile"} and not shutil.which("wrk"):
+    if sections & {"writes", "queries", "read_threads", "scale", "profile"} and not shutil.which(
+        "wrk"
+    ):
         missing.append("wrk is missing: apt-get install wrk")
     if "scale" in sections and plot:
         try:
@@ -228,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         save()
 
     # Datasets and loaded databases first (cached; the first full run builds them).
-    if set(sections) & {"queries", "startup", "scale", "mixed", "profile"}:
+    if set(sections) & {"queries", "read_threads", "startup", "scale", "mixed", "profile"}:
         from bench import dbcache
 
         builds: list[dict[str, Any]] = []
@@ -260,6 +272,10 @@ def main(argv: list[str] | None = None) -> int:
             from bench import queries
 
             timed("queries", queries.run, size, seconds=seconds, rounds=rounds)
+        elif name == "read_threads":
+            from bench import queries
+
+            timed("read_threads", queries.thread_sweep, size, seconds=seconds, rounds=rounds)
         elif name == "startup":
             from bench import queries
 

@@ -168,3 +168,57 @@ def run(n: int, *, seconds: float, rounds: int) -> dict[str, Any]:
     )
     out["rss_end_mb"] = round(rss_end, 1)
     return out
+
+
+def thread_sweep(n: int, *, seconds: float, rounds: int) -> dict[str, Any]:
+    """`authority` at n assertions with STEMEDB_THREADS = 8 / 32 / 64, side by side,
+    plus 32 threads with the server pinned to one core (`taskset -c 1`).
+
+    One server per setting on its own copy, all running at once; each round
+    runs the settings in turn. The write sweep (bench.writes) shows what fewer
+    threads cost writes; this shows what they do for reads, and the pinned
+    server shows what the second core is worth to one CPython process.
+    """
+    configs: dict[str, tuple[dict[str, str], str | None]] = {
+        "8": ({"STEMEDB_THREADS": "8"}, None),
+        "32": ({"STEMEDB_THREADS": "32"}, None),
+        "64": ({"STEMEDB_THREADS": "64"}, None),
+        "32, pinned to 1 core": ({"STEMEDB_THREADS": "32"}, "1"),
+    }
+    dirs = {c: dbcache.copy_to(n, dbcache.fresh_dir()) for c in configs}
+    servers: dict[str, Server] = {}
+    per: dict[str, list[dict[str, Any]]] = {c: [] for c in configs}
+    try:
+        first = next(iter(configs))
+        paths = wrk.write_lines(dirs[first] / "authority.paths", _paths(n, "authority"))
+        for c, (env, cpus) in configs.items():
+            servers[c] = Server(dirs[c], env, cpus=cpus)
+        for r in range(rounds):
+            for c in configs:
+                result = wrk.run(servers[c], "paths", paths, seconds=seconds)
+                per[c].append(result)
+                print(
+                    f"  read threads round {r + 1}/{rounds} threads={c}: {result['rps']} q/s"
+                    f" p50 {result['p50_ms']} p99 {result['p99_ms']} ms"
+                    f" cpu/q {result['server_cpu_ms_per_req']} ms",
+                    flush=True,
+                )
+    finally:
+        for srv in servers.values():
+            srv.stop()
+        for d in dirs.values():
+            shutil.rmtree(d, ignore_errors=True)
+    keys = (
+        "rps",
+        "p50_ms",
+        "p99_ms",
+        "server_cpu_cores",
+        "server_cpu_ms_per_req",
+        "server_sys_share",
+        "others_cpu_cores",
+    )
+    out: dict[str, Any] = {"assertions": n + dbcache.WIDE_COUNT, "seconds": seconds}
+    for c, rows in per.items():
+        out[c] = {k: round(statistics.median(r[k] for r in rows), 3) for k in keys}
+        out[c]["errors"] = sum(r["errors"] for r in rows)
+    return out

@@ -142,8 +142,9 @@ def render(results: dict[str, Any]) -> str:
             "",
         ]
         rows = []
-        for name in ("gc_32", "nogc_32", "gc_8", "gc_64"):
-            rows.append({"config": name, **wr[name]})
+        for name in ("gc_32", "nogc_32", "gc_8", "gc_64", "gc_32_pinned"):
+            if name in wr:
+                rows.append({"config": name, **wr[name]})
         py = wr.get("python_client_gc_32")
         if py:
             rows.append({"config": "gc_32, Python client", **py})
@@ -202,6 +203,12 @@ def render(results: dict[str, Any]) -> str:
             f"{q['rss_max_under_load_mb']} MB, at the end {q['rss_end_mb']} MB. "
             f"Database file {q['db_bytes'] / 1e6:,.0f} MB."
         )
+    rt = results.get("read_threads")
+    if rt:
+        out += ["", f"## Read thread sweep (authority, {rt['assertions']:,} assertions)", ""]
+        rows = [{"STEMEDB_THREADS": t, **v} for t, v in rt.items() if isinstance(v, dict)]
+        cols = ["STEMEDB_THREADS", "rps", "p50_ms", "p99_ms", "server_cpu_cores"]
+        out.append(_table(rows, [*cols, "server_cpu_ms_per_req", "server_sys_share", "errors"]))
     st = results.get("startup")
     if st:
         out += ["", f"## Start-up and maintenance ({st['assertions']:,} assertions)", ""]

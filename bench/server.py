@@ -127,7 +127,9 @@ class Sampler:
 class Server:
     """`python -m stemedb.cli.main serve` on `data`; `startup_s` is spawn → /v1/ready 200."""
 
-    def __init__(self, data: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data: Path, env: dict[str, str] | None = None, cpus: str | None = None
+    ) -> None:
         self.port = free_port()
         self.data = data
         data.mkdir(parents=True, exist_ok=True)
@@ -144,8 +146,10 @@ class Server:
         self.log_path = data / "server.log"
         self.log = self.log_path.open("ab")
         started = time.perf_counter()
+        # `cpus` pins the server to those CPUs (taskset -c), e.g. "1".
+        pin = ["taskset", "-c", cpus] if cpus else []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "stemedb.cli.main", "serve"],
+            [*pin, sys.executable, "-m", "stemedb.cli.main", "serve"],
             env=full_env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -228,17 +232,19 @@ class Server:
 
 
 @contextmanager
-def server(env: dict[str, str] | None = None, data: Path | None = None) -> Iterator[Server]:
+def server(
+    env: dict[str, str] | None = None, data: Path | None = None, cpus: str | None = None
+) -> Iterator[Server]:
     """A server on `data` (kept) or on a fresh temp directory (removed afterwards)."""
     if data is not None:
-        srv = Server(data, env)
+        srv = Server(data, env, cpus)
         try:
             yield srv
         finally:
             srv.stop()
         return
     with tempfile.TemporaryDirectory(prefix="stemedb-bench-", dir=work_dir()) as tmp:
-        srv = Server(Path(tmp), env)
+        srv = Server(Path(tmp), env, cpus)
         try:
             yield srv
         finally:
