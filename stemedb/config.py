@@ -69,6 +69,8 @@ class Settings:
     backup_dir: Path = Path("backups")
     backup_keep: int = 7
     threads: int = 32
+    active_requests: int = 2
+    cpu_affinity: str = "auto"
     sync: str = "full"
     group_commit_max_batch: int = 512
     group_commit_max_delay_ms: float = 2.0
@@ -147,6 +149,25 @@ def parse_bool(variable: str, raw: str) -> bool:
     if value in {"0", "false", "no", "off", ""}:
         return False
     raise ConfigError(variable, f"expected true or false, got {raw!r}")
+
+
+def parse_cpu_affinity(variable: str, raw: str) -> str:
+    """`auto`, `off`, or a CPU list like `1` or `0,2-3` (normalised to `0,2,3`)."""
+    text = raw.strip().lower()
+    if text in ("auto", "off"):
+        return text
+    cpus: set[int] = set()
+    for part in text.split(","):
+        low, dash, high = part.strip().partition("-")
+        if not low.isdigit() or (dash and not high.isdigit()):
+            raise ConfigError(
+                variable, f"expected auto, off or a CPU list like 1 or 0,2-3, got {raw!r}"
+            )
+        first, last = int(low), int(high or low)
+        if last < first or last > 4095:
+            raise ConfigError(variable, f"bad CPU range {part.strip()!r} in {raw!r}")
+        cpus.update(range(first, last + 1))
+    return ",".join(str(c) for c in sorted(cpus))
 
 
 def parse_int(variable: str, raw: str, minimum: int = 0, maximum: int | None = None) -> int:
@@ -268,6 +289,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "STEMEDB_BACKUP_DIR": ("backup_dir", _path),
     "STEMEDB_BACKUP_KEEP": ("backup_keep", lambda v, r: parse_int(v, r, 1)),
     "STEMEDB_THREADS": ("threads", lambda v, r: parse_int(v, r, 1, 1024)),
+    "STEMEDB_ACTIVE_REQUESTS": ("active_requests", lambda v, r: parse_int(v, r, 0, 1024)),
+    "STEMEDB_CPU_AFFINITY": ("cpu_affinity", lambda v, r: parse_cpu_affinity(v, r)),
     "STEMEDB_SYNC": ("sync", _choice(("full", "normal"))),
     "STEMEDB_GROUP_COMMIT_MAX_BATCH": (
         "group_commit_max_batch",

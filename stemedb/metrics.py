@@ -27,6 +27,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from stemedb.admission import Admission
+
 log = logging.getLogger("stemedb.metrics")
 
 # `*_created` series double the output and no dashboard or alert of ours reads them.
@@ -107,6 +109,11 @@ class Metrics:
         self.write_queue_depth = Gauge(
             "stemedb_write_queue_depth", "Writes waiting for the writer", registry=r
         )
+        self.requests_waiting = Gauge(
+            "stemedb_requests_waiting",
+            "Requests queued for an admission slot (STEMEDB_ACTIVE_REQUESTS)",
+            registry=r,
+        )
         self.db_size_bytes = Gauge("stemedb_db_size_bytes", "Database file size", registry=r)
         self.archive_lag_frames = Gauge(
             "stemedb_archive_lag_frames", "Journal frames not yet archived", registry=r
@@ -145,6 +152,9 @@ class Metrics:
         """The store's writer calls this after each group commit (incl. fsync)."""
         self.journal_commit_seconds.observe(seconds)
         self.journal_batch_size.observe(batch_size)
+
+    def watch_admission(self, admission: Admission) -> None:
+        self.requests_waiting.set_function(lambda: admission.waiting)
 
     def bind_store(self, stats_fn: Callable[[], Mapping[str, Any]]) -> None:
         """Read store gauges from `stats_fn()` at scrape time (one call per scrape)."""

@@ -95,6 +95,7 @@ class Server:
         routes_factory: RoutesFactory = default_routes,
         middleware_factory: MiddlewareFactory | None = default_middleware,
         configure_logging: bool = True,
+        pin_cpus: bool = False,
     ) -> None:
         self.overrides = dict(overrides or {})
         self.environ = dict(os.environ if environ is None else environ)
@@ -102,6 +103,7 @@ class Server:
         self.routes_factory = routes_factory
         self.middleware_factory = middleware_factory
         self.configure_logging = configure_logging
+        self.pin_cpus = pin_cpus  # only the real server process: never pin a test runner
         self.settings: Settings | None = None
         self.metrics: Metrics | None = None
         self.store: StoreLike | None = None
@@ -178,10 +180,15 @@ class Server:
                 log.warning(
                     "STEMEDB_TLS_CERT %s does not exist (%s §2)", settings.tls_cert, RUNBOOK
                 )
+        pinned = ""
+        if self.pin_cpus:
+            from stemedb import affinity
+
+            pinned = f", {affinity.apply(settings.cpu_affinity)}"
         return (
             f"bind {settings.bind_addr}, db {settings.db_dir}, wal {settings.wal_dir}, "
-            f"{settings.threads} threads, sync {settings.sync}, auth "
-            f"{'on' if settings.auth_enabled else 'off'}"
+            f"{settings.threads} threads, {settings.active_requests or 'unlimited'} active, "
+            f"sync {settings.sync}, auth {'on' if settings.auth_enabled else 'off'}{pinned}"
         )
 
     def _step_directories(self) -> str:
@@ -197,13 +204,16 @@ class Server:
         return summary
 
     def _step_app(self) -> str:
-        from stemedb.api.app import create_app
+        from stemedb import admission
+        from stemedb.api.app import admitted, create_app
 
         settings, store, metrics = self._require_settings(), self._require_store(), self.metrics
         assert metrics is not None
         routes = list(self.routes_factory(settings, store, metrics))
         extra = self.middleware_factory(settings, store, metrics) if self.middleware_factory else ()
-        self.app = create_app(settings, routes, metrics, extra_middleware=extra)
+        app = create_app(settings, routes, metrics, extra_middleware=extra)
+        self.app = admitted(app, admission.configure(settings.active_requests))
+        metrics.watch_admission(admission.current())
         return f"{len(routes)} routes"
 
     def _step_bind(self) -> str:
@@ -402,6 +412,7 @@ def run_server(
         store_factory=store_factory,
         routes_factory=routes_factory,
         middleware_factory=middleware_factory,
+        pin_cpus=True,
     )
     previous: dict[signal.Signals, Any] = {}
 

@@ -7,12 +7,13 @@ arrive as `Route`s so this module knows nothing about assertions or lenses.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import falcon
 
 from stemedb import __version__
+from stemedb.admission import Admission
 from stemedb.api import errors
 from stemedb.api.docs_page import docs_routes
 from stemedb.api.media import media_handlers
@@ -82,3 +83,17 @@ def create_app(
     errors.install(app)
     mount(app, all_routes)
     return app
+
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def admitted(app: WSGIApp, admission: Admission) -> WSGIApp:
+    """The app behind FIFO admission (stemedb.admission): the handler runs holding a
+    slot; a streamed body (export) is iterated by waitress after the slot is freed."""
+
+    def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        with admission.admit():
+            return app(environ, start_response)
+
+    return wsgi

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from stemedb import admission
 from stemedb.canonical import canonical_json
 from stemedb.errors import InvalidRequest, NotFound
 from stemedb.paths import normalise_path
@@ -141,7 +142,7 @@ class BrowseService:
         while not frames and (remaining := deadline - time.monotonic()) > 0:
             # Woken by every commit (audit rows included): re-check the head and
             # keep waiting until a new frame exists or the deadline passes.
-            with self._new_frames:
+            with admission.blocking(), self._new_frames:  # slot freed before the lock
                 if self.store.current_head.seq <= next_after:
                     self._new_frames.wait(remaining)
             frames, next_after = self._feed_once(next_after, limit, kinds)

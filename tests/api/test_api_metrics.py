@@ -30,6 +30,7 @@ REQUIRED = [
     "stemedb_journal_commit_seconds",
     "stemedb_journal_batch_size",
     "stemedb_write_queue_depth",
+    "stemedb_requests_waiting",
     "stemedb_db_size_bytes",
     "stemedb_archive_lag_frames",
     "stemedb_last_backup_timestamp_seconds",

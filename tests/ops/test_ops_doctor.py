@@ -78,7 +78,7 @@ def test_port_in_use_names_the_process(tmp_path: Path) -> None:
         (port_finding,) = _find(findings, "port")
         assert code == 1 and port_finding["status"] == "fail"
         assert f"pid {listener.pid}" in port_finding["detail"]
-        assert "python3 -c import socket" in port_finding["detail"]
+        assert f"{Path(sys.executable).name} -c import socket" in port_finding["detail"]
         assert f"kill {listener.pid}" in port_finding["action"]
         assert "server-wont-start.md §1" in port_finding["action"]
     finally:

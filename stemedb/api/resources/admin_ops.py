@@ -16,6 +16,7 @@ from typing import Any
 import falcon
 from pydantic import BaseModel, ConfigDict
 
+from stemedb import admission
 from stemedb.api.errors import ErrorResponse
 from stemedb.api.resources.common import json_response
 from stemedb.api.routing import Route
@@ -70,7 +71,10 @@ def routes(settings: Settings, store: Store, metrics: Metrics) -> list[Route]:
 
     def run_backup(req: falcon.Request, resp: falcon.Response) -> None:
         try:
-            result = backup.backup(settings.db_path, settings.backup_dir, keep=settings.backup_keep)
+            with admission.blocking():  # minutes of I/O must not hold a request slot
+                result = backup.backup(
+                    settings.db_path, settings.backup_dir, keep=settings.backup_keep
+                )
         except backup.BackupError as exc:
             log.error("backup failed: %s", exc)
             json_response(resp, {"error": {"code": "backup_failed", "message": str(exc)}}, 500)

@@ -6,7 +6,7 @@ import time
 
 import falcon
 
-from stemedb import __version__
+from stemedb import __version__, admission
 from stemedb.api.errors import ErrorResponse
 from stemedb.api.resources.common import json_response
 from stemedb.api.routing import Route
@@ -44,7 +44,8 @@ def routes(store: Store, started: float) -> list[Route]:
         json_response(resp, body)
 
     def verify_now(req: falcon.Request, resp: falcon.Response) -> None:
-        report = verify(store.path, full=False)
+        with admission.blocking():  # a long scan must not hold a request slot
+            report = verify(store.path, full=False)
         json_response(resp, report.to_dict(), 200 if report.ok else 500)
 
     return [
