@@ -238,8 +238,10 @@ class Store:
                 self.assertion_count += created
         return outcomes
 
-    def write_local(self, fn: Callable[[apsw.Connection], Any], *, wait: bool = True) -> Any:
-        return self._require_writer().run_local(fn, wait=wait)
+    def write_local(
+        self, fn: Callable[[apsw.Connection], Any], *, wait: bool = True, defer: bool = False
+    ) -> Any:
+        return self._require_writer().run_local(fn, wait=wait, defer=defer)
 
     # ---- reading -----------------------------------------------------------
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import apsw
 
+from stemedb import admission
 from stemedb.errors import InsufficientStorage, InvalidRequest, StemeError, Unavailable
 from stemedb.store import journal, projections
 from stemedb.store.journal import Head
@@ -28,6 +29,10 @@ from stemedb.store.schema import fetchall
 log = logging.getLogger("stemedb.writer")
 
 PROBE_INTERVAL_S = 2.0
+# Deferred jobs (audit rows) ride along with the next commit, or get one of their
+# own at most this long after the first was deferred: a commit (and its fsync) per
+# 100 ms of queries instead of one per query batch.
+DEFER_S = 0.1
 # After SQLITE_FULL, health recovers only once this much space is free again (a tiny
 # probe write alone can still fit in WAL space allocated before the disk filled up).
 PROBE_MIN_FREE_BYTES = 1 << 20
@@ -111,6 +116,9 @@ class Writer:
         self.max_delay_s = max_delay_ms / 1000.0
         self.on_commit = on_commit
         self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._deferred: list[_Job] = []
+        self._deferred_lock = threading.Lock()
+        self._deferred_due = float("inf")  # monotonic time the oldest deferred job is due
         self._accepting = False
         self._thread = threading.Thread(target=self._run, name="stemedb-writer", daemon=True)
         self.degraded_reason: str | None = None
@@ -150,9 +158,22 @@ class Writer:
         self._wait(job)
         return job.outcomes
 
-    def run_local(self, fn: Callable[[apsw.Connection], Any], *, wait: bool = True) -> Any:
-        """Run a non-journal write (audit rows, API keys) on the writer connection."""
+    def run_local(
+        self, fn: Callable[[apsw.Connection], Any], *, wait: bool = True, defer: bool = False
+    ) -> Any:
+        """Run a non-journal write (audit rows, API keys) on the writer connection.
+
+        `defer` (implies not waiting): run it in the next commit, or within DEFER_S.
+        """
         job = _Job(local=fn)
+        if defer:
+            if not self.alive:
+                raise Unavailable("the writer is not running (server starting or shutting down)")
+            with self._deferred_lock:
+                if not self._deferred:
+                    self._deferred_due = time.monotonic() + DEFER_S
+                self._deferred.append(job)
+            return None
         self._enqueue(job)
         if wait:
             self._wait(job)
@@ -165,9 +186,10 @@ class Writer:
         self._queue.put(job)
 
     def _wait(self, job: _Job) -> None:
-        while not job.done.wait(1.0):
-            if not self._thread.is_alive():
-                raise Unavailable("the writer stopped before this write was committed")
+        with admission.blocking():  # parked on the commit, the request needs no CPU slot
+            while not job.done.wait(1.0):
+                if not self._thread.is_alive():
+                    raise Unavailable("the writer stopped before this write was committed")
         if job.error is not None:
             raise job.error
 
@@ -176,22 +198,39 @@ class Writer:
     def _run(self) -> None:
         stopping = False
         while not stopping:
+            timeout = PROBE_INTERVAL_S if self.degraded_reason else None
+            if self._deferred:
+                timeout = max(0.0, min(timeout or DEFER_S, self._deferred_due - time.monotonic()))
+            elif timeout is None:
+                timeout = DEFER_S  # wake to notice jobs deferred while idle
             try:
-                first = self._queue.get(timeout=PROBE_INTERVAL_S if self.degraded_reason else None)
+                first = self._queue.get(timeout=timeout)
             except queue.Empty:
-                self._probe()
+                if self._deferred and time.monotonic() >= self._deferred_due:
+                    self._commit_batch([])  # on a full disk these audit rows are lost
+                elif self.degraded_reason:
+                    self._probe()
                 continue
             if first is None:
                 break
             jobs, stopping = self._gather(first)
-            try:
-                self._commit(jobs)
-            except Exception:  # never let the writer die silently
-                log.exception("writer: unexpected error; failing the batch")
-                for job in jobs:
-                    job.error = Unavailable("internal error in the writer; nothing was written")
-                    job.done.set()
+            self._commit_batch(jobs)
         self._drain_refused()
+        if self._deferred and not self.degraded_reason:
+            self._commit_batch([])  # best effort: audit rows deferred before the stop
+
+    def _commit_batch(self, jobs: list[_Job]) -> None:
+        with self._deferred_lock:
+            deferred, self._deferred = self._deferred, []
+            self._deferred_due = float("inf")
+        jobs = jobs + deferred
+        try:
+            self._commit(jobs)
+        except Exception:  # never let the writer die silently
+            log.exception("writer: unexpected error; failing the batch")
+            for job in jobs:
+                job.error = Unavailable("internal error in the writer; nothing was written")
+                job.done.set()
 
     def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
         jobs, count = [first], first.size

@@ -292,3 +292,50 @@ def test_disk_full_fails_every_waiter_keeps_reads_and_recovers_without_restart(
     assert outcome.status == "created" and outcome.seq == head.seq + 1
     assert store.degraded_reason() is None
     assert verify(store.path, full=True).ok
+
+
+# ---- deferred local jobs (the audit trail's commits) ---------------------------------
+
+
+def _meta(store: Store, key: str) -> list[tuple[Any, ...]]:
+    with store.reader() as conn:
+        return conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchall()
+
+
+def _set_meta(key: str, value: str) -> Any:
+    return lambda conn: conn.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value)
+    )
+
+
+def test_a_deferred_job_commits_on_its_own_when_nothing_else_is_written(store: Store) -> None:
+    writer = store._require_writer()
+    commits = writer.commits
+    store.write_local(_set_meta("deferred_idle", "one"), defer=True)
+    assert _meta(store, "deferred_idle") == []  # not committed synchronously
+    deadline = time.monotonic() + 5
+    while not _meta(store, "deferred_idle") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _meta(store, "deferred_idle") == [("one",)]
+    assert writer.commits == commits + 1
+
+
+def test_deferred_jobs_ride_along_with_the_next_write_commit(store: Store) -> None:
+    writer = store._require_writer()
+    before = writer.commits
+    for i in range(20):
+        store.write_local(_set_meta(f"ride_{i}", f"v{i}"), defer=True)
+    store.write([pend(subject="s/ride")])  # one group commit takes all of them
+    assert writer.commits == before + 1
+    assert all(_meta(store, f"ride_{i}") == [(f"v{i}",)] for i in range(20))
+
+
+def test_deferred_jobs_are_committed_when_the_store_closes(tmp_path: Path) -> None:
+    opened = Store(Settings(db_dir=tmp_path)).open()
+    opened.write_local(_set_meta("at_close", "yes"), defer=True)
+    opened.close()
+    reopened = Store(Settings(db_dir=tmp_path)).open()
+    try:
+        assert _meta(reopened, "at_close") == [("yes",)]
+    finally:
+        reopened.close()
