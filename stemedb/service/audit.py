@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 import apsw
+import orjson
 
 from stemedb.errors import NotFound, StemeError
 from stemedb.store import Store
@@ -33,10 +34,17 @@ REQUEUE_S = 1.0
 
 _Entry = tuple[str, int, str | None, str, str | None, dict[str, Any], list[dict[str, Any]]]
 
-# Compact JSON, as json.dumps(..., separators=(",", ":")) writes it, from encoders
-# made once (json.dumps builds one per call); the rows are fresh trees, never cyclic.
-_params_json = json.JSONEncoder(separators=(",", ":"), default=str, check_circular=False).encode
-_results_json = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+
+def _params_json(params: dict[str, Any]) -> str:
+    """Compact JSON of the query parameters (anything unusual as its str)."""
+    try:
+        return orjson.dumps(params, default=str).decode()
+    except TypeError:  # e.g. an integer beyond 64 bits: the standard library takes it
+        return json.dumps(params, separators=(",", ":"), default=str)
+
+
+def _results_json(results: list[dict[str, Any]]) -> str:
+    return orjson.dumps(results).decode()
 
 
 class AuditLog:

@@ -159,7 +159,7 @@ class QueryService:
             if raw.endswith("/*"):
                 raw, prefix = raw[:-2], True
             subject = normalise_path(raw, "subject")
-            if q.resolve_aliases:
+            if q.resolve_aliases and self.store.may_have_rows("aliases"):
                 subject = store_reads.resolve_alias(conn, subject) or subject
             subjects = (subject,)
         now = time.time()
@@ -189,7 +189,9 @@ class QueryService:
             votes = {
                 h.hex(): t for h, t in store_reads.vote_totals(conn, (r.hash for r in rows)).items()
             }
-        if lens in ("authority", "trust", "best") or sel.inner in ("authority", "trust", "best"):
+        if (
+            lens in ("authority", "trust", "best") or sel.inner in ("authority", "trust", "best")
+        ) and self.store.may_have_rows("trust"):
             agents = {r.agent_id for r in rows if r.agent_id}
             trust = {a.hex(): v for a, v in store_reads.trust_scores(conn, agents).items()}
         if lens == "epoch":

@@ -33,6 +33,10 @@ RUNBOOK = "docs/operations/runbooks/server-wont-start.md"
 CORRUPTION_RUNBOOK = "docs/operations/runbooks/corruption.md"
 
 
+# Projection tables that stay empty in most databases, by the record kind filling them.
+SPARSE_TABLES = {"alias": "aliases", "outcome": "trust"}
+
+
 class StartupError(Exception):
     """The database cannot be opened; `runbook` says where to read next."""
 
@@ -54,6 +58,7 @@ class Store:
         self.head: Head | None = None
         self.read_only_reason: str | None = None
         self.assertion_count = 0
+        self._tables_with_rows: set[str] | None = None  # of SPARSE_TABLES, known at open
         self.node_id: str | None = None
         self.opened_at = time.time()
         self.is_new = False
@@ -158,6 +163,11 @@ class Store:
         header = journal.check_header(conn)
         self.node_id = str(header.get("node_id"))
         self.assertion_count = int(fetchall(conn, "SELECT count(*) FROM assertions")[0][0])
+        self._tables_with_rows = {
+            table
+            for table in SPARSE_TABLES.values()
+            if fetchall(conn, f"SELECT EXISTS (SELECT 1 FROM {table})")[0][0]
+        }
         assert self.head is not None
         notes.append(f"{self.assertion_count} assertions, journal seq {self.head.seq}")
         return "; ".join(notes)
@@ -244,6 +254,24 @@ class Store:
         return self._require_writer().run_local(fn, wait=wait, defer=defer)
 
     # ---- reading -----------------------------------------------------------
+
+    def may_have_rows(self, table: str) -> bool:
+        """False only while `table` (aliases, trust) is certainly empty.
+
+        Most databases never write an alias or an outcome, so a hot query can
+        skip looking them up: a query fewer per read. Rows appear only through
+        the writer, which notes each kind it applies before the commit.
+        """
+        known = self._tables_with_rows
+        if known is None:
+            return True  # not opened through open_projections: do not guess
+        if table in known:
+            return True
+        applied = self.writer.kinds_applied if self.writer is not None else set()
+        if any(kind in applied for kind, filled in SPARSE_TABLES.items() if filled == table):
+            known.add(table)
+            return True
+        return False
 
     def _conn(self) -> apsw.Connection:
         if self._write_conn is None:

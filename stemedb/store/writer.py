@@ -124,6 +124,7 @@ class Writer:
         self.degraded_reason: str | None = None
         self.commits = 0
         self.records_committed = 0
+        self.kinds_applied: set[str] = set()
 
     # ---- lifecycle -------------------------------------------------------
 
@@ -350,6 +351,7 @@ class Writer:
         existing = fetchall(conn, "SELECT seq FROM journal WHERE hash = ?", (pending.hash,))
         if existing:
             return WriteOutcome("exists", pending.hash, int(existing[0][0]))
+        self.kinds_applied.add(pending.kind)  # before the commit: readers never miss rows
         conn.execute("SAVEPOINT record")
         try:
             projections.check_references(conn, pending.kind, pending.record)

@@ -14,7 +14,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, Field
 
-from stemedb.api.media import MAX_DEPTH, dumps, iter_ndjson, loads_strict, parse_body, parse_query
+from stemedb.api.media import (
+    MAX_DEPTH,
+    dumps,
+    dumps_bytes,
+    iter_ndjson,
+    loads_strict,
+    parse_body,
+    parse_query,
+)
 from stemedb.api.routing import Route
 from stemedb.errors import InvalidJson
 
@@ -178,3 +186,36 @@ def test_iter_ndjson_reads_every_line_of_a_falcon_bounded_stream() -> None:
     stream = falcon.stream.BoundedStream(io.BytesIO(body), len(body))
     values = [value for _, value in iter_ndjson(stream)]
     assert values == [{"n": i} for i in range(1000)]
+
+
+# ---- response encoding: orjson with a standard-library fallback ----------------------
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_json_values)
+def test_response_bytes_are_the_standard_librarys_document(value: object) -> None:
+    encoded = dumps_bytes(value)
+    assert json.loads(encoded) == json.loads(dumps(value))
+
+
+def test_response_bytes_are_byte_identical_for_a_typical_answer() -> None:
+    answer = {
+        "lens": "authority",
+        "results": [{"subject": "drugs/semaglutide", "score": 0.8123456789, "why": "tier 2 — ü"}],
+        "next_cursor": None,
+        "count": 3,
+    }
+    assert dumps_bytes(answer) == dumps(answer).encode("utf-8")
+
+
+def test_an_integer_beyond_64_bits_falls_back_to_the_standard_library() -> None:
+    assert dumps_bytes({"n": 2**70}) == b'{"n":1180591620717411303424}'

@@ -339,3 +339,24 @@ def test_deferred_jobs_are_committed_when_the_store_closes(tmp_path: Path) -> No
         assert _meta(reopened, "at_close") == [("yes",)]
     finally:
         reopened.close()
+
+
+# ---- sparse tables: hot reads skip aliases/trust lookups while they are empty ----------
+
+
+def test_may_have_rows_turns_true_with_the_first_alias_and_stays_true(tmp_path: Path) -> None:
+    opened = Store(Settings(db_dir=tmp_path)).open()
+    try:
+        assert not opened.may_have_rows("aliases")
+        assert not opened.may_have_rows("trust")
+        opened.write([pend("alias", alias="drugs/ozempic", canonical="drugs/semaglutide")])
+        assert opened.may_have_rows("aliases")
+        assert not opened.may_have_rows("trust")
+    finally:
+        opened.close()
+    reopened = Store(Settings(db_dir=tmp_path)).open()  # known from the file at open
+    try:
+        assert reopened.may_have_rows("aliases")
+        assert not reopened.may_have_rows("trust")
+    finally:
+        reopened.close()
