@@ -36,7 +36,8 @@ log = logging.getLogger("stemedb.server")
 RUNBOOK = "docs/operations/runbooks/server-wont-start.md"
 CONFIG_DOC = "docs/operations/configuration.md"
 DRAIN_SECONDS = 10.0
-LOOP_TIMEOUT = 0.5
+LOOP_TIMEOUT = 0.25
+DEADLINE_SWEEP_S = 0.25  # request deadlines (STEMEDB_REQUEST_TIMEOUT) are checked this often
 # Waitress settings not worth a variable of their own.
 CHANNEL_TIMEOUT = 120  # > the feed's 30 s long poll
 CONNECTION_LIMIT = 1000
@@ -248,10 +249,17 @@ class Server:
         settings = self._require_settings()
         notify.ready(f"serving on {self.url}", self.environ)
         log.info("[10/10] serve: ready on %s (%d threads)", self.url, settings.threads)
+        from stemedb.security.channel import sweep_deadlines
+
         socket_map = self._socket_map()
+        next_sweep = 0.0
         try:
             while not self._stop.is_set():
                 wasyncore.loop(timeout=LOOP_TIMEOUT, map=socket_map, use_poll=True, count=1)
+                now = time.monotonic()
+                if now >= next_sweep:
+                    next_sweep = now + DEADLINE_SWEEP_S
+                    sweep_deadlines(socket_map, now)
         finally:
             notify.stopping(self.environ)
             log.info(

@@ -9,6 +9,7 @@ guard (size and media type) last so security middleware added by
 
 from __future__ import annotations
 
+import email.utils
 import io
 import time
 from collections.abc import Iterable
@@ -98,11 +99,31 @@ class MetricsMiddleware:
         self.metrics.observe_request(req.method, route, resp.status_code, elapsed)
 
 
+_date_cache: tuple[int, str] = (-1, "")
+
+
+def http_date(now: float | None = None) -> str:
+    """The `Date` header value, formatted once per second.
+
+    waitress formats it for every response when the app sends none (2 % of a
+    query's CPU). The cache is one tuple, swapped whole, so threads never see
+    a second paired with another second's text.
+    """
+    global _date_cache
+    second = int(time.time() if now is None else now)
+    cached_second, text = _date_cache
+    if cached_second != second:
+        text = email.utils.formatdate(second, usegmt=True)
+        _date_cache = (second, text)
+    return text
+
+
 class SecurityHeadersMiddleware:
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, ok: bool
     ) -> None:
         resp.set_headers(SECURITY_HEADERS)
+        resp.set_header("Date", http_date())
         if req.path.startswith("/v1/") or req.path == "/metrics":
             resp.set_header("Cache-Control", "no-store")
 

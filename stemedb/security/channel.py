@@ -17,7 +17,8 @@ headers over its limit, a body over `max_request_body_size`), get the API's
 one error shape too instead of waitress's plain-text page.
 
 This uses only waitress's extension points: the server's `channel_class`,
-the channel's `error_task_class` and its `received`/`readable` methods.
+the channel's `error_task_class` and its `received` method; the server's
+loop calls `sweep_deadlines` a few times a second.
 """
 
 from __future__ import annotations
@@ -111,15 +112,6 @@ class HardenedChannel(HTTPChannel):  # type: ignore[misc]
         allowed = self.request_timeout_s + self._received_bytes / MIN_RATE_BYTES_PER_S
         return now - self._started > allowed
 
-    def readable(self) -> bool:
-        # Called for every channel on every turn of the event loop: only a partial
-        # request (`_started` set) has a deadline to check, so skip the clock otherwise.
-        if self._started is not None and self.deadline_passed(time.monotonic()):
-            self._time_out()
-            return False
-        readable: bool = HTTPChannel.readable(self)
-        return readable
-
     def _time_out(self) -> None:
         log.warning(
             "408: request from %s not received within its deadline (%d bytes in %.0f s); closing",
@@ -135,6 +127,21 @@ class HardenedChannel(HTTPChannel):  # type: ignore[misc]
             self.total_outbufs_len += len(payload)
             self.current_outbuf_count += len(payload)
         self.close_when_flushed = True
+
+
+def sweep_deadlines(socket_map: dict[int, Any], now: float) -> int:
+    """Time out every channel whose partial request missed its deadline; how many.
+
+    The server's loop calls this a few times a second. (Checking inside
+    `readable()`, which the event loop calls for every channel on every turn,
+    cost 1.4 % of a query's CPU at 32 connections.)
+    """
+    expired = 0
+    for channel in list(socket_map.values()):
+        if isinstance(channel, HardenedChannel) and channel.deadline_passed(now):
+            channel._time_out()
+            expired += 1
+    return expired
 
 
 def install_channel(listeners: Iterable[Any], request_timeout_s: float) -> None:

@@ -265,3 +265,13 @@ def test_head_is_served_by_the_get_handler_without_body(make_client: Client) -> 
     result = client.simulate_head("/v1/x")
     assert result.status_code == 200 and result.content == b""
     assert result.headers["X-Request-Id"]
+
+
+def test_date_header_matches_waitress_format_and_is_cached_per_second() -> None:
+    from waitress.utilities import build_http_date
+
+    from stemedb.api.middleware import http_date
+
+    assert http_date(1_700_000_000.2) == build_http_date(1_700_000_000)
+    assert http_date(1_700_000_000.9) is http_date(1_700_000_000.1)  # same second: cached text
+    assert http_date(1_700_000_001.0) == build_http_date(1_700_000_001)

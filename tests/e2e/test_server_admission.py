@@ -110,3 +110,20 @@ def test_concurrent_writes_and_queries_through_one_slot_all_succeed(
     assert body["results"][0]["candidates_count"] == 48
     metrics = srv.api.get("/metrics").text
     assert "\nstemedb_requests_waiting 0.0" in metrics
+
+
+def test_one_date_header_per_response(server_factory: ServerFactory) -> None:
+    import http.client
+    from urllib.parse import urlsplit
+
+    srv = server_factory()
+    parts = urlsplit(srv.url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=10)
+    try:
+        conn.request("GET", "/v1/health")
+        resp = conn.getresponse()
+        resp.read()
+        dates = resp.headers.get_all("Date") or []
+    finally:
+        conn.close()
+    assert len(dates) == 1 and dates[0].endswith(" GMT")
