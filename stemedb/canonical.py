@@ -34,7 +34,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, cast
 
-__all__ = ["canonical_bytes", "canonical_json", "format_number"]
+__all__ = ["canonical_bytes", "canonical_json", "canonical_json_with_member", "format_number"]
 
 MAX_SAFE_INTEGER = 2**53
 
@@ -43,10 +43,37 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def canonical_json(value: Any) -> str:
-    """The RFC 8785 canonical JSON text of `value`."""
-    parts: list[str] = []
-    _write(value, parts)
-    return "".join(parts)
+    """The RFC 8785 canonical JSON text of `value`.
+
+    Tries the fast writer (`_fast`) and, if it raises for any reason, runs the
+    reference writer (`_write`), which either produces the same text or raises
+    the documented error: the fast path never decides what an error is.
+    """
+    try:
+        text = _fast(value)
+    except Exception:
+        return _reference(value)
+    if not text.isascii() and _LONE_SURROGATE.search(text):
+        return _reference(value)  # raises the reference's ValueError
+    return text
+
+
+def canonical_json_with_member(value: Any, name: str, member: Any) -> tuple[str, str]:
+    """`(canonical_json(value), canonical_json({**value, name: member}))`, sharing
+    the work: a signed record is its unsigned form plus `signatures`, and both
+    texts are needed (the signed digest and the record id). Each member value
+    is serialised once; errors are those of the two separate calls, in order."""
+    if type(value) is dict and type(name) is str and name not in value:
+        try:
+            texts = {key: _fast(item) for key, item in value.items()}
+            texts[name] = _fast(member)
+            extended = _join_members(texts)
+            if extended.isascii() or not _LONE_SURROGATE.search(extended):
+                del texts[name]
+                return _join_members(texts), extended
+        except Exception:
+            pass
+    return canonical_json(value), canonical_json({**value, name: member})
 
 
 def canonical_bytes(value: Any) -> bytes:
@@ -147,3 +174,80 @@ def _write(value: Any, parts: list[str]) -> None:
         parts.append("]")
     else:
         raise TypeError(f"{type(value).__name__} is not a JSON value")
+
+
+def _reference(value: Any) -> str:
+    """The reference writer: simple, checks everything as it goes."""
+    parts: list[str] = []
+    _write(value, parts)
+    return "".join(parts)
+
+
+# ---------------------------------------------------------------- fast writer
+#
+# The same output as `_write` for the common types, written for speed: exact
+# type dispatch (subclasses go to `_write`), member order cached per key
+# tuple, lone surrogates checked once on the whole text by the caller, and
+# floats laid out by `_format_float` only when `repr` differs from ECMAScript.
+# Anything unusual raises, and the caller then reruns the reference writer.
+
+_ORDER_CACHE_MAX = 4096
+_ORDER_KEYS_MAX = 64
+_ORDER_KEY_CHARS_MAX = 2048  # the cache keeps its keys alive: only small key sets
+# key tuple (insertion order) → ((key, '"key":'), ...) in canonical order. Only
+# plain-str key tuples are stored; a lookup with str-subclass keys that compare
+# equal gets the same answer the reference computes for them (unless the
+# subclass redefines equality or `encode`, which no JSON value does).
+_ORDER: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}
+
+
+def _member_order(keys: tuple[Any, ...]) -> tuple[tuple[str, str], ...]:
+    for key in keys:
+        if type(key) is not str:
+            raise TypeError("not a plain str key")  # the reference names the problem
+    # For ASCII names code point order is UTF-16 code unit order: no encoding needed.
+    ascii_only = all(key.isascii() for key in keys)
+    ordered = sorted(keys) if ascii_only else sorted(keys, key=_utf16_key)
+    order = tuple((key, _encode_string(key) + ":") for key in ordered)
+    if len(keys) <= _ORDER_KEYS_MAX and sum(map(len, keys)) <= _ORDER_KEY_CHARS_MAX:
+        if len(_ORDER) >= _ORDER_CACHE_MAX:
+            _ORDER.clear()
+        _ORDER[keys] = order
+    return order
+
+
+def _join_members(texts: dict[str, str]) -> str:
+    """`{...}` from member value texts (plain str keys)."""
+    keys = tuple(texts)
+    order = _ORDER.get(keys) or _member_order(keys)
+    return "{" + ",".join([prefix + texts[key] for key, prefix in order]) + "}"
+
+
+def _fast(value: Any) -> str:
+    kind = type(value)
+    if kind is str:
+        return _encode_string(value)  # type: ignore[no-any-return]
+    if kind is dict:
+        keys = tuple(value)
+        order = _ORDER.get(keys) or _member_order(keys)
+        return "{" + ",".join([prefix + _fast(value[key]) for key, prefix in order]) + "}"
+    if kind is float:
+        text = repr(value)
+        # repr == ECMAScript unless it has an exponent, is integral (`1.0`,
+        # `-0.0`) or is not finite (`inf`, `nan`): those take the full layout.
+        if "e" in text or "n" in text or text.endswith(".0"):
+            return _format_float(value)
+        return text
+    if kind is int:
+        if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            return str(value)
+        return format_number(value)
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if kind is list:
+        return "[" + ",".join([_fast(item) for item in value]) + "]"
+    return _reference(value)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from enum import IntEnum, StrEnum
 from typing import Annotated, Any
 
@@ -66,60 +66,124 @@ class ObjectType(StrEnum):
     Reference = "Reference"
 
 
+_FOLD_OUT = re.compile(r"[\s_\-]")
+
+
 def _fold(text: str) -> str:
     """Case-insensitive, snake/kebab-case-insensitive lookup key."""
-    return re.sub(r"[\s_\-]", "", text).lower()
+    return _FOLD_OUT.sub("", text).lower()
 
 
-_SOURCE_CLASS_KEYS: dict[str, SourceClass] = {
-    **{_fold(member.name): member for member in SourceClass},
-    **{_fold(name): member for name, member in SOURCE_CLASS_ALIASES.items()},
-}
+def _strip_lower(text: str) -> str:
+    return text.strip().lower()
+
+
+class _EnumParser:
+    """Parse one enum from its accepted spellings with one or two dict lookups.
+
+    `table` maps each accepted canonical spelling to its member; an input is
+    looked up as is first (the usual, already-canonical case) and then by its
+    `fold`ed key, so `fold` (and its regex) only runs for other spellings. A
+    value is accepted iff its folded form equals the folded form of a spelling
+    in `table`, exactly as when comparing against every member in turn.
+    `text` gives the member's stored spelling (`attr`) without the enum's
+    slow property access.
+    """
+
+    def __init__(
+        self,
+        table: dict[str, Any],
+        fold: Callable[[str], str],
+        attr: str,
+        what: str,
+        names: list[str],
+    ) -> None:
+        self.exact = {name: (member, getattr(member, attr)) for name, member in table.items()}
+        self.folded = {fold(name): entry for name, entry in self.exact.items()}
+        if len(self.folded) != len(self.exact):
+            raise ValueError(f"two {what} spellings fold to the same key")
+        self.fold = fold
+        self.error = f"unknown {what} {{!r}}; expected one of {_choices(names)}"
+
+    def _entry(self, value: object) -> tuple[Any, str]:
+        if isinstance(value, str):
+            found = self.exact.get(value)
+            if found is None:
+                found = self.folded.get(self.fold(value))
+            if found is not None:
+                return found
+        raise ValueError(self.error.format(value))
+
+    def parse(self, value: object) -> Any:
+        return self._entry(value)[0]
+
+    def text(self, value: object) -> str:
+        return self._entry(value)[1]
 
 
 def _choices(names: list[str]) -> str:
     return ", ".join(names)
 
 
+_SOURCE_CLASS = _EnumParser(
+    {**{member.name: member for member in SourceClass}, **SOURCE_CLASS_ALIASES},
+    _fold,
+    "name",
+    "source class",
+    [m.name for m in SourceClass] + list(SOURCE_CLASS_ALIASES),
+)
+_LIFECYCLE = _EnumParser(
+    {member.value: member for member in Lifecycle},
+    _fold,
+    "value",
+    "lifecycle",
+    [m.value for m in Lifecycle],
+)
+_SUPERSESSION_TYPE = _EnumParser(
+    {member.value: member for member in SupersessionType},
+    _strip_lower,
+    "value",
+    "supersession type",
+    [m.value for m in SupersessionType],
+)
+_OBJECT_TYPE = _EnumParser(
+    {member.value: member for member in ObjectType},
+    _strip_lower,
+    "value",
+    "object type",
+    [m.value for m in ObjectType],
+)
+
+
 def parse_source_class(value: object) -> SourceClass:
     """`Clinical`, `clinical`, `PEER_REVIEWED`, `peer-reviewed` → SourceClass.Clinical."""
     if isinstance(value, SourceClass):
         return value
-    if isinstance(value, str):
-        found = _SOURCE_CLASS_KEYS.get(_fold(value))
-        if found is not None:
-            return found
-    names = [m.name for m in SourceClass] + list(SOURCE_CLASS_ALIASES)
-    raise ValueError(f"unknown source class {value!r}; expected one of {_choices(names)}")
+    member: SourceClass = _SOURCE_CLASS.parse(value)
+    return member
 
 
 def parse_lifecycle(value: object) -> Lifecycle:
     """`Proposed`, `under_review`, `UNDERREVIEW` → Lifecycle."""
-    if isinstance(value, str):
-        key = _fold(value)
-        for member in Lifecycle:
-            if _fold(member.value) == key:
-                return member
-    names = [m.value for m in Lifecycle]
-    raise ValueError(f"unknown lifecycle {value!r}; expected one of {_choices(names)}")
+    member: Lifecycle = _LIFECYCLE.parse(value)
+    return member
 
 
 def parse_supersession_type(value: object) -> SupersessionType:
-    if isinstance(value, str):
-        for member in SupersessionType:
-            if member.value.lower() == value.strip().lower():
-                return member
-    names = [m.value for m in SupersessionType]
-    raise ValueError(f"unknown supersession type {value!r}; expected one of {_choices(names)}")
+    """`Correct`, ` correct ` → SupersessionType.Correct (case-insensitive, trimmed)."""
+    member: SupersessionType = _SUPERSESSION_TYPE.parse(value)
+    return member
 
 
 def parse_object_type(value: object) -> ObjectType:
-    if isinstance(value, str):
-        for member in ObjectType:
-            if member.value.lower() == value.strip().lower():
-                return member
-    names = [m.value for m in ObjectType]
-    raise ValueError(f"unknown object type {value!r}; expected one of {_choices(names)}")
+    """`Text`, `text`, ` TEXT ` → ObjectType.Text (case-insensitive, trimmed)."""
+    member: ObjectType = _OBJECT_TYPE.parse(value)
+    return member
+
+
+def object_type_name(value: object) -> str:
+    """`parse_object_type(value).value`, without the enum property access."""
+    return _OBJECT_TYPE.text(value)
 
 
 _URI_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
@@ -195,8 +259,11 @@ def _bounded(lo: float, hi: float) -> Any:
     return check
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _no_control(value: str) -> str | None:
-    match = re.search("[\x00-\x1f\x7f-\x9f]", value)
+    match = _CONTROL.search(value)
     return None if match is None else f"contains the control character U+{ord(match.group()):04X}"
 
 
@@ -223,15 +290,17 @@ def _max_len(limit: int, *, allow_empty: bool = True) -> Any:
 
 
 def _source_class_name(value: Any) -> str:
-    return parse_source_class(value).name
+    if isinstance(value, SourceClass):
+        return value.name
+    return _SOURCE_CLASS.text(value)  # = parse_source_class(value).name
 
 
 def _lifecycle_name(value: Any) -> str:
-    return parse_lifecycle(value).value
+    return _LIFECYCLE.text(value)  # = parse_lifecycle(value).value
 
 
 def _supersession_type_name(value: Any) -> str:
-    return parse_supersession_type(value).value
+    return _SUPERSESSION_TYPE.text(value)  # = parse_supersession_type(value).value
 
 
 def _strict_str(value: Any) -> Any:

@@ -48,13 +48,20 @@ from .fields import (
     check_number_value,
     check_text_value,
     infer_source_class,
-    parse_object_type,
+    object_type_name,
 )
 
 MAX_FUTURE_S = 300
 MAX_SUPERSEDES = 256
 
 _FORBID = ConfigDict(extra="forbid")
+
+# Plain-str spellings, read once (an enum's `.value` is a slow property access).
+_TEXT: str = ObjectType.Text.value
+_NUMBER: str = ObjectType.Number.value
+_BOOLEAN: str = ObjectType.Boolean.value
+_PROPOSED: str = Lifecycle.Proposed.value
+_INVALIDATE: str = SupersessionType.Invalidate.value
 
 _TAGGED_OBJECT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -101,17 +108,17 @@ class ObjectIn(BaseModel):
     @classmethod
     def _input_forms(cls, data: Any) -> Any:
         if isinstance(data, bool):
-            return {"type": ObjectType.Boolean.value, "value": data}
+            return {"type": _BOOLEAN, "value": data}
         if isinstance(data, int | float):
-            return {"type": ObjectType.Number.value, "value": data}
+            return {"type": _NUMBER, "value": data}
         if isinstance(data, str):
-            return {"type": ObjectType.Text.value, "value": data}
+            return {"type": _TEXT, "value": data}
         if isinstance(data, dict):
             if "type" in data or "value" in data or not data:
                 return data
             if len(data) == 1:
                 ((key, value),) = data.items()
-                return {"type": parse_object_type(key).value, "value": value}
+                return {"type": object_type_name(key), "value": value}
         raise ValueError(
             'expected {"type": ..., "value": ...}, {"Text": "x"} or a bare string, number '
             "or boolean"
@@ -120,7 +127,7 @@ class ObjectIn(BaseModel):
     @field_validator("type", mode="before")
     @classmethod
     def _type(cls, value: Any) -> str:
-        return parse_object_type(value).value
+        return object_type_name(value)
 
     @field_validator("value")
     @classmethod
@@ -255,7 +262,7 @@ class AssertionIn(RecordIn):
             "source_class": source_class,
             "source": self.source,
             "source_hash": source_hash,
-            "lifecycle": self.lifecycle or Lifecycle.Proposed.value,
+            "lifecycle": self.lifecycle or _PROPOSED,
             "parent_hash": self.parent_hash,
             "epoch": self.epoch,
         }
@@ -341,7 +348,7 @@ class SupersessionIn(RecordIn):
             "target_hash": self.target_hash,
             "replacement_hash": self.replacement_hash,
             "reason": self.reason,
-            "type": self.type or SupersessionType.Invalidate.value,
+            "type": self.type or _INVALIDATE,
         }
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from pydantic import ValidationError
 
-from stemedb.canonical import canonical_json
+from stemedb.canonical import canonical_json, canonical_json_with_member
 from stemedb.crypto import sha3_256, signing_message, verify_signature
 from stemedb.errors import InvalidRequest, InvalidSignature
 
@@ -105,27 +106,36 @@ def prepare_record(
     """
     model = _validate(kind, payload, now_s)
     record = model.unsigned_record(now_s=now_s, scheme_tiers=scheme_tiers)
-    digest = _digest(record)
     signatures = model.signatures or []
     if not signatures:
+        body = canonical_json(record)
         if require_signatures:
             raise InvalidRequest.field("signatures", REQUIRED_SIGNATURE_PROBLEM)
-        body = canonical_json(record)
-        return PreparedRecord(kind, record, body, sha3_256(body.encode("utf-8")), digest, None)
+        record_hash = sha3_256(body.encode("utf-8"))  # unsigned: the digest is the id
+        return PreparedRecord(kind, record, body, record_hash, record_hash, None)
 
-    entries: list[dict[str, Any]] = []
+    entries: list[dict[str, Any]] = [
+        {
+            "agent_id": sig.agent_id,
+            "signature": sig.signature,
+            "timestamp": sig.timestamp if sig.timestamp is not None else record["timestamp"],
+        }
+        for sig in signatures
+    ]
+    ordered = sorted(entries, key=itemgetter("agent_id"))
+    # Both texts in one pass (the signed one is the unsigned one plus `signatures`);
+    # computed before the checks below, as the digest always was.
+    unsigned_body, body = canonical_json_with_member(record, "signatures", ordered)
+    digest = sha3_256(unsigned_body.encode("utf-8"))
     first_index: dict[str, int] = {}
-    for index, sig in enumerate(signatures):
-        if sig.agent_id in first_index:
+    for index, entry in enumerate(entries):
+        agent_id = entry["agent_id"]
+        if agent_id in first_index:
             raise InvalidRequest.field(
                 f"signatures.{index}.agent_id",
-                f"duplicate agent_id (same as signatures.{first_index[sig.agent_id]})",
+                f"duplicate agent_id (same as signatures.{first_index[agent_id]})",
             )
-        first_index[sig.agent_id] = index
-        timestamp = sig.timestamp if sig.timestamp is not None else record["timestamp"]
-        entries.append(
-            {"agent_id": sig.agent_id, "signature": sig.signature, "timestamp": timestamp}
-        )
+        first_index[agent_id] = index
 
     message = signing_message(kind, digest)
     failures = [
@@ -148,11 +158,9 @@ def prepare_record(
             ],
         )
 
-    entries.sort(key=lambda entry: entry["agent_id"])
-    record["signatures"] = entries
-    body = canonical_json(record)
+    record["signatures"] = ordered
     return PreparedRecord(
-        kind, record, body, sha3_256(body.encode("utf-8")), digest, entries[0]["agent_id"]
+        kind, record, body, sha3_256(body.encode("utf-8")), digest, ordered[0]["agent_id"]
     )
 
 

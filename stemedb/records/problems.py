@@ -75,10 +75,37 @@ def _has_lone_surrogate(text: str) -> bool:
     return not text.isascii() and _LONE_SURROGATE.search(text) is not None
 
 
+def _holds_lone_surrogate(value: Any) -> bool:
+    """Whether `find_lone_surrogate` would find one: the same walk over the same
+    strings, but without building field names (almost every record has none,
+    so the names are only worth building once one is known to be there)."""
+    search = _LONE_SURROGATE.search  # inlined `_has_lone_surrogate`
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii() and search(item):
+                return True
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if isinstance(key, str) and not key.isascii() and search(key):
+                    return True
+                if isinstance(child, str):
+                    if not child.isascii() and search(child):
+                        return True
+                elif isinstance(child, dict | list):
+                    stack.append(child)
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def find_lone_surrogate(value: Any) -> str | None:
     """The dotted field of the first string (value or key) holding a lone
     surrogate, which JSON parsers let through but I-JSON and UTF-8 forbid.
     Iterative, so any nesting depth the JSON parser accepted is fine."""
+    if not _holds_lone_surrogate(value):
+        return None
     stack: list[tuple[Any, tuple[int | str, ...]]] = [(value, ())]
     while stack:
         item, loc = stack.pop()

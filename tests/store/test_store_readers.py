@@ -73,9 +73,7 @@ def test_nested_use_reuses_the_open_snapshot(store: Store) -> None:
 def test_a_snapshot_does_not_see_a_commit_made_during_it(store: Store) -> None:
     with store.reader() as conn:
         before = _journal_count(conn)
-        store.write_local(
-            lambda c: c.execute("INSERT INTO meta (key, value) VALUES ('snap', 'x')")
-        )
+        store.write_local(lambda c: c.execute("INSERT INTO meta (key, value) VALUES ('snap', 'x')"))
         assert conn.execute("SELECT count(*) FROM meta WHERE key = 'snap'").fetchall() == [(0,)]
         assert _journal_count(conn) == before
     with store.reader() as conn:
