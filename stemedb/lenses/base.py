@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from stemedb.lenses.candidate import Candidate, Explanation, LensContext, LensResult
 from stemedb.lenses.scoring import (
@@ -31,8 +31,7 @@ from stemedb.lenses.scoring import (
 EXCLUDED_REASONS = ("superseded", "epoch_superseded", "tier", "lifecycle")
 
 
-@dataclass(frozen=True)
-class Scored:
+class Scored(NamedTuple):
     """A competing candidate with its lens score and reason."""
 
     candidate: Candidate
@@ -40,8 +39,7 @@ class Scored:
     why: str
 
 
-@dataclass(frozen=True)
-class Excluded:
+class Excluded(NamedTuple):
     """A candidate kept out of the competition, and why."""
 
     candidate: Candidate

@@ -1,19 +1,20 @@
 """The value types every lens consumes and produces.
 
-They are plain frozen dataclasses so the service layer can build them from
+They are plain immutable values so the service layer can build them from
 store rows and serialise the results without the lens package knowing about
-either: lenses stay pure functions of these values.
+either: lenses stay pure functions of these values. The per-candidate ones
+(Candidate, Explanation) are NamedTuples: a query builds dozens of them, and a
+frozen dataclass pays an `object.__setattr__` per field (4 % of a query).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+class Candidate(NamedTuple):
     """One assertion competing for a (subject, predicate) group."""
 
     hash: str  # 64 lower-case hex, the assertion id
@@ -46,8 +47,7 @@ class LensContext:
     inner: str = "recency"  # inner lens of `epoch`
 
 
-@dataclass(frozen=True)
-class Explanation:
+class Explanation(NamedTuple):
     """One candidate's score and the one-line reason for its place."""
 
     hash: str
