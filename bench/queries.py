@@ -172,18 +172,21 @@ def run(n: int, *, seconds: float, rounds: int) -> dict[str, Any]:
 
 def thread_sweep(n: int, *, seconds: float, rounds: int) -> dict[str, Any]:
     """`authority` at n assertions with STEMEDB_THREADS = 8 / 32 / 64, side by side,
-    plus 32 threads with the server pinned to one core (`taskset -c 1`).
+    plus the defaults with `STEMEDB_CPU_AFFINITY=off` (not pinned to one core)
+    and with `STEMEDB_ACTIVE_REQUESTS=0` (no FIFO admission).
 
     One server per setting on its own copy, all running at once; each round
     runs the settings in turn. The write sweep (bench.writes) shows what fewer
-    threads cost writes; this shows what they do for reads, and the pinned
-    server shows what the second core is worth to one CPython process.
+    threads cost writes; this shows what they do for reads, and the last two
+    show what the defaults that pin one core and admit two requests at a time
+    are worth.
     """
     configs: dict[str, tuple[dict[str, str], str | None]] = {
         "8": ({"STEMEDB_THREADS": "8"}, None),
         "32": ({"STEMEDB_THREADS": "32"}, None),
         "64": ({"STEMEDB_THREADS": "64"}, None),
-        "32, pinned to 1 core": ({"STEMEDB_THREADS": "32"}, "1"),
+        "32, affinity off": ({"STEMEDB_THREADS": "32", "STEMEDB_CPU_AFFINITY": "off"}, None),
+        "32, no admission": ({"STEMEDB_THREADS": "32", "STEMEDB_ACTIVE_REQUESTS": "0"}, None),
     }
     dirs = {c: dbcache.copy_to(n, dbcache.fresh_dir()) for c in configs}
     servers: dict[str, Server] = {}

@@ -142,7 +142,15 @@ def render(results: dict[str, Any]) -> str:
             "",
         ]
         rows = []
-        for name in ("gc_32", "nogc_32", "gc_8", "gc_64", "gc_32_pinned"):
+        for name in (
+            "gc_32",
+            "nogc_32",
+            "gc_8",
+            "gc_64",
+            "gc_32_unpinned",
+            "gc_32_unadmitted",
+            "gc_32_pinned",  # runs before 2026-11-27 12:00
+        ):
             if name in wr:
                 rows.append({"config": name, **wr[name]})
         py = wr.get("python_client_gc_32")

@@ -5,8 +5,11 @@ Configurations, each on a fresh empty server, interleaved round by round:
 * `gc_32`  — the defaults: group commit on (max batch 512), STEMEDB_THREADS=32;
 * `nogc_32` — STEMEDB_GROUP_COMMIT_MAX_BATCH=1: one transaction (one fsync) per record;
 * `gc_8`, `gc_64` — the thread sweep that justifies the default of 32;
-* `gc_32_pinned` — the defaults with the server pinned to one core (`taskset -c 1`):
-  what the second core is worth to one CPython process.
+* `gc_32_unpinned` — the defaults but `STEMEDB_CPU_AFFINITY=off` (the default
+  `auto` pins the server to one core): what the second core is worth to one
+  CPython process;
+* `gc_32_unadmitted` — the defaults but `STEMEDB_ACTIVE_REQUESTS=0` (no FIFO
+  admission): what admission costs or gains writes.
 
 "Acked durable writes/s" = 2xx answers wrk received / duration; every body
 is a distinct record, and the server's own counter of created assertions
@@ -33,9 +36,9 @@ CONFIGS: dict[str, dict[str, str]] = {
     "nogc_32": {"STEMEDB_THREADS": "32", "STEMEDB_GROUP_COMMIT_MAX_BATCH": "1"},
     "gc_8": {"STEMEDB_THREADS": "8"},
     "gc_64": {"STEMEDB_THREADS": "64"},
-    "gc_32_pinned": {"STEMEDB_THREADS": "32"},
+    "gc_32_unpinned": {"STEMEDB_THREADS": "32", "STEMEDB_CPU_AFFINITY": "off"},
+    "gc_32_unadmitted": {"STEMEDB_THREADS": "32", "STEMEDB_ACTIVE_REQUESTS": "0"},
 }
-PINNED = {"gc_32_pinned": "1"}
 JSON = {"Content-Type": "application/json"}
 
 
@@ -105,7 +108,7 @@ def run(bodies: Path, *, seconds: float, rounds: int, python_lines: list[str]) -
     per_config: dict[str, list[dict[str, Any]]] = {name: [] for name in CONFIGS}
     for r in range(rounds):
         for name, env in CONFIGS.items():
-            with server(env, cpus=PINNED.get(name)) as srv:
+            with server(env) as srv:
                 result = wrk_writes(srv, bodies, seconds=seconds, count=int(5000 * seconds))
             per_config[name].append(result)
             print(
