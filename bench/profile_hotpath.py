@@ -8,6 +8,8 @@ interleaved (A, B, A, B, ...) and reports medians and the B/A ratio.
     python bench/profile_hotpath.py stages                  # query cost by stage (this tree)
     python bench/profile_hotpath.py ab-inproc --base DIR [--what query|health|write]
     python bench/profile_hotpath.py ab-http   --base DIR [--what query|health|write]
+    python bench/profile_hotpath.py trace [--what query] [--env NAME=VALUE]
+                                       # where a request's latency goes (queue/service/gap)
 
 `--base DIR` is a copy of the tree to compare against (a folder holding
 `stemedb/` and `migrations/`, e.g. made with `cp -a stemedb migrations DIR/`);
@@ -569,6 +571,44 @@ def ab_http(
     return summarise(results, ("rate", "p50_us", "p99_us", "cpu_us_per_ok"))
 
 
+def trace(what: str, seconds: float, env: dict[str, str]) -> dict[str, Any]:
+    """One server of this tree with bench/latency_probe loaded, under wrk: the
+    percentiles of each latency component (see latency_probe/sitecustomize.py)."""
+    inputs: Path | None = None
+    with tempfile.TemporaryDirectory(prefix="hotpath-trace-") as tmp:
+        if what == "query":
+            inputs = Path(tmp) / "paths.txt"
+            inputs.write_text("\n".join(query_paths()) + "\n")
+        samples = Path(tmp) / "trace.json"
+        probe = {
+            "PYTHONPATH": f"{ROOT}{os.pathsep}{HERE / 'latency_probe'}",
+            "BENCH_TRACE_FILE": str(samples),
+            **env,
+        }
+        with servers({"tree": ROOT}, probe) as srvs:
+            srv = srvs["tree"]
+            wrk(srv.port, what, 2, inputs)  # warm-up
+            time.sleep(1.5)
+            before = json.loads(samples.read_text())
+            result = wrk(srv.port, what, seconds, inputs)
+            time.sleep(1.5)
+            after = json.loads(samples.read_text())
+        out: dict[str, Any] = {
+            "rate": result["rate"],
+            "p50_ms": result["p50_us"] / 1000,
+            "p99_ms": result["p99_us"] / 1000,
+        }
+        for part, values in after.items():
+            window = sorted(values[len(before.get(part, [])) :])
+            if window:
+                last = len(window) - 1
+                out[part] = {"n": len(window)}
+                for q in (50, 90, 99):
+                    at = min(last, len(window) * q // 100)
+                    out[part][f"p{q}_ms"] = round(window[at] * 1e3, 2)
+        return out
+
+
 def ab_inproc(
     trees: dict[str, Path], what: str, rounds: int, n: int, threads: int
 ) -> dict[str, Any]:
@@ -629,6 +669,10 @@ def main(argv: list[str] | None = None) -> int:
         ab.add_argument("--env", action="append", default=[], help="NAME=VALUE for servers")
         ab.add_argument("--env-base", action="append", default=[], help="NAME=VALUE, base only")
         ab.add_argument("--env-new", action="append", default=[], help="NAME=VALUE, new only")
+    t = sub.add_parser("trace")
+    t.add_argument("--what", choices=["query", "health"], default="query")
+    t.add_argument("--seconds", type=float, default=8.0)
+    t.add_argument("--env", action="append", default=[], help="NAME=VALUE for the server")
     w = sub.add_parser("_worker")
     w.add_argument("what")
     w.add_argument("n", type=int)
@@ -653,6 +697,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.cmd == "stages":
         print(json.dumps(stages(args.n), indent=2))
+        return 0
+    if args.cmd == "trace":
+        env = dict(e.split("=", 1) for e in args.env)
+        print(json.dumps(trace(args.what, args.seconds, env), indent=2))
         return 0
     trees = {"base": args.base, "new": args.new}
     if args.cmd == "ab-inproc":
