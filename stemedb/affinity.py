@@ -14,10 +14,13 @@ Run several servers on one host with explicit, different lists.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 from stemedb.config import ConfigError
+
+log = logging.getLogger("stemedb.server")
 
 
 def _format(cpus: set[int]) -> str:
@@ -49,10 +52,20 @@ def apply(setting: str) -> str:
     cpus = choose(setting, allowed)
     if cpus is None:
         return f"cpu affinity: {setting}, running on CPUs {_format(allowed)}"
-    for task in Path("/proc/self/task").iterdir():  # every thread already started, too
-        try:
-            os.sched_setaffinity(int(task.name), cpus)
-        except (ProcessLookupError, ValueError):
-            continue  # the thread ended meanwhile
-    os.sched_setaffinity(0, cpus)
+    try:
+        for task in Path("/proc/self/task").iterdir():  # every thread already started, too
+            try:
+                os.sched_setaffinity(int(task.name), cpus)
+            except (ProcessLookupError, ValueError):
+                continue  # the thread ended meanwhile
+        os.sched_setaffinity(0, cpus)
+    except PermissionError as exc:  # a seccomp filter (systemd SystemCallFilter=~@resources)
+        log.warning(
+            "STEMEDB_CPU_AFFINITY=%s: cannot pin to CPU %s (%s); running unpinned. Allow "
+            "sched_setaffinity, or set STEMEDB_CPU_AFFINITY=off to silence this",
+            setting,
+            _format(cpus),
+            exc.strerror,
+        )
+        return f"cpu affinity: {setting}, NOT pinned (not permitted), running on {_format(allowed)}"
     return f"cpu affinity: {setting}, pinned to CPU {_format(cpus)} of {_format(allowed)}"

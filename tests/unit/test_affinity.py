@@ -52,3 +52,20 @@ def test_a_list_keeps_only_allowed_cpus() -> None:
 def test_a_list_with_no_allowed_cpu_is_refused() -> None:
     with pytest.raises(ConfigError, match="none of CPUs 8,9"):
         choose("8,9", {0, 1})
+
+
+def test_a_seccomp_refusal_is_a_warning_not_a_failed_start(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import os
+
+    from stemedb import affinity
+
+    def refuse(pid: int, cpus: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(os, "sched_setaffinity", refuse)
+    line = affinity.apply("auto")
+    assert "NOT pinned" in line
+    assert "cannot pin to CPU 1 (Operation not permitted)" in caplog.text
