@@ -12,6 +12,7 @@ run as the CLI on the copy after the server stopped.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -59,8 +60,10 @@ def startup(n: int, rounds: int) -> dict[str, Any]:
             srv.stop()
             with server() as fresh:
                 empty.append(fresh.startup_s)
+        cold = _cold_startups(data, rounds)
         out: dict[str, Any] = {
             "assertions": n + dbcache.WIDE_COUNT,
+            **({"cold_s": round(statistics.median(cold), 3), "cold_runs": cold} if cold else {}),
             "loaded_s": round(statistics.median(loaded), 3),
             "empty_s": round(statistics.median(empty), 3),
             "loaded_runs": [round(v, 3) for v in loaded],
@@ -72,6 +75,22 @@ def startup(n: int, rounds: int) -> dict[str, Any]:
     finally:
         shutil.rmtree(data)
     return out
+
+
+def _cold_startups(data: Path, rounds: int) -> list[float]:
+    """Start-up with the OS page cache dropped first (root only: it empties the
+    cache of the whole machine, so it runs only with BENCH_DROP_CACHES=1)."""
+    drop = Path("/proc/sys/vm/drop_caches")
+    if os.environ.get("BENCH_DROP_CACHES") != "1" or os.geteuid() != 0:
+        return []
+    runs = []
+    for _ in range(rounds):
+        os.sync()
+        drop.write_text("3\n")
+        srv = Server(data)
+        runs.append(round(srv.startup_s, 3))
+        srv.stop()
+    return runs
 
 
 def _cli(args: list[str]) -> tuple[float, dict[str, Any]]:
