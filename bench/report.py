@@ -224,7 +224,7 @@ def render(results: dict[str, Any]) -> str:
             f"Start-up to ready (median of {len(st['loaded_runs'])}): loaded "
             f"{st['loaded_s']} s {st['loaded_runs']}, empty {st['empty_s']} s {st['empty_runs']}."
             + (
-                f" Loaded, with the OS page cache dropped first: {st['cold_s']} s {st['cold_runs']}."
+                f" Loaded, page cache dropped first: {st['cold_s']} s {st['cold_runs']}."
                 if "cold_s" in st
                 else ""
             )

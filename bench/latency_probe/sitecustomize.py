@@ -54,17 +54,17 @@ if _PATH:
             self._bench_sent = None
         return _received(self, data)
 
-    _task.ThreadedTaskDispatcher.add_task = add_task
-    _channel.HTTPChannel.service = service
-    _channel.HTTPChannel.received = received
+    _task.ThreadedTaskDispatcher.add_task = add_task  # type: ignore[method-assign]
+    _channel.HTTPChannel.service = service  # type: ignore[method-assign]
+    _channel.HTTPChannel.received = received  # type: ignore[method-assign]
 
-    def _dump() -> None:
+    def _dump(path: str = _PATH) -> None:
         while True:
             time.sleep(1.0)
             snapshot = {k: list(v) for k, v in _samples.items()}
-            tmp = f"{_PATH}.tmp"
+            tmp = f"{path}.tmp"
             with open(tmp, "w") as f:
                 json.dump(snapshot, f)
-            os.replace(tmp, _PATH)
+            os.replace(tmp, path)
 
     threading.Thread(target=_dump, name="bench-trace", daemon=True).start()
