@@ -14,10 +14,14 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from stemedb.cli.remote import EXIT_USAGE, CliError
 from stemedb.client import ApiError, Client
+
+if TYPE_CHECKING:
+    from stemedb.config import Settings
+    from stemedb.store import PendingRecord
 
 MAX_RATE_LIMIT_WAITS = 20
 # SQLite's unix VFS: every connection to a WAL database holds a shared lock on
@@ -96,26 +100,37 @@ def database_dir(path: Path) -> Path:
     return path
 
 
+def local_settings(path: Path) -> Settings:
+    """The settings of the database at `--db`, refusing one that another process has open."""
+    from stemedb.config import ConfigError, load_settings
+
+    directory = database_dir(path)
+    try:
+        settings = load_settings({**os.environ, "STEMEDB_DB_DIR": str(directory)})
+    except ConfigError as exc:
+        raise CliError(f"configuration: {exc}") from None
+    if database_in_use(settings.db_path):
+        raise CliError(
+            f"{settings.db_path} is open in another process (a running server?). Stop it "
+            "first, or import through it with --url"
+        )
+    return settings
+
+
 class LocalSink:
     """Straight into a stopped database: the server's own `WriteService.write_batch`,
-    so validation, signature checks and reference checks are exactly the server's."""
+    so validation, signature checks and reference checks are exactly the server's.
 
-    def __init__(self, path: Path) -> None:
-        from stemedb.config import ConfigError, load_settings
+    `write_prepared` takes records already prepared by `WriteService.prepare`
+    (in worker processes, see import_pipeline) and only journals them.
+    """
+
+    def __init__(self, path: Path, settings: Settings | None = None) -> None:
         from stemedb.service.writes import WriteService
         from stemedb.store import StartupError, Store
 
-        directory = database_dir(path)
-        try:
-            settings = load_settings({**os.environ, "STEMEDB_DB_DIR": str(directory)})
-        except ConfigError as exc:
-            raise CliError(f"configuration: {exc}") from None
-        if database_in_use(settings.db_path):
-            raise CliError(
-                f"{settings.db_path} is open in another process (a running server?). Stop it "
-                "first, or import through it with --url"
-            )
-        directory.mkdir(parents=True, exist_ok=True)
+        settings = settings or local_settings(path)
+        settings.db_dir.mkdir(parents=True, exist_ok=True)
         store = Store(settings)
         try:
             store.open()
@@ -132,6 +147,16 @@ class LocalSink:
     def write(self, records: list[Any]) -> list[dict[str, Any]]:
         _, body = self.service.write_batch(enumerate(records), atomic=False)
         return [dict(item) for item in body["results"]]
+
+    def write_prepared(self, records: list[PendingRecord]) -> list[dict[str, Any]]:
+        """Journal validated records in one commit; results as `write` answers them."""
+        results: list[dict[str, Any]] = []
+        for outcome in self.store.write(records, atomic=False):
+            if outcome.error is not None:
+                results.append({"status": "rejected", "error": outcome.error.to_dict()["error"]})
+            else:
+                results.append({"status": outcome.status, "seq": outcome.seq})
+        return results
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

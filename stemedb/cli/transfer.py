@@ -6,7 +6,8 @@ after each committed chunk the byte offset and line count are saved in a
 chunk. Even without it a re-run is safe for signed records: the same bytes
 have the same id, and the server answers `exists`. Records travel through
 the batch endpoint (`--url`) or, with `--db`, straight into a stopped
-database through the same validation the server runs (`WriteService`).
+database through the same validation the server runs (`WriteService`), done
+by `--jobs` worker processes ahead of the commits (import_pipeline).
 Signatures are verified either way.
 """
 
@@ -17,11 +18,22 @@ import json
 import os
 import sys
 import time
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from stemedb.cli.import_sinks import LocalSink, RemoteSink, Sink
+from stemedb.cli.import_pipeline import (
+    AHEAD,
+    Pending,
+    PrepareConfig,
+    Prepared,
+    PreparePool,
+    default_jobs,
+    parse_line,
+    sign_value,
+)
+from stemedb.cli.import_sinks import LocalSink, RemoteSink, Sink, local_settings
 from stemedb.cli.output import dumps
 from stemedb.cli.remote import (
     EXIT_USAGE,
@@ -37,9 +49,9 @@ from stemedb.cli.remote import (
 from stemedb.client import ApiError
 from stemedb.crypto import KeyFileError, read_key_file
 from stemedb.errors import StemeError
-from stemedb.signing import sign_record
 
 MAX_REPORTED = 50
+Line = tuple[int, bytes]  # (line number, raw line)
 Item = tuple[int, bytes, Any]  # (line number, raw line, parsed value or a StemeError)
 
 
@@ -76,42 +88,12 @@ def save_progress(path: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-# ---- reading and preparing lines --------------------------------------------------
-
-
-def read_items(stream: IO[bytes], first_line: int) -> Iterator[tuple[Item | None, int]]:
-    """(item or None for a blank line, bytes consumed) per line, numbered from first_line+1."""
-    number = first_line
-    for raw in stream:
-        number += 1
-        if not raw.strip():
-            yield None, len(raw)
-            continue
-        try:
-            value: Any = json.loads(raw)
-        except ValueError as exc:
-            value = StemeError(f"not valid JSON: {exc}", code="invalid_json")
-        yield (number, raw, value), len(raw)
-
-
-def sign_item(value: Any, seed: bytes, timestamp: int) -> Any:
-    """Sign an unsigned record with the import's fixed timestamp (when it has none),
-    so a re-run signs identical bytes and gets identical ids."""
-    if not isinstance(value, dict) or value.get("signatures"):
-        return value
-    kind = str(value.get("kind", "assertion"))
-    when = value.get("timestamp")
-    now_s = when if isinstance(when, int) and not isinstance(when, bool) else timestamp
-    try:
-        return sign_record(kind, value, [seed], now_s=now_s)
-    except StemeError as exc:
-        return exc
-
-
 # ---- import -------------------------------------------------------------------------
 
 
 class Importer:
+    """Sends chunks to a sink and keeps the counts and the per-line rejection report."""
+
     def __init__(self, args: argparse.Namespace, sink: Sink) -> None:
         self.args = args
         self.sink = sink
@@ -137,13 +119,33 @@ class Importer:
             if isinstance(value, StemeError):
                 self.reject(number, raw, value.to_dict()["error"])
         results = self.sink.write([value for _, _, value in pending]) if pending else []
-        for (number, raw, _), result in zip(pending, results, strict=True):
+        self._tally([(n, raw) for n, raw, _ in pending], results)
+        self.counts["records"] += len(chunk)
+
+    def commit_prepared(
+        self, sink: LocalSink, lines: list[Line], prepared: list[Prepared], received_ms: int
+    ) -> None:
+        """`commit` for records validated ahead (import_pipeline): same counts, same report."""
+        from stemedb.store import PendingRecord
+
+        written: list[Line] = []
+        records: list[PendingRecord] = []
+        for (number, raw), item in zip(lines, prepared, strict=True):
+            if isinstance(item, dict):
+                self.reject(number, raw, item)
+            else:
+                written.append((number, raw))
+                records.append(PendingRecord(*item, received_ms))
+        self._tally(written, sink.write_prepared(records) if records else [])
+        self.counts["records"] += len(lines)
+
+    def _tally(self, lines: list[Line], results: list[dict[str, Any]]) -> None:
+        for (number, raw), result in zip(lines, results, strict=True):
             status = result.get("status")
             if status in ("created", "exists"):
                 self.counts[status] += 1
             else:
                 self.reject(number, raw, result.get("error") or {"code": status, "message": ""})
-        self.counts["records"] += len(chunk)
 
 
 def _open_source(name: str) -> tuple[IO[bytes], int | None]:
@@ -202,23 +204,40 @@ def _skip(stream: IO[bytes], state: dict[str, Any], size: int | None) -> None:
 
 
 def _read_chunks(
-    stream: IO[bytes], state: dict[str, Any], size: int, seed: bytes | None
-) -> Iterator[tuple[list[Item], int, int]]:
-    """(chunk, lines, bytes) per `size` records; the last chunk may be shorter or empty."""
-    chunk: list[Item] = []
+    stream: IO[bytes], state: dict[str, Any], size: int
+) -> Iterator[tuple[list[Line], int, int]]:
+    """(numbered non-blank lines, lines, bytes) per `size` records; the last chunk may be
+    shorter or empty."""
+    chunk: list[Line] = []
     consumed = lines = 0
-    for item, length in read_items(stream, state["lines"]):
-        consumed += length
+    number = state["lines"]
+    for raw in stream:
+        number += 1
+        consumed += len(raw)
         lines += 1
-        if item is not None:
-            number, raw, value = item
-            if seed is not None:
-                value = sign_item(value, seed, state["sign_timestamp"])
-            chunk.append((number, raw, value))
+        if raw.strip():
+            chunk.append((number, raw))
         if len(chunk) >= size:
             yield chunk, lines, consumed
             chunk, consumed, lines = [], 0, 0
     yield chunk, lines, consumed
+
+
+def _advance(
+    state: dict[str, Any], lines: int, consumed: int, progress_path: Path | None, bar: Any
+) -> None:
+    """Called only after a chunk is committed: the sidecar never runs ahead of the database."""
+    state.update(lines=state["lines"] + lines, offset=state["offset"] + consumed)
+    if bar is not None:
+        bar.update(consumed)
+    if progress_path is not None:
+        save_progress(progress_path, state)
+
+
+def _finish(state: dict[str, Any], progress_path: Path | None) -> None:
+    state["done"] = True
+    if progress_path is not None:
+        save_progress(progress_path, state)
 
 
 def _import(
@@ -229,18 +248,49 @@ def _import(
     seed: bytes | None,
     bar: Any,
 ) -> None:
-    """Commit chunk after chunk; the sidecar moves only after a chunk is committed."""
-    for chunk, lines, consumed in _read_chunks(stream, state, importer.args.chunk_size, seed):
+    """Through a server: parse (and sign) here, commit chunk after chunk."""
+    for chunk, lines, consumed in _read_chunks(stream, state, importer.args.chunk_size):
         if chunk:
-            importer.commit(chunk)
-        state.update(lines=state["lines"] + lines, offset=state["offset"] + consumed)
-        if bar is not None:
-            bar.update(consumed)
-        if progress_path is not None:
-            save_progress(progress_path, state)
-    state["done"] = True
-    if progress_path is not None:
-        save_progress(progress_path, state)
+            items: list[Item] = []
+            for number, raw in chunk:
+                value = parse_line(raw)
+                if seed is not None and not isinstance(value, StemeError):
+                    value = sign_value(value, seed, state["sign_timestamp"])
+                items.append((number, raw, value))
+            importer.commit(items)
+        _advance(state, lines, consumed, progress_path, bar)
+    _finish(state, progress_path)
+
+
+def _import_local(
+    importer: Importer,
+    sink: LocalSink,
+    pool: PreparePool,
+    stream: IO[bytes],
+    state: dict[str, Any],
+    progress_path: Path | None,
+    bar: Any,
+) -> None:
+    """Into a stopped database: workers prepare up to AHEAD chunks while this process
+    commits the oldest, so chunks still commit (and report) in file order."""
+    ahead = AHEAD if pool.jobs > 1 else 0
+    inflight: deque[tuple[list[Line], int, int, int, Pending | None]] = deque()
+
+    def settle() -> None:
+        chunk, lines, consumed, received_ms, pending = inflight.popleft()
+        if pending is not None:
+            importer.commit_prepared(sink, chunk, pending.get(), received_ms)
+        _advance(state, lines, consumed, progress_path, bar)
+
+    for chunk, lines, consumed in _read_chunks(stream, state, importer.args.chunk_size):
+        received_ms = int(time.time() * 1000)
+        pending = pool.submit([raw for _, raw in chunk], received_ms) if chunk else None
+        inflight.append((chunk, lines, consumed, received_ms, pending))
+        while len(inflight) > ahead:
+            settle()
+    while inflight:
+        settle()
+    _finish(state, progress_path)
 
 
 def run_import(args: argparse.Namespace) -> int:
@@ -255,9 +305,24 @@ def run_import(args: argparse.Namespace) -> int:
     except KeyFileError as exc:
         raise CliError(str(exc)) from None
     stream, size = _open_source(args.file)
-    sink: Sink = (
-        LocalSink(Path(args.db)) if args.db else RemoteSink(make_client(args, need_key=False))
-    )
+    pool: PreparePool | None = None
+    local: LocalSink | None = None
+    if args.db:
+        settings = local_settings(Path(args.db))
+        if args.chunk_size > settings.batch_max:
+            raise CliError(
+                f"--chunk-size {args.chunk_size} is over STEMEDB_BATCH_MAX ({settings.batch_max})",
+                EXIT_USAGE,
+            )
+        # The workers fork before the store opens: no SQLite connection, no writer thread.
+        config = PrepareConfig(settings, seed, state["sign_timestamp"])
+        pool = PreparePool(config, args.jobs or default_jobs())
+        try:
+            local = LocalSink(Path(args.db), settings)
+        except BaseException:
+            pool.close(finished=False)
+            raise
+    sink: Sink = local or RemoteSink(make_client(args, need_key=False))
     importer = Importer(args, sink)
     bar = _progress_bar(size, "B")
     skipped = state["lines"]
@@ -268,12 +333,17 @@ def run_import(args: argparse.Namespace) -> int:
         _skip(stream, state, size)
         if bar is not None:
             bar.update(state["offset"])
-        _import(importer, stream, state, progress_path, seed, bar)
+        if local is not None and pool is not None:
+            _import_local(importer, local, pool, stream, state, progress_path, bar)
+        else:
+            _import(importer, stream, state, progress_path, seed, bar)
     except ApiError as exc:
         raise CliError(report(exc) + (hint if progress_path else "")) from None
     except KeyboardInterrupt:
         raise CliError("interrupted" + (hint if progress_path else ""), 130) from None
     finally:
+        if pool is not None:
+            pool.close(finished=state.get("done", False))
         if bar is not None:
             bar.close()
         if importer.rejects is not None:
@@ -344,6 +414,13 @@ def _chunk_size(text: str) -> int:
     return value
 
 
+def _jobs(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError("must be between 1 and 64")
+    return value
+
+
 def register(subparsers: Any) -> None:
     imp = subparsers.add_parser(
         "import",
@@ -371,6 +448,14 @@ def register(subparsers: Any) -> None:
     )
     imp.add_argument(
         "--chunk-size", type=_chunk_size, default=1000, help="records per batch (default 1000)"
+    )
+    imp.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=None,
+        metavar="N",
+        help="with --db: processes validating records while this one commits (default: the "
+        "CPUs this process may use; 1 validates in the importing process)",
     )
     imp.add_argument("--sign", action="store_true", help="sign unsigned lines with --key")
     imp.add_argument(
