@@ -40,7 +40,7 @@ def test_sequential_reads_on_many_threads_share_one_connection(store: Store) -> 
 
 
 def test_concurrent_readers_get_distinct_connections_then_reuse_them(store: Store) -> None:
-    inside = threading.Barrier(3)
+    inside = threading.Barrier(4)  # three readers and this thread
     release = threading.Event()
     used: list[int] = []
 
