@@ -43,6 +43,30 @@ def summary(result: subprocess.CompletedProcess[str]) -> Any:
     return json.loads(result.stdout)
 
 
+def kill_import_midway(
+    args: list[str], progress: Path, at_least: int, total: int, env: dict[str, str]
+) -> int:
+    """Start `stemedb import ARGS`, `kill -9` it once `at_least` lines are committed
+    (per its progress sidecar), and return how many lines it had committed."""
+    importer = subprocess.Popen(
+        [*CLI, "import", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if progress.exists() and json.loads(progress.read_text())["lines"] >= at_least:
+            break
+        time.sleep(0.005)
+    importer.send_signal(signal.SIGKILL)
+    importer.wait(10)
+    done_before = int(json.loads(progress.read_text())["lines"])
+    assert importer.returncode == -signal.SIGKILL
+    assert at_least <= done_before < total, "the importer finished before it could be killed"
+    return done_before
+
+
 def signed_file(path: Path, count: int, subject: str = "tests/import") -> list[dict[str, Any]]:
     seed = generate_signing_key()
     records = [make_assertion(seed, subject, "p", i, 0.5, now_s=T) for i in range(count)]
@@ -160,22 +184,9 @@ def test_a_killed_import_resumes_where_it_stopped(
     total = 3000
     signed_file(source, total)
     progress = Path(str(source) + ".progress")
-    importer = subprocess.Popen(
-        [*CLI, "import", str(source), "--chunk-size", "100"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    done_before = kill_import_midway(
+        [str(source), "--chunk-size", "100"], progress, 300, total, env
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if progress.exists() and json.loads(progress.read_text())["lines"] >= 300:
-            break
-        time.sleep(0.005)
-    importer.send_signal(signal.SIGKILL)
-    importer.wait(10)
-    done_before = json.loads(progress.read_text())["lines"]
-    assert importer.returncode == -signal.SIGKILL
-    assert 300 <= done_before < total, "the importer finished before it could be killed"
 
     resumed = cli("import", str(source), "--resume", "--chunk-size", "100", env=env)
     assert resumed.returncode == 0, resumed.stderr

@@ -18,7 +18,7 @@ from typing import Any
 
 import apsw
 import pytest
-from test_cli_transfer import CLI, cli, cli_env, summary
+from test_cli_transfer import cli, cli_env, kill_import_midway, summary
 
 from stemedb import demo_data
 from stemedb.crypto import generate_signing_key, write_key_file
@@ -135,22 +135,13 @@ def test_a_killed_parallel_import_resumes_to_the_complete_database(tmp_path: Pat
     source.write_text("\n".join(lines) + "\n")
     progress = Path(str(source) + ".progress")
     db = tmp_path / "db"
-    importer = subprocess.Popen(
-        [*CLI, "import", str(source), "--db", str(db), "--chunk-size", "100", "--jobs", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    done_before = kill_import_midway(
+        [str(source), "--db", str(db), "--chunk-size", "100", "--jobs", "2"],
+        progress,
+        500,
+        len(lines),
+        env,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if progress.exists() and json.loads(progress.read_text())["lines"] >= 500:
-            break
-        time.sleep(0.005)
-    importer.send_signal(signal.SIGKILL)
-    importer.wait(10)
-    done_before = json.loads(progress.read_text())["lines"]
-    assert importer.returncode == -signal.SIGKILL
-    assert 500 <= done_before < len(lines), "the importer finished before it could be killed"
     assert_workers_gone(source)
 
     resumed = cli(
