@@ -520,6 +520,9 @@ for i in \$(seq 1 120); do [ "\$(prop stemedb-api.service ActiveState)" = active
 res \$? "stemedb-api.service enabled+started by the package, Type=notify READY=1 received (\$(prop stemedb-api.service StatusText))"
 /opt/stemedb/venv/bin/python -c 'import urllib.request; urllib.request.urlopen("http://127.0.0.1:$NPORT/v1/health", timeout=10)'
 res \$? "/v1/health answers under the full sandbox (PrivateUsers, SystemCallFilter, MemoryDenyWriteExecute, ...)"
+pin=\$(journalctl -u stemedb-api.service --no-pager | grep -o 'cpu affinity: .*' | tail -1)
+echo "\$pin" | grep -q '^cpu affinity: auto, ' && ! echo "\$pin" | grep -q 'NOT pinned'
+res \$? "the server applied STEMEDB_CPU_AFFINITY under the unit's SystemCallFilter (\$pin)"
 systemctl is-active -q stemedb-backup.timer stemedb-archive.timer stemedb-verify.timer
 res \$? "the three timers are active"
 for job in stemedb-archive stemedb-backup stemedb-verify; do
