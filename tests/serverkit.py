@@ -20,6 +20,28 @@ from pathlib import Path
 from typing import Any
 
 SERVE_ARGV = (sys.executable, "-m", "stemedb.cli.main", "serve")
+# Every metric operations.md requires (plus the admission gauge), checked in process
+# (tests/api/test_api_metrics.py) and on a live /metrics (tests/e2e/test_endpoints_ops.py).
+REQUIRED_METRICS = (
+    "stemedb_build_info",
+    "stemedb_uptime_seconds",
+    "stemedb_http_requests_total",
+    "stemedb_http_request_duration_seconds",
+    "stemedb_assertions_total",
+    "stemedb_assertions_ingested_total",
+    "stemedb_assertions_rejected_total",
+    "stemedb_queries_total",
+    "stemedb_query_latency_seconds",
+    "stemedb_journal_seq",
+    "stemedb_journal_commit_seconds",
+    "stemedb_journal_batch_size",
+    "stemedb_write_queue_depth",
+    "stemedb_requests_waiting",
+    "stemedb_db_size_bytes",
+    "stemedb_archive_lag_frames",
+    "stemedb_last_backup_timestamp_seconds",
+    "stemedb_rate_limited_total",
+)
 _LISTENING = re.compile(r"listening on (http://\S+)")
 
 

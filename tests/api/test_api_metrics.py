@@ -11,31 +11,13 @@ from typing import Any
 
 import falcon.testing
 import pytest
+from serverkit import REQUIRED_METRICS
 
 from stemedb.metrics import CONTENT_TYPE, Metrics, cert_not_after
 
 Client = Callable[..., falcon.testing.TestClient]
 
-REQUIRED = [
-    "stemedb_build_info",
-    "stemedb_uptime_seconds",
-    "stemedb_http_requests_total",
-    "stemedb_http_request_duration_seconds",
-    "stemedb_assertions_total",
-    "stemedb_assertions_ingested_total",
-    "stemedb_assertions_rejected_total",
-    "stemedb_queries_total",
-    "stemedb_query_latency_seconds",
-    "stemedb_journal_seq",
-    "stemedb_journal_commit_seconds",
-    "stemedb_journal_batch_size",
-    "stemedb_write_queue_depth",
-    "stemedb_requests_waiting",
-    "stemedb_db_size_bytes",
-    "stemedb_archive_lag_frames",
-    "stemedb_last_backup_timestamp_seconds",
-    "stemedb_rate_limited_total",
-]
+REQUIRED = REQUIRED_METRICS
 
 
 def _exercised() -> Metrics:

@@ -12,26 +12,10 @@ from typing import Any
 
 import pytest
 from e2ekit import Agent, Api, RunningServer, poll, unique
+from serverkit import REQUIRED_METRICS
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
-METRICS = (
-    "stemedb_build_info",
-    "stemedb_http_requests_total",
-    "stemedb_http_request_duration_seconds",
-    "stemedb_assertions_total",
-    "stemedb_assertions_ingested_total",
-    "stemedb_assertions_rejected_total",
-    "stemedb_queries_total",
-    "stemedb_query_latency_seconds",
-    "stemedb_journal_seq",
-    "stemedb_journal_commit_seconds",
-    "stemedb_journal_batch_size",
-    "stemedb_write_queue_depth",
-    "stemedb_db_size_bytes",
-    "stemedb_archive_lag_frames",
-    "stemedb_last_backup_timestamp_seconds",
-    "stemedb_rate_limited_total",
-)
+METRICS = REQUIRED_METRICS
 
 
 @pytest.fixture(scope="module")
