@@ -47,6 +47,10 @@ class Admission:
     def holding(self) -> bool:
         return bool(getattr(self._local, "held", False))
 
+    def exempt_this_thread(self) -> None:
+        """Admit this thread's requests without a slot (the event loop: see stemedb.dispatch)."""
+        self._local.exempt = True
+
     def _acquire(self) -> None:
         with self._mutex:
             if self._free > 0 and not self._queue:
@@ -67,7 +71,7 @@ class Admission:
     @contextmanager
     def admit(self) -> Iterator[None]:
         """Run the body holding a slot (re-entrant: a holder is not queued again)."""
-        if self._slots <= 0 or self.holding():
+        if self._slots <= 0 or self.holding() or getattr(self._local, "exempt", False):
             yield
             return
         self._acquire()

@@ -71,6 +71,7 @@ class Settings:
     threads: int = 32
     active_requests: int = 2
     cpu_affinity: str = "auto"
+    inline_reads: bool = True
     sync: str = "full"
     group_commit_max_batch: int = 512
     group_commit_max_delay_ms: float = 2.0
@@ -291,6 +292,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "STEMEDB_THREADS": ("threads", lambda v, r: parse_int(v, r, 1, 1024)),
     "STEMEDB_ACTIVE_REQUESTS": ("active_requests", lambda v, r: parse_int(v, r, 0, 1024)),
     "STEMEDB_CPU_AFFINITY": ("cpu_affinity", lambda v, r: parse_cpu_affinity(v, r)),
+    "STEMEDB_INLINE_READS": ("inline_reads", parse_bool),
     "STEMEDB_SYNC": ("sync", _choice(("full", "normal"))),
     "STEMEDB_GROUP_COMMIT_MAX_BATCH": (
         "group_commit_max_batch",

@@ -9,6 +9,7 @@ runbook section, and the process exits 1 without a traceback.
 from __future__ import annotations
 
 import errno
+import gc
 import logging
 import os
 import signal
@@ -28,6 +29,7 @@ from waitress.server import BaseWSGIServer, create_server
 from stemedb import __version__, notify
 from stemedb.api.routing import Route
 from stemedb.config import KNOWN_VARIABLES, ConfigError, Settings, load_settings
+from stemedb.dispatch import InlinePredicate, LoopDispatcher
 from stemedb.logs import setup_logging
 from stemedb.metrics import Metrics
 
@@ -109,6 +111,8 @@ class Server:
         self.metrics: Metrics | None = None
         self.store: StoreLike | None = None
         self.listener: Any = None
+        self.inline: InlinePredicate | None = None
+        self.dispatcher = LoopDispatcher(0, None)  # replaced at step 9
         self.url = ""
         self._stop = threading.Event()
         self._stop_reason = ""
@@ -207,6 +211,7 @@ class Server:
     def _step_app(self) -> str:
         from stemedb import admission
         from stemedb.api.app import admitted, create_app
+        from stemedb.api.routing import inline_matcher
 
         settings, store, metrics = self._require_settings(), self._require_store(), self.metrics
         assert metrics is not None
@@ -215,10 +220,12 @@ class Server:
         app = create_app(settings, routes, metrics, extra_middleware=extra)
         self.app = admitted(app, admission.configure(settings.active_requests))
         metrics.watch_admission(admission.current())
+        self.inline = inline_matcher(routes) if settings.inline_reads else None
         return f"{len(routes)} routes"
 
     def _step_bind(self) -> str:
         settings = self._require_settings()
+        self.dispatcher = LoopDispatcher(settings.threads, self.inline)
         try:
             self.listener = create_server(
                 self.app,
@@ -231,8 +238,10 @@ class Server:
                 max_request_body_size=settings.max_body_bytes * 32 + 65536,
                 asyncore_use_poll=True,
                 ident="stemedb",
+                _dispatcher=self.dispatcher,
             )
         except OSError as exc:
+            self.dispatcher.shutdown(timeout=1)
             raise StepFailed(*_bind_failure(exc, settings)) from None
         from stemedb.security.channel import install_channel  # request deadline, JSON errors
 
@@ -252,10 +261,18 @@ class Server:
         from stemedb.security.channel import sweep_deadlines
 
         socket_map = self._socket_map()
+        dispatcher = self.dispatcher
+        dispatcher.bind_loop_thread()
+        # What survived start-up (modules, models, routes, caches) lives as long as the
+        # process: keep it out of every later collection, which would otherwise walk
+        # it all in the middle of some unlucky request (10 ms of p99 at 32 connections).
+        gc.collect()
+        gc.freeze()
         next_sweep = 0.0
         try:
             while not self._stop.is_set():
                 wasyncore.loop(timeout=LOOP_TIMEOUT, map=socket_map, use_poll=True, count=1)
+                dispatcher.run_inline()
                 now = time.monotonic()
                 if now >= next_sweep:
                     next_sweep = now + DEADLINE_SWEEP_S
@@ -289,10 +306,12 @@ class Server:
             if not channels:
                 break
             wasyncore.loop(timeout=0.1, map=socket_map, use_poll=True, count=1)
+            self.dispatcher.run_inline()
         else:
             log.warning(
                 "drain timed out after %.0f s; closing remaining connections", DRAIN_SECONDS
             )
+        self.dispatcher.cancel_inline()
         self.listener.task_dispatcher.shutdown(cancel_pending=True, timeout=2)
         wasyncore.close_all(socket_map, ignore_all=True)
 

@@ -3,8 +3,9 @@
 Loaded by the server under test through PYTHONPATH when BENCH_TRACE_FILE is
 set. It wraps three waitress internals to time, per request:
 
-* queue:   request parsed by the event loop -> a worker thread starts it;
-* service: the worker's whole service() (admission wait + app + sending);
+* queue:   request parsed by the event loop -> a worker thread starts it (or,
+           for a quick read, the event loop itself: see stemedb.dispatch);
+* service: the whole service() (admission wait + app + sending);
 * gap:     response sent -> the next request's first bytes read by the event
            loop on that keep-alive connection (the event loop's pick-up delay;
            the client answers within microseconds).
@@ -55,6 +56,18 @@ if _PATH:
         return _received(self, data)
 
     _task.ThreadedTaskDispatcher.add_task = add_task  # type: ignore[method-assign]
+    try:
+        from stemedb import dispatch as _dispatch
+    except ImportError:  # a tree from before the loop dispatcher
+        pass
+    else:
+        _loop_add_task = _dispatch.LoopDispatcher.add_task
+
+        def loop_add_task(self, channel):  # type: ignore[no-untyped-def]
+            channel._bench_queued = time.perf_counter()
+            return _loop_add_task(self, channel)
+
+        _dispatch.LoopDispatcher.add_task = loop_add_task  # type: ignore[method-assign]
     _channel.HTTPChannel.service = service  # type: ignore[method-assign]
     _channel.HTTPChannel.received = received  # type: ignore[method-assign]
 

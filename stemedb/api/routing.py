@@ -29,6 +29,7 @@ class Route:
     `content_types` are the request media types accepted for a body;
     `body_limit_factor` multiplies STEMEDB_MAX_BODY_BYTES (the batch route uses 32).
     `response_media_type` is what a 2xx answers with (e.g. text/plain for /metrics).
+    `inline`: a quick read that never blocks, served on the event loop (stemedb.dispatch).
     """
 
     method: str
@@ -46,6 +47,7 @@ class Route:
     response_media_type: str = "application/json"
     description: str = ""
     operation_id: str | None = None
+    inline: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "method", self.method.upper())
@@ -102,6 +104,33 @@ def mount(
     for resource in resources:
         app.add_route(resource.template, resource)
     return resources
+
+
+def inline_matcher(routes: Sequence[Route]) -> Callable[[str, str], bool]:
+    """(method, path) -> is it one of the `inline` routes (HEAD as its GET)."""
+    patterns: dict[str, list[re.Pattern[str]]] = {}
+    for route in routes:
+        if route.inline:
+            regex = re.compile(_template_regex(route.template))
+            patterns.setdefault(route.method, []).append(regex)
+            if route.method == "GET":
+                patterns.setdefault("HEAD", []).append(regex)
+
+    def matches(method: str, path: str) -> bool:
+        return any(p.fullmatch(path) for p in patterns.get(method, ()))
+
+    return matches
+
+
+def _template_regex(template: str) -> str:
+    """`/v1/assertions/{hash}` -> `/v1/assertions/[^/]+` (`{x:path}` spans slashes)."""
+    out, last = [], 0
+    for field_match in _FIELD.finditer(template):
+        out.append(re.escape(template[last : field_match.start()]))
+        out.append(".+" if ":path" in field_match.group(0) else "[^/]+")
+        last = field_match.end()
+    out.append(re.escape(template[last:]))
+    return "".join(out)
 
 
 def route_for(req: falcon.Request, resource: Any) -> Route | None:

@@ -29,8 +29,9 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from waitress.channel import HTTPChannel
 from waitress.task import ErrorTask
+
+from stemedb.dispatch import LoopServedChannel
 
 log = logging.getLogger("stemedb.security")
 
@@ -87,7 +88,7 @@ def _timeout_response(seconds: float) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + body
 
 
-class HardenedChannel(HTTPChannel):  # type: ignore[misc]
+class HardenedChannel(LoopServedChannel):
     """An HTTPChannel that gives up on a request arriving too slowly, and answers
     protocol errors in JSON."""
 

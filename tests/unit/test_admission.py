@@ -129,3 +129,51 @@ def test_process_admission_is_configured_and_blocking_steps_out() -> None:
             assert gate.holding()
     finally:
         admission.configure(previous.slots)
+
+
+def test_an_exempt_thread_runs_without_a_slot_and_others_stay_limited() -> None:
+    gate = Admission(1)
+    gate.exempt_this_thread()
+    inside, release = threading.Event(), threading.Event()
+
+    def other() -> None:
+        with gate.admit():
+            inside.set()
+            release.wait(5)
+
+    with gate.admit():  # takes no slot: the one slot is still free for another thread
+        first = threading.Thread(target=other)
+        first.start()
+        assert inside.wait(5)
+        second = threading.Thread(target=lambda: gate.admit().__enter__())
+        second.start()
+        _wait_until(lambda: gate.waiting == 1)  # but only one: the third queues
+    release.set()
+    first.join(5)
+    second.join(5)
+    assert gate.waiting == 0
+
+
+def test_an_exempt_thread_never_takes_or_returns_a_slot() -> None:
+    gate = Admission(1)
+    done = threading.Event()
+
+    def exempt() -> None:
+        gate.exempt_this_thread()
+        with gate.admit():
+            assert not gate.holding()
+            with gate.released():  # nothing held: nothing handed on
+                pass
+        done.set()
+
+    with gate.admit():  # hold the only slot: an exempt thread still gets in
+        t = threading.Thread(target=exempt)
+        t.start()
+        t.join(5)
+        assert done.is_set()
+        assert gate.waiting == 0
+    with gate.admit():  # exactly one slot again, not two
+        t2 = threading.Thread(target=lambda: gate.admit().__enter__())
+        t2.start()
+        _wait_until(lambda: gate.waiting == 1)
+    t2.join(5)

@@ -1,0 +1,95 @@
+"""Which thread serves a request: quick reads on the event loop, the rest in the pool.
+
+Why: the server is one process under one GIL. With every request in a worker
+thread, each one costs the event loop three turns of the GIL (read the
+request, hand it over, read the next one on that connection), and each turn
+waits behind whatever worker holds it: at 32 connections that wait was the
+largest part of a query's p99, and the hand-over itself a fifth of its CPU.
+A quick read (a lens query, an assertion by hash, health) costs less than the
+hand-over, so the loop thread serves it itself, first come first served, and
+sends the answer at once. Anything that can block (a write waiting for its
+group commit, a long poll, an export, an admin job) still goes to the
+worker pool, so the loop never waits on anything but the CPU.
+
+The routes say which they are (`Route.inline`); `stemedb.api.routing.inline_matcher`
+turns them into the predicate given here. `STEMEDB_INLINE_READS=false` sends
+everything to the pool (waitress's own behaviour).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from waitress.channel import HTTPChannel
+from waitress.task import ThreadedTaskDispatcher
+
+from stemedb import admission
+
+log = logging.getLogger("stemedb.server")
+
+InlinePredicate = Callable[[str, str], bool]  # (method, path) -> serve on the loop thread
+
+
+class LoopServedChannel(HTTPChannel):  # type: ignore[misc]
+    """A channel the event loop may serve itself (see LoopDispatcher.run_inline)."""
+
+    serving_inline = False
+
+    def _flush_outbufs_below_high_watermark(self) -> None:
+        # A worker waits here for the event loop to drain a huge answer; the loop
+        # cannot wait for itself, so its answer overflows to a temporary file instead.
+        if not self.serving_inline:
+            super()._flush_outbufs_below_high_watermark()  # type: ignore[misc]
+
+
+class LoopDispatcher(ThreadedTaskDispatcher):  # type: ignore[misc]
+    """waitress's thread pool, plus a queue of quick requests the loop thread runs.
+
+    waitress calls `add_task` from inside a channel's `received` while holding
+    that channel's lock, so an inline request is queued here and served by
+    `run_inline()`, which the server's loop calls after each poll.
+    """
+
+    def __init__(self, threads: int, inline: InlinePredicate | None) -> None:
+        super().__init__()
+        self.set_thread_count(threads)
+        self.inline = inline
+        self.loop_thread: int | None = None
+        self._ready: deque[Any] = deque()
+
+    def bind_loop_thread(self) -> None:
+        """Called on the thread that runs the event loop, before it serves."""
+        self.loop_thread = threading.get_ident()
+        admission.current().exempt_this_thread()  # the loop serves one request at a time anyway
+
+    def add_task(self, channel: Any) -> None:
+        if self.inline is not None and threading.get_ident() == self.loop_thread:
+            request = channel.requests[0]
+            if not request.error and self.inline(request.command, request.path):
+                self._ready.append(channel)
+                return
+        super().add_task(channel)
+
+    def run_inline(self) -> int:
+        """Serve the quick requests read by the last poll, in arrival order; how many."""
+        served = 0
+        ready = self._ready
+        while ready:
+            channel = ready.popleft()
+            channel.serving_inline = True
+            try:
+                channel.service()  # writes the answer at once; errors become a 500 there
+            except BaseException:
+                log.exception("unexpected error serving a request on the event loop")
+            finally:
+                channel.serving_inline = False
+            served += 1
+        return served
+
+    def cancel_inline(self) -> None:
+        while self._ready:
+            self._ready.popleft().cancel()
