@@ -192,13 +192,14 @@ def run(n: int, *, seconds: float, rounds: int) -> dict[str, Any]:
 def thread_sweep(n: int, *, seconds: float, rounds: int) -> dict[str, Any]:
     """`authority` at n assertions with STEMEDB_THREADS = 8 / 32 / 64, side by side,
     plus the defaults with `STEMEDB_CPU_AFFINITY=off` (not pinned to one core)
-    and with `STEMEDB_ACTIVE_REQUESTS=0` (no FIFO admission).
+    and with `STEMEDB_ACTIVE_REQUESTS=0` (no FIFO admission), and with
+    `STEMEDB_INLINE_READS=false` (every query handed to a worker thread).
 
     One server per setting on its own copy, all running at once; each round
     runs the settings in turn. The write sweep (bench.writes) shows what fewer
     threads cost writes; this shows what they do for reads, and the last two
-    show what the defaults that pin one core and admit two requests at a time
-    are worth.
+    show what the defaults that pin one core, admit two requests at a time and
+    serve quick reads on the event loop are worth.
     """
     configs: dict[str, tuple[dict[str, str], str | None]] = {
         "8": ({"STEMEDB_THREADS": "8"}, None),
@@ -206,6 +207,7 @@ def thread_sweep(n: int, *, seconds: float, rounds: int) -> dict[str, Any]:
         "64": ({"STEMEDB_THREADS": "64"}, None),
         "32, affinity off": ({"STEMEDB_THREADS": "32", "STEMEDB_CPU_AFFINITY": "off"}, None),
         "32, no admission": ({"STEMEDB_THREADS": "32", "STEMEDB_ACTIVE_REQUESTS": "0"}, None),
+        "32, inline off": ({"STEMEDB_THREADS": "32", "STEMEDB_INLINE_READS": "false"}, None),
     }
     dirs = {c: dbcache.copy_to(n, dbcache.fresh_dir()) for c in configs}
     servers: dict[str, Server] = {}
