@@ -360,3 +360,64 @@ def test_kill_9_mid_batch_loses_no_acknowledged_write(tmp_path: Path) -> None:
         timeout=60,
     )
     assert out.stdout.strip() == ""
+
+
+V1_QUERY_AUDIT = """
+DROP TABLE query_audit;
+CREATE TABLE query_audit (
+  query_id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL, agent_id TEXT, endpoint TEXT NOT NULL,
+  lens TEXT, params TEXT NOT NULL, results TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX query_audit_by_time  ON query_audit (at_ms);
+CREATE INDEX query_audit_by_agent ON query_audit (agent_id, at_ms);
+PRAGMA user_version = 1;
+"""
+
+
+def test_migration_2_keeps_every_audit_row_in_a_rowid_table(tmp_path: Path) -> None:
+    from stemedb.service.audit import AuditLog
+
+    directory = tmp_path / "db"
+    directory.mkdir()
+    store = Store(Settings(db_dir=directory))
+    store.open_journal()
+    store.open_projections()
+    store.close()
+    conn = apsw.Connection(str(directory / "stemedb.db"))
+    conn.execute(V1_QUERY_AUDIT)  # the schema as 0001 made it
+    rows = [
+        (
+            f"q{i}",
+            1_000 + i,
+            "agent" if i % 2 else None,
+            "query",
+            "authority",
+            '{"subject":"s"}',
+            json.dumps([{"winner": "ab" * 32, "contributions": [{"hash": "cd" * 32}] * 12}]),
+        )
+        for i in range(50)
+    ]
+    with conn:
+        conn.executemany("INSERT INTO query_audit VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    conn.close()
+
+    again = Store(Settings(db_dir=directory))
+    again.open_journal()
+    assert "applied 0002_query_audit_rowid.sql" in again.open_projections()
+    again.start_writer()
+    try:
+        conn = again._conn()
+        ddl = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'query_audit'"
+        ).fetchall()[0][0]
+        assert "WITHOUT ROWID" not in ddl.upper()
+        indexes = {r[1] for r in conn.execute("PRAGMA index_list(query_audit)").fetchall()}
+        assert {"query_audit_by_time", "query_audit_by_agent"} <= indexes
+        assert sorted(conn.execute("SELECT * FROM query_audit").fetchall()) == sorted(rows)
+        audit = AuditLog(again, enabled=True, retention_days=36500)
+        assert audit.get("q7")["agent_id"] == "agent"
+        assert [e["query_id"] for e in audit.list("agent", None, None, 100)][:2] == ["q49", "q47"]
+        with pytest.raises(apsw.ConstraintError), conn:  # still one row per query id
+            conn.execute("INSERT INTO query_audit VALUES (?, ?, ?, ?, ?, ?, ?)", rows[0])
+    finally:
+        again.close()
