@@ -29,7 +29,7 @@ from waitress.server import BaseWSGIServer, create_server
 from stemedb import __version__, notify
 from stemedb.api.routing import Route
 from stemedb.config import KNOWN_VARIABLES, ConfigError, Settings, load_settings
-from stemedb.dispatch import InlinePredicate, LoopDispatcher
+from stemedb.dispatch import InlinePredicate, LoopDispatcher, accept_in_bursts
 from stemedb.logs import setup_logging
 from stemedb.metrics import Metrics
 
@@ -246,6 +246,8 @@ class Server:
         from stemedb.security.channel import install_channel  # request deadline, JSON errors
 
         install_channel(self._listeners(), settings.request_timeout_s)
+        for listener in self._listeners():
+            accept_in_bursts(listener)
         first = self._listeners()[0]
         host, port = first.effective_host, first.effective_port  # type: ignore[attr-defined]
         self.url = f"http://{f'[{host}]' if ':' in host else host}:{port}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -151,3 +152,60 @@ def test_the_loop_never_waits_for_itself_to_drain_a_huge_answer() -> None:
             buf.close()
         ours.close()
         peer.close()
+
+
+def _listener(connection_limit: int) -> Any:
+    from waitress.server import create_server
+
+    return create_server(
+        lambda environ, start_response: [],
+        host="127.0.0.1",
+        port=0,
+        threads=1,
+        connection_limit=connection_limit,
+    )
+
+
+def _accepted(listener: Any) -> int:
+    from waitress.channel import HTTPChannel
+
+    return sum(isinstance(obj, HTTPChannel) for obj in listener._map.values())
+
+
+@pytest.mark.parametrize(("limit", "burst", "expected"), [(100, 64, 10), (100, 4, 4), (6, 64, 4)])
+def test_one_loop_turn_accepts_every_waiting_connection(
+    limit: int, burst: int, expected: int
+) -> None:
+    from stemedb.dispatch import accept_in_bursts
+
+    listener = _listener(limit)
+    clients = []
+    try:
+        accept_in_bursts(listener, burst)
+        port = listener.socket.getsockname()[1]
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(10)]
+        time.sleep(0.2)  # all ten are in the kernel's accept queue now
+        listener.handle_accept()  # one turn of the loop
+        assert _accepted(listener) == expected  # waitress alone takes one per turn
+        # (with limit 6: the map also holds the listener and its trigger)
+    finally:
+        for client in clients:
+            client.close()
+        listener.close()
+        listener.task_dispatcher.shutdown(timeout=1)
+
+
+def test_without_bursts_waitress_takes_one_connection_per_turn() -> None:
+    listener = _listener(100)
+    clients = []
+    try:
+        port = listener.socket.getsockname()[1]
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+        time.sleep(0.2)
+        listener.handle_accept()
+        assert _accepted(listener) == 1
+    finally:
+        for client in clients:
+            client.close()
+        listener.close()
+        listener.task_dispatcher.shutdown(timeout=1)
