@@ -21,7 +21,7 @@ import apsw
 
 from stemedb.config import Settings
 from stemedb.errors import Unavailable
-from stemedb.store import journal, projections, schema
+from stemedb.store import checkpointer, journal, projections, schema
 from stemedb.store.journal import Head, JournalError
 from stemedb.store.schema import fetchall
 from stemedb.store.writer import CommitObserver, PendingRecord, WriteOutcome, Writer
@@ -57,6 +57,7 @@ class Store:
         self._idle: list[apsw.Connection] = []  # the pool: read connections not in use
         self._readers_lock = threading.Lock()
         self.writer: Writer | None = None
+        self.checkpointer: checkpointer.Checkpointer | None = None
         self.head: Head | None = None
         self.read_only_reason: str | None = None
         self.assertion_count = 0
@@ -204,6 +205,8 @@ class Store:
             on_commit=self.on_commit,
         )
         self.writer.start()
+        self.checkpointer = checkpointer.Checkpointer(self.path, sync=self.settings.sync)
+        self.checkpointer.start()
         return (
             f"writer started (group commit: max batch {self.settings.group_commit_max_batch},"
             f" max delay {self.settings.group_commit_max_delay_ms:g} ms, sync {self.settings.sync})"
@@ -217,6 +220,9 @@ class Store:
         return self
 
     def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
+            self.checkpointer = None
         if self.writer is not None:
             self.writer.stop()
             self.writer = None
