@@ -33,6 +33,7 @@ class Script:
     answers: list[Any] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     connections: set[int] = field(default_factory=set)
+    closed: threading.Event = field(default_factory=threading.Event)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -70,6 +71,7 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.connection.shutdown(socket.SHUT_RDWR)
             self.close_connection = True
+            script.closed.set()
 
     do_GET = do_POST = do_DELETE = _serve
 
@@ -216,7 +218,7 @@ def test_a_connection_closed_by_the_server_is_replaced_before_an_unsigned_write(
     script.answers = [("close-after", (200, {}, {})), OK_WRITE]
     client = fast(Client(url))
     client.admin_stats()
-    time.sleep(0.1)  # the server has closed the socket; the client must notice before sending
+    assert script.closed.wait(5)  # the server has closed the socket; the client must notice
     assert client.vote("ab" * 32, 1.0)["status"] == "created"
     assert len(script.requests) == 2
     assert len(script.connections) == 2

@@ -193,7 +193,9 @@ def test_damaged_backup_file_is_refused(tmp_path: Path, history: dict[str, objec
     assert isinstance(backup_dir, Path)
     with open(backup_dir / "stemedb.db", "r+b") as handle:
         handle.seek(5000)
-        handle.write(b"\xff")
+        original = handle.read(1)[0]
+        handle.seek(5000)
+        handle.write(bytes([original ^ 0xFF]))  # always a change, whatever the byte was
     result = run_cli("restore", backup_dir, "--target", tmp_path / "t.db", env=cli_env(tmp_path))
     assert result.returncode == 1
     assert "does not match its metadata" in result.stderr
