@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup run test test-fast lint fmt bench packages install-test clean
+.PHONY: setup run test test-slow test-fast lint fmt bench packages install-test clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ run: setup
 ## test: lint, type-check and run the whole test suite
 test: setup lint
 	$(BIN)/pytest -q
+
+## test-slow: the long tests left out of `make test` (soak, kill series); CI runs them too
+test-slow: setup
+	$(BIN)/pytest -q -m slow
 
 test-fast: setup
 	$(BIN)/pytest -q -x

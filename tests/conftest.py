@@ -91,11 +91,10 @@ def run_server_process(tmp_path: Path) -> Iterator[StartServer]:
         proc.kill()
 
 
-@pytest.fixture(scope="session")
-def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
-    """`server_factory(env=None, base=None)`: a ready `stemedb serve` process (port 0).
+def _server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
+    """`start(env=None, base=None)`: a ready `stemedb serve` process (port 0).
 
-    Every process started through it is stopped at the end of the session;
+    Every process started through it is stopped when the fixture's scope ends;
     call `.proc.stop()` / `.proc.kill()` earlier to end one sooner. Passing the
     `base` of an earlier server restarts on the same data.
     """
@@ -117,3 +116,15 @@ def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerF
     yield start
     for proc in started:
         proc.kill()
+
+
+@pytest.fixture
+def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
+    """Real servers that live for one test (nothing lives for the whole session)."""
+    yield from _server_factory(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def module_server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
+    """Real servers shared by the tests of one module, stopped after it."""
+    yield from _server_factory(tmp_path_factory)

@@ -11,9 +11,9 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def server(server_factory: Any) -> Iterator[Any]:
+def server(module_server_factory: Any) -> Iterator[Any]:
     """A fresh server (empty database) for one battery module."""
-    running = server_factory()
+    running = module_server_factory()
     yield running
     running.proc.kill()
 

@@ -1,5 +1,5 @@
-"""End-to-end fixtures: one real `stemedb serve` shared by the `test_endpoints_*`
-modules (each uses its own subject prefix so they cannot disturb each other).
+"""End-to-end fixtures: one real `stemedb serve` per `test_endpoints_*`
+module (each uses its own subject prefix so they cannot disturb each other).
 `server_factory` is in tests/conftest.py; helpers are in tests/e2ekit.py.
 """
 
@@ -11,13 +11,13 @@ import pytest
 from e2ekit import Agent, Api, RunningServer, ServerFactory
 
 
-@pytest.fixture(scope="session")
-def shared_server(server_factory: ServerFactory) -> RunningServer:
+@pytest.fixture(scope="module")
+def shared_server(module_server_factory: ServerFactory) -> RunningServer:
     """One real server for all `tests/e2e/test_endpoints_*` modules."""
-    return server_factory()
+    return module_server_factory()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def api(shared_server: RunningServer) -> Api:
     return shared_server.api
 

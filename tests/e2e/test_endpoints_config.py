@@ -15,8 +15,8 @@ from e2ekit import Agent, Api, unique
 
 
 @pytest.fixture(scope="module")
-def tuned(server_factory: Any) -> Iterator[Api]:
-    server = server_factory(
+def tuned(module_server_factory: Any) -> Iterator[Api]:
+    server = module_server_factory(
         {
             "STEMEDB_REQUIRE_SIGNATURES": "false",
             "STEMEDB_BATCH_MAX": "3",
