@@ -31,6 +31,7 @@ from stemedb.cli.remote import (
     make_client,
     parse_time,
 )
+from stemedb.lenses.registry import UnknownLens, canonical_lens_name
 
 OBJECT_TYPES = ("Text", "Number", "Boolean", "Reference")
 _INT = re.compile(r"^[+-]?\d+$")
@@ -186,6 +187,14 @@ def _add_time_filters(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _lens_name(text: str) -> str:
+    """An unknown lens is a usage error (exit 2) with a "did you mean", before any request."""
+    try:
+        return canonical_lens_name(text)
+    except UnknownLens as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _register_query(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "query",
@@ -196,7 +205,7 @@ def _register_query(subparsers: Any) -> None:
     )
     parser.add_argument("subject", metavar="SUBJECT", help="concept path (or an alias of one)")
     parser.add_argument("--predicate", "-p", help="only this predicate")
-    parser.add_argument("--lens", "-l", help="resolve through this lens")
+    parser.add_argument("--lens", "-l", type=_lens_name, help="resolve through this lens")
     parser.add_argument("--inner", help="inner lens of --lens epoch (default recency)")
     parser.add_argument("--prefix", action="store_true", help="the whole subtree under SUBJECT")
     parser.add_argument("--epoch", metavar="ID", help="only assertions of this epoch")

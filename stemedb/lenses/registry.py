@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -53,7 +54,11 @@ class UnknownLens(ValueError):
     def __init__(self, name: str) -> None:
         self.name = name
         self.valid: tuple[str, ...] = LENS_NAMES
-        super().__init__(f"unknown lens {name!r}; valid lenses: {', '.join(LENS_NAMES)}")
+        close = difflib.get_close_matches(
+            str(name).strip().lower(), [*LENS_NAMES, *LENS_ALIASES], n=1
+        )
+        hint = f"did you mean {LENS_ALIASES.get(close[0], close[0])!r}? " if close else ""
+        super().__init__(f"unknown lens {name!r}; {hint}valid lenses: {', '.join(LENS_NAMES)}")
 
 
 def canonical_lens_name(name: str) -> str:
