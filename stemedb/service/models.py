@@ -282,6 +282,11 @@ class FrameOut(_Out):
 class FeedOut(_Out):
     frames: list[FrameOut]
     next_after: int
+    retry_after: int | None = Field(
+        None,
+        description="Set when the long poll was answered at once because too many polls "
+        "were waiting (STEMEDB_LONG_POLLS): seconds to wait before polling again",
+    )
 
 
 class ExportQuery(BaseModel):
@@ -323,6 +328,7 @@ class HealthOut(_Out):
     assertion_count: int
     journal_seq: int
     chain_head: str
+    reason: str | None = Field(default=None, description="why the server is degraded")
 
 
 class ReadyOut(_Out):
