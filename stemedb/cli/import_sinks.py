@@ -126,6 +126,7 @@ class LocalSink:
     """
 
     def __init__(self, path: Path, settings: Settings | None = None) -> None:
+        from stemedb.service.rights import OPERATOR
         from stemedb.service.writes import WriteService
         from stemedb.store import StartupError, Store
 
@@ -142,10 +143,11 @@ class LocalSink:
             raise CliError(f"{settings.db_path} is read-only: {store.read_only_reason}")
         self.store = store
         self.service = WriteService(store, settings)
+        self.caller = OPERATOR  # whoever may write the file has every right over it
         print(f"stemedb import: writing into {settings.db_path}", file=sys.stderr)
 
     def write(self, records: list[Any]) -> list[dict[str, Any]]:
-        _, body = self.service.write_batch(enumerate(records), atomic=False)
+        _, body = self.service.write_batch(enumerate(records), atomic=False, caller=self.caller)
         return [dict(item) for item in body["results"]]
 
     def write_prepared(self, records: list[PendingRecord]) -> list[dict[str, Any]]:

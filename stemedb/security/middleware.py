@@ -6,7 +6,10 @@ route (public routes — health, ready, metrics, docs — skip all of it):
 1. identify the caller: a valid `X-API-Key` (auth on), else its address;
 2. rate limit by that identity, so even callers with a bad key are limited;
 3. refuse a missing/unknown/expired/revoked key (401) or too small a role (403);
-4. a scoped writer's records must stay inside its scope (403, see `scope`);
+4. a scoped writer's record must stay inside its scope (403, see `scope`) on
+   the single-record routes; a batch is checked record by record in the write
+   service (`stemedb.security.kinds`), where each record also needs the role
+   of its own kind;
 5. take the request's quota cost (429 `quota_exhausted`), settled on the way out.
 
 It sits before the body guard, so an unauthenticated request is refused
@@ -41,7 +44,7 @@ from stemedb.security.ratelimit import (
     parse_networks,
     rate_limit_headers,
 )
-from stemedb.security.scope import enforce_scope
+from stemedb.security.scope import BATCH_TEMPLATE, enforce_scope
 
 log = logging.getLogger("stemedb.security")
 
@@ -138,7 +141,7 @@ class SecurityMiddleware:
                 f"needs {needed}",
                 [{"field": API_KEY_HEADER, "problem": f"role {key.role} < {needed}"}],
             )
-        if key.scope is not None and route.auth == "write":
+        if key.scope is not None and route.auth == "write" and route.template != BATCH_TEMPLATE:
             try:
                 enforce_scope(req, route, key.scope, self.store, self.settings.max_body_bytes)
             except Forbidden:

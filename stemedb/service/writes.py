@@ -14,6 +14,7 @@ from typing import Any
 from stemedb.config import Settings
 from stemedb.errors import InvalidRequest, StemeError
 from stemedb.records import normalise_unsigned, prepare_record
+from stemedb.service.rights import Caller, SupersessionRights
 from stemedb.store import PendingRecord, Store
 
 RejectedHook = Callable[[str], None]
@@ -58,31 +59,63 @@ class WriteService:
             self.on_rejected(exc.code)
             raise
         return PendingRecord(
-            prepared.kind, prepared.hash, prepared.body, prepared.record, received_ms
+            prepared.kind,
+            prepared.hash,
+            prepared.body,
+            prepared.record,
+            received_ms,
+            prepared.digest,
         )
 
-    def write_one(self, kind: str, payload: Any) -> WriteAnswer:
+    def rights(self, caller: Caller) -> SupersessionRights:
+        return SupersessionRights(
+            self.store, caller, require_signatures=self.settings.require_signatures
+        )
+
+    def authorised(
+        self, kind: str, payload: Any, received_ms: int, caller: Caller, rights: SupersessionRights
+    ) -> PendingRecord:
+        """`prepare` between the caller's record rights: its kind (and scope) before
+        validation, supersession rights once the signatures are verified."""
+        try:
+            caller.check_record(kind, payload)
+        except StemeError as exc:
+            self.on_rejected(exc.code)
+            raise
+        pending = self.prepare(kind, payload, received_ms)
+        try:
+            rights.check(pending.kind, pending.record)
+        except StemeError as exc:
+            self.on_rejected(exc.code)
+            raise
+        rights.note(pending.kind, pending.hash, pending.body)
+        return pending
+
+    def write_one(self, kind: str, payload: Any, *, caller: Caller) -> WriteAnswer:
         """POST /v1/assert and friends: 201 created or 200 exists."""
-        pending = self.prepare(kind, payload, _now_ms())
+        pending = self.authorised(kind, payload, _now_ms(), caller, self.rights(caller))
         outcome = self.store.write([pending])[0]
         if outcome.error is not None:
             self.on_rejected(outcome.error.code)
             raise outcome.error
         if outcome.status == "created":
             self.on_ingested(1)
-        body = {"hash": pending.hash.hex(), "seq": outcome.seq, "status": outcome.status}
+        body = {"hash": outcome.hash.hex(), "seq": outcome.seq, "status": outcome.status}
         return WriteAnswer(outcome.status == "created", body)
 
     def write_batch(
-        self, items: Iterable[tuple[int, Any]], *, atomic: bool
+        self, items: Iterable[tuple[int, Any]], *, atomic: bool, caller: Caller
     ) -> tuple[bool, dict[str, Any]]:
         """POST /v1/assert/batch: one result per input, in order.
 
         `items` yields (index, payload-or-StemeError). Records are assertions
         unless they carry another `kind`. Returns (ok, body); ok is False only
-        for an atomic batch with a rejection (nothing was written).
+        for an atomic batch with a rejection (nothing was written); its body then
+        carries the `error` envelope (code `batch_rejected`) beside `results`.
+        Every record gets the caller's rights for its own kind (`authorised`).
         """
         received_ms = _now_ms()
+        rights = self.rights(caller)
         results: list[dict[str, Any] | None] = []
         pending: list[tuple[int, PendingRecord]] = []
         count = 0
@@ -98,7 +131,7 @@ class WriteService:
                 kind = (
                     payload.get("kind", "assertion") if isinstance(payload, dict) else "assertion"
                 )
-                record = self.prepare(str(kind), payload, received_ms)
+                record = self.authorised(str(kind), payload, received_ms, caller, rights)
             except StemeError as exc:
                 results.append(_rejected(index, exc))
                 continue
@@ -106,7 +139,7 @@ class WriteService:
             pending.append((index, record))
         if atomic and any(r is not None for r in results):
             body = _summary([r or _not_written(i) for i, r in enumerate(results)])
-            return False, body
+            return False, _with_batch_error(body)
         outcomes = self.store.write([p for _, p in pending], atomic=atomic) if pending else []
         for (index, record), outcome in zip(pending, outcomes, strict=True):
             if outcome.error is not None:
@@ -115,7 +148,7 @@ class WriteService:
             else:
                 results[index] = {
                     "index": index,
-                    "hash": record.hash.hex(),
+                    "hash": outcome.hash.hex(),  # `exists`: the stored id (data-model §7)
                     "seq": outcome.seq,
                     "status": outcome.status,
                 }
@@ -124,7 +157,7 @@ class WriteService:
         if body["created"]:
             self.on_ingested(body["created"])
         ok = not (atomic and body["rejected"])
-        return ok, body
+        return ok, body if ok else _with_batch_error(body)
 
     def normalize(self, kind: str, payload: Any) -> dict[str, Any]:
         return normalise_unsigned(
@@ -145,6 +178,30 @@ def _rejected(index: int, exc: StemeError, hash_hex: str | None = None) -> dict[
 
 def _not_written(index: int) -> dict[str, Any]:
     return {"index": index, "status": "not_written"}
+
+
+MAX_BATCH_ERROR_DETAILS = 20
+
+
+def _with_batch_error(body: dict[str, Any]) -> dict[str, Any]:
+    """An atomic batch's 400: the usual `error` envelope beside `results`, naming
+    every rejected index (its field when the record's error names one)."""
+    rejected = [item for item in body["results"] if item["status"] == "rejected"]
+    details: list[dict[str, Any]] = []
+    for item in rejected[:MAX_BATCH_ERROR_DETAILS]:
+        error = item.get("error") or {}
+        inner = (error.get("details") or [{}])[0]
+        field = f"{item['index']}.{inner['field']}" if inner.get("field") else str(item["index"])
+        details.append({"field": field, "problem": f"{error.get('code')}: {error.get('message')}"})
+    first = f" (first: {details[0]['field']}: {details[0]['problem']})" if details else ""
+    message = (
+        f"atomic batch refused: {len(rejected)} of {len(body['results'])} records "
+        f"rejected{first}; nothing was written"
+    )
+    return {
+        "error": {"code": "batch_rejected", "message": message, "details": details},
+        **body,
+    }
 
 
 def _summary(results: list[dict[str, Any]]) -> dict[str, Any]:

@@ -68,19 +68,24 @@ def test_an_unscoped_writer_writes_anywhere(
     assert _post(auth_app, "/v1/assert", agent.assertion("devices/pump"), writer).status_code == 201
 
 
-def test_a_batch_with_one_outside_record_is_refused_whole(
+def test_a_batch_refuses_the_outside_record_alone_or_all_when_atomic(
     auth_app: SecureApp, scoped: dict[str, str], agent: Agent
 ) -> None:
-    before = _seq(auth_app)
     records = [agent.assertion("drugs/a"), agent.assertion("devices/b"), agent.assertion("drugs/c")]
-    resp = _post(auth_app, "/v1/assert/batch", records, scoped)
-    assert resp.status_code == 403, resp.text
+    before = _seq(auth_app)
+    resp = _post(auth_app, "/v1/assert/batch?atomic=true", records, scoped)
+    assert resp.status_code == 400, resp.text
+    assert resp.json["error"]["code"] == "batch_rejected"
     assert [d["field"] for d in resp.json["error"]["details"]] == ["1.subject"]
     assert "nothing was written" in resp.json["error"]["message"]
+    assert resp.json["results"][1]["error"]["code"] == "forbidden"
     assert _seq(auth_app) == before
-    inside = [agent.assertion("drugs/a"), agent.assertion("drugs/c")]
-    ok = _post(auth_app, "/v1/assert/batch", inside, scoped)
-    assert ok.status_code == 200 and ok.json["created"] == 2
+    resp = _post(auth_app, "/v1/assert/batch", records, scoped)
+    assert resp.status_code == 200, resp.text
+    assert [r["status"] for r in resp.json["results"]] == ["created", "rejected", "created"]
+    assert resp.json["results"][1]["error"]["code"] == "forbidden"
+    assert resp.json["results"][1]["error"]["details"][0]["field"] == "subject"
+    assert _seq(auth_app) == before + 2
 
 
 def test_an_ndjson_batch_is_checked_line_by_line(
@@ -94,9 +99,10 @@ def test_an_ndjson_batch_is_checked_line_by_line(
         body=body.encode(),
         headers={**scoped, "Content-Type": "application/x-ndjson"},
     )
-    assert resp.status_code == 403, resp.text
-    assert [d["field"] for d in resp.json["error"]["details"]] == ["2.subject"]
-    assert _seq(auth_app) == before
+    assert resp.status_code == 200, resp.text
+    statuses = [(r["status"], (r.get("error") or {}).get("code")) for r in resp.json["results"]]
+    assert statuses == [("created", None), ("rejected", "invalid_json"), ("rejected", "forbidden")]
+    assert _seq(auth_app) == before + 1
 
 
 def test_votes_and_supersessions_follow_the_target_assertion(
@@ -115,7 +121,9 @@ def test_votes_and_supersessions_follow_the_target_assertion(
     assert resp.status_code == 403
     assert resp.json["error"]["details"][0]["field"] == "target_hash"
     batch = [{**vote_out, "kind": "vote"}]
-    assert _post(auth_app, "/v1/assert/batch", batch, scoped).status_code == 403
+    resp = _post(auth_app, "/v1/assert/batch", batch, scoped)
+    assert resp.json["results"][0]["error"]["code"] == "forbidden"
+    assert resp.json["results"][0]["error"]["details"][0]["field"] == "assertion_hash"
 
 
 def test_aliases_need_both_paths_in_scope_and_epochs_are_refused(

@@ -7,12 +7,13 @@ from typing import Any
 
 import falcon
 
-from stemedb.api.errors import ErrorResponse
+from stemedb.api.errors import ErrorBody, ErrorResponse
 from stemedb.api.media import iter_ndjson, media_type, parse_query
 from stemedb.api.resources.common import json_response
 from stemedb.api.routing import Route
 from stemedb.errors import InvalidRequest
 from stemedb.records import AliasIn, AssertionIn, EpochIn, OutcomeIn, SupersessionIn, VoteIn
+from stemedb.security.kinds import KIND_AUTH, caller_for
 from stemedb.service.models import (
     BatchQuery,
     BatchResult,
@@ -20,22 +21,36 @@ from stemedb.service.models import (
     NormalizeResult,
     WriteResult,
 )
+from stemedb.service.rights import Caller
 from stemedb.service.writes import WriteService
 
+# The role each route needs is its record kind's (KIND_AUTH), which the batch
+# route applies to every record it carries: one table, so they cannot drift.
 _SINGLE = (
-    ("/v1/assert", "assertion", AssertionIn, "write", "Assert one claim"),
-    ("/v1/assertions", "assertion", AssertionIn, "write", "Assert one claim (alias of /v1/assert)"),
-    ("/v1/vote", "vote", VoteIn, "write", "Vote on an assertion"),
-    ("/v1/epoch", "epoch", EpochIn, "write", "Create an epoch"),
-    ("/v1/supersede", "supersession", SupersessionIn, "write", "Supersede an assertion"),
-    ("/v1/aliases", "alias", AliasIn, "write", "Map an alias path to a canonical path"),
-    ("/v1/outcome", "outcome", OutcomeIn, "admin", "Record an outcome (moves TrustRank)"),
+    ("/v1/assert", "assertion", AssertionIn, "Assert one claim"),
+    ("/v1/assertions", "assertion", AssertionIn, "Assert one claim (alias of /v1/assert)"),
+    ("/v1/vote", "vote", VoteIn, "Vote on an assertion"),
+    ("/v1/epoch", "epoch", EpochIn, "Create an epoch"),
+    ("/v1/supersede", "supersession", SupersessionIn, "Supersede an assertion"),
+    ("/v1/aliases", "alias", AliasIn, "Map an alias path to a canonical path"),
+    ("/v1/outcome", "outcome", OutcomeIn, "Record an outcome (moves TrustRank)"),
 )
+
+
+class AtomicBatchRejected(BatchResult):
+    """`?atomic=true` with a rejection: nothing written, the error envelope beside results."""
+
+    error: ErrorBody
+
+
+def _caller(req: falcon.Request, service: WriteService) -> Caller:
+    """The request's rights; `api_key` is set by the security middleware (None: auth off)."""
+    return caller_for(getattr(req.context, "api_key", None), service.store)
 
 
 def _single(service: WriteService, kind: str) -> Any:
     def handler(req: falcon.Request, resp: falcon.Response) -> None:
-        answer = service.write_one(kind, req.get_media())
+        answer = service.write_one(kind, req.get_media(), caller=_caller(req, service))
         json_response(resp, answer.body, 201 if answer.created else 200)
 
     return handler
@@ -61,15 +76,23 @@ def routes(service: WriteService) -> list[Route]:
             summary,
             tag="writes",
             request_model=model,
-            responses={201: WriteResult, 200: WriteResult, 400: ErrorResponse, 404: ErrorResponse},
-            auth=auth,
+            responses={
+                201: WriteResult,
+                200: WriteResult,
+                400: ErrorResponse,
+                403: ErrorResponse,
+                404: ErrorResponse,
+            },
+            auth=KIND_AUTH[kind],
         )
-        for template, kind, model, auth, summary in _SINGLE
+        for template, kind, model, summary in _SINGLE
     ]
 
     def batch(req: falcon.Request, resp: falcon.Response) -> None:
         query = parse_query(req, BatchQuery)
-        ok, body = service.write_batch(_batch_items(req), atomic=query.atomic)
+        ok, body = service.write_batch(
+            _batch_items(req), atomic=query.atomic, caller=_caller(req, service)
+        )
         json_response(resp, body, 200 if ok else 400)
 
     def normalize(req: falcon.Request, resp: falcon.Response) -> None:
@@ -86,7 +109,7 @@ def routes(service: WriteService) -> list[Route]:
             "Write many records (JSON array or NDJSON)",
             tag="writes",
             query_model=BatchQuery,
-            responses={200: BatchResult, 400: BatchResult},
+            responses={200: BatchResult, 400: AtomicBatchRejected},
             auth="write",
             content_types=("application/json", "application/x-ndjson"),
             body_limit_factor=32,

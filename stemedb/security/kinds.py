@@ -1,0 +1,80 @@
+"""Authorisation per record kind: the role a record needs, whatever path brings it.
+
+`POST /v1/outcome` needs the admin role; an `outcome` record inside
+`POST /v1/assert/batch` (JSON or NDJSON, and so `stemedb import` over HTTP)
+needs it just the same. `KIND_AUTH` is the one table both the single-record
+routes (`stemedb.api.resources.writes`) and the per-record check below read,
+so the two cannot drift apart. A scoped writer key is checked per record
+too (`scope.record_problems`).
+
+`caller_for` turns the request's API key (set by the security middleware)
+into the write service's `Caller`. A refused record in a non-atomic batch is
+`rejected` with a `forbidden` error for its index; with `?atomic=true` the
+whole batch is refused (400 `batch_rejected`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from stemedb.errors import Forbidden
+from stemedb.security.keys import REQUIRED_ROLE, ApiKey
+from stemedb.security.scope import record_problems
+from stemedb.service.rights import OPEN_SERVER, Caller
+
+log = logging.getLogger("stemedb.security")
+
+# record kind -> Route.auth of its own endpoint ("write" or "admin")
+KIND_AUTH: dict[str, str] = {
+    "assertion": "write",
+    "vote": "write",
+    "epoch": "write",
+    "supersession": "write",
+    "alias": "write",
+    "outcome": "admin",
+    "agent_tier": "admin",  # POST /v1/admin/agents (issue 19 item 5)
+}
+
+
+def kind_problem(key: ApiKey, kind: str) -> Forbidden | None:
+    """Forbidden if `key`'s role may not write `kind` records (unknown kinds: None)."""
+    needed_auth = KIND_AUTH.get(kind)
+    if needed_auth is None or key.allows(needed_auth):
+        return None
+    needed = REQUIRED_ROLE[needed_auth]
+    return Forbidden(
+        f"API key {key.id} has the {key.role} role; {kind} records need {needed} "
+        "(the same as their own endpoint), whichever route sends them",
+        [{"field": "kind", "problem": f"role {key.role} < {needed} for {kind} records"}],
+    )
+
+
+def scope_problem(key: ApiKey, kind: str, record: Any, store: Any) -> Forbidden | None:
+    if key.scope is None:
+        return None
+    problems = record_problems(kind, record, key.scope, store)
+    if not problems:
+        return None
+    field, problem = problems[0]
+    return Forbidden(f"{field}: {problem}", [{"field": f, "problem": p} for f, p in problems])
+
+
+def caller_for(key: ApiKey | None, store: Any) -> Caller:
+    """The write service's view of the request's API key (None: authentication is off)."""
+    if key is None:
+        return OPEN_SERVER
+
+    def check_record(kind: str, record: Any) -> None:
+        refusal = kind_problem(key, kind) or scope_problem(key, kind, record, store)
+        if refusal is not None:
+            log.warning("403 %s record refused for key %s (%s): %s", kind, key.id, key.role,
+                        refusal.message)
+            raise refusal
+
+    return Caller(
+        supersede_any=key.role == "admin",
+        authenticated=True,
+        check_record=check_record,
+        label=f"API key {key.id} ({key.role})",
+    )
