@@ -10,7 +10,8 @@ route (public routes — health, ready, metrics, docs — skip all of it):
    the single-record routes; a batch is checked record by record in the write
    service (`stemedb.security.kinds`), where each record also needs the role
    of its own kind;
-5. take the request's quota cost (429 `quota_exhausted`), settled on the way out.
+5. take the request's quota cost from its payer (API key, or address with auth
+   off) and its agent (429 `quota_exhausted`), settled on the way out.
 
 It sits before the body guard, so an unauthenticated request is refused
 without its body being read.
@@ -98,7 +99,7 @@ class SecurityMiddleware:
         if charge is None or self.quota is None or route is None:
             return
         extra = settled_cost(route, resp.media, charge.lens_charged) if ok else 0
-        quota_headers(resp, self.quota.charge(charge.subject, extra))
+        quota_headers(resp, self.quota.charge(charge.subjects, extra))
 
     # ---- the steps ---------------------------------------------------------
 
@@ -164,8 +165,8 @@ class SecurityMiddleware:
             route, self.settings.max_body_bytes
         ):
             return  # not metered, or a body the guard refuses next (413)
-        subject = self.quota.subject(req, route, key.id if key else None, client)
-        result = self.quota.take(subject, cost)
+        subjects = self.quota.subjects(req, route, key.id if key else None, client)
+        result = self.quota.take(subjects, cost)
         quota_headers(resp, result)
         if not result.allowed:
             self._count_429(route)
@@ -174,7 +175,7 @@ class SecurityMiddleware:
                 min(result.retry_after_s, QUOTA_RETRY_CAP_S),
                 code="quota_exhausted",
             )
-        req.context.quota_charge = Charge(subject, cost, bool(req.get_param("lens")))
+        req.context.quota_charge = Charge(subjects, cost, bool(req.get_param("lens")))
 
     def _count_429(self, route: Route) -> None:
         if self.metrics is not None:

@@ -19,11 +19,19 @@ what is only known afterwards (a batch's record count, a lens given in a
 POST body) is charged when the response leaves, and may leave the bucket in
 debt, which later requests wait out.
 
-The agent is the `X-Agent-Id` header, else the first signer (the lowest
-agent id, as the record's `agent_id`) of the first record in a write body,
-else the API key id, else the client address. With auth on, buckets are kept
-per (API key, agent): an agent id is a claim until its signature is checked,
-and this way one key's client cannot spend another key's agents' quota.
+Every request is charged to **who pays** — its API key, or with auth off
+its client address — and, when it names one, to its agent as well; it needs
+the tokens in each bucket (or is refused, nothing taken). The agent is the
+`X-Agent-Id` header, else the first signer (the lowest agent id, as the
+record's `agent_id`) of the first record in a write body. Both are free to
+invent (a header, a fresh signing key), so an agent bucket alone would give a
+client that rotates them an unlimited quota; the payer's bucket is what binds
+(issue 14, item 11). The agent bucket still stops one agent from spending
+more than its quota through several addresses. With auth on it is kept per
+(API key, agent): an agent id is a claim until its signature is checked, and
+this way one key's client cannot spend another key's agents' quota. Every
+bucket holds `STEMEDB_QUOTA_TOKENS_PER_HOUR`: a key (or address) writing for
+many agents shares one quota among them.
 """
 
 from __future__ import annotations
@@ -62,9 +70,9 @@ _AGENT = re.compile(r"^[0-9a-fA-F]{64}$")
 
 @dataclass
 class Charge:
-    """What one request was charged up front (settled in `settle`)."""
+    """What one request was charged up front, and to whom (settled on the way out)."""
 
-    subject: str
+    subjects: tuple[str, ...]
     upfront: int
     lens_charged: bool
 
@@ -124,17 +132,21 @@ class QuotaMeter:
         self.max_body_bytes = settings.max_body_bytes
         self.table = BucketTable(max_entries) if max_entries else BucketTable()
 
-    def subject(self, req: falcon.Request, route: Route, key_id: str | None, client: str) -> str:
+    def subjects(
+        self, req: falcon.Request, route: Route, key_id: str | None, client: str
+    ) -> tuple[str, ...]:
+        """The buckets a request is charged to: its payer first, then its agent if any."""
         agent = agent_for(req, route, self.max_body_bytes)
-        if key_id is not None:
-            return f"key:{key_id}" + (f"/agent:{agent}" if agent else "")
-        return f"agent:{agent}" if agent else f"ip:{client}"
+        payer = f"key:{key_id}" if key_id is not None else f"ip:{client}"
+        if agent is None:
+            return (payer,)
+        return (payer, f"{payer}/agent:{agent}" if key_id is not None else f"agent:{agent}")
 
-    def take(self, subject: str, cost: int, now: float | None = None) -> Decision:
-        return self.table.take(subject, self.capacity, self.rate, float(cost), now)
+    def take(self, subjects: tuple[str, ...], cost: int, now: float | None = None) -> Decision:
+        return self.table.take_all(subjects, self.capacity, self.rate, float(cost), now)
 
-    def charge(self, subject: str, cost: int, now: float | None = None) -> Decision:
-        return self.table.charge(subject, self.capacity, self.rate, float(cost), now)
+    def charge(self, subjects: tuple[str, ...], cost: int, now: float | None = None) -> Decision:
+        return self.table.charge_all(subjects, self.capacity, self.rate, float(cost), now)
 
 
 def quota_headers(resp: falcon.Response, result: Decision) -> None:

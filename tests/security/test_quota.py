@@ -110,10 +110,21 @@ def test_agents_have_separate_quotas_and_the_header_wins(metered: SecureApp) -> 
     for i in range(10):
         _post(metered, "/v1/assert", alice.assertion(f"q/alice{i}"))
     assert _post(metered, "/v1/assert", alice.assertion("q/alice")).status_code == 429
-    assert _post(metered, "/v1/assert", bob.assertion("q/bob")).status_code == 201
+
+    def elsewhere(record: Any, **headers: str) -> Any:
+        return metered.client.simulate_post(
+            "/v1/assert", json=record, headers=headers, remote_addr="192.0.2.2"
+        )
+
+    # From another address (another payer, auth is off): Bob has his own quota ...
+    assert elsewhere(bob.assertion("q/bob")).status_code == 201
+    # ... and Alice's is spent wherever she writes from.
+    assert elsewhere(alice.assertion("q/alice-again")).status_code == 429
     # Bob's record, but the request says it is on behalf of Alice: Alice pays.
-    resp = _post(metered, "/v1/assert", bob.assertion("q/bob2"), **{"X-Agent-Id": alice.id})
+    resp = elsewhere(bob.assertion("q/bob2"), **{"X-Agent-Id": alice.id})
     assert resp.status_code == 429
+    # The first address paid for Alice's ten records: Bob cannot write from it either.
+    assert _post(metered, "/v1/assert", bob.assertion("q/bob3")).status_code == 429
 
 
 def test_without_an_agent_the_client_address_pays(secure_app: Callable[..., SecureApp]) -> None:
