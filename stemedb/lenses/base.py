@@ -93,6 +93,16 @@ def split_superseded(
     return competing, excluded
 
 
+def signers(c: Candidate, ctx: LensContext) -> tuple[str, ...]:
+    """Every signer of a candidate: its first signer, then its co-signers; () if unsigned."""
+    if c.agent_id is None:
+        return ()
+    extra = ctx.cosigners.get(c.hash, ())
+    if not extra:
+        return (c.agent_id,)
+    return (c.agent_id, *(a for a in extra if a != c.agent_id))
+
+
 def weight(c: Candidate, ctx: LensContext) -> float:
     """The conflict/skeptic weight: effective confidence × tier weight."""
     return effective_confidence(c, ctx) * tier_weight(c.tier)
@@ -120,11 +130,17 @@ def assemble(
         )
         ordered.insert(0, ordered.pop(index))
     lines = [
-        Explanation(s.candidate.hash, finite(s.score), None, _note_included(s.candidate, s.why))
+        Explanation(
+            s.candidate.hash,
+            finite(s.score),
+            None,
+            _note_included(s.candidate, s.why),
+            s.candidate.superseded,
+        )
         for s in ordered
     ]
     lines += [
-        Explanation(e.candidate.hash, 0.0, e.reason, e.why)
+        Explanation(e.candidate.hash, 0.0, e.reason, e.why, e.candidate.superseded)
         for e in sorted(out.excluded, key=lambda e: total_key(e.candidate))
     ]
     return LensResult(

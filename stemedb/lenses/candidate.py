@@ -38,13 +38,16 @@ class LensContext:
     pure function: the same context and candidates always give the same result.
     """
 
-    at_s: float  # instant decay and trust are measured at (as_of, else now)
+    at_s: float  # instant decay and trust are measured at (as_of, else known_at, else now)
     decay: str | float | None = None  # None: no decay; "tier"; or half-life days
     include_superseded: bool = False  # True: superseded candidates compete too
     vote_totals: Mapping[str, float] = field(default_factory=dict)  # hash -> total
     trust: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # agent -> (score, t)
     superseded_epochs: frozenset[str] | None = frozenset()  # None: unreadable, fail open
     inner: str = "recency"  # inner lens of `epoch`
+    # assertion hash -> its signers after the first (agent ids, 64 hex); only
+    # co-signed assertions appear. Lenses that count agents count these too.
+    cosigners: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 class Explanation(NamedTuple):
@@ -54,6 +57,7 @@ class Explanation(NamedTuple):
     score: float
     excluded: str | None  # None | superseded | epoch_superseded | tier | lifecycle
     why: str
+    superseded: bool = False  # target of a visible supersession (competing or not)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Counting agents rather than assertions stops one agent from winning by
 repeating itself, and counting each agent's *newest* assertion of the group
-lets an agent change its mind.
+lets an agent change its mind. Every co-signer of an assertion is one of its
+signers: a claim two agents signed together is held by two agents.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from stemedb.lenses.base import EMPTY, Outcome, Scored, share, show_value
+from stemedb.lenses.base import EMPTY, Outcome, Scored, share, show_value, signers
 from stemedb.lenses.candidate import Candidate, LensContext
 from stemedb.lenses.scoring import TotalKey, total_key
 
@@ -18,51 +19,58 @@ from stemedb.lenses.scoring import TotalKey, total_key
 @dataclass(frozen=True)
 class _Group:
     value_key: str
-    voices: tuple[Candidate, ...]  # newest first
+    voices: int  # voices the value holds
+    newest: Candidate  # its newest assertion that carries a voice
 
     def key(self) -> tuple[int, TotalKey, str]:
         """Most voices first, then the group with the newest voice, then lower value."""
-        return (-len(self.voices), total_key(self.voices[0]), self.value_key)
+        return (-self.voices, total_key(self.newest), self.value_key)
 
 
 def count_voices(
-    candidates: Sequence[Candidate],
-) -> tuple[list[Candidate], dict[int, Candidate]]:
-    """Split into voices and silenced assertions.
+    ordered: Sequence[Candidate], ctx: LensContext
+) -> tuple[list[int], dict[int, Candidate]]:
+    """How many voices each candidate carries, and who speaks for the silent ones.
 
-    Returns the voices (newest first) and, for each silenced candidate (keyed
-    by its position in the newest-first order of `candidates`), the same
-    agent's newer assertion that speaks for it. Unsigned assertions always
-    count, one voice each.
+    `ordered` is newest first (total_key). Every signer of an assertion (its
+    first signer and each co-signer) has one voice, carried by its newest
+    assertion in the group; an unsigned assertion carries one voice of its
+    own. Returns the voice count per position and, for each position that
+    carries none, the newer assertion its first signer speaks through.
     """
-    voices: list[Candidate] = []
-    newest: dict[str, Candidate] = {}
+    voices = [0] * len(ordered)
+    speaks_at: dict[str, int] = {}
     silenced: dict[int, Candidate] = {}
-    for i, c in enumerate(sorted(candidates, key=total_key)):
-        if c.agent_id is None:
-            voices.append(c)
-        elif c.agent_id in newest:
-            silenced[i] = newest[c.agent_id]
-        else:
-            newest[c.agent_id] = c
-            voices.append(c)
+    for i, c in enumerate(ordered):
+        who = signers(c, ctx)
+        if not who:
+            voices[i] = 1
+            continue
+        for agent in who:
+            if agent not in speaks_at:
+                speaks_at[agent] = i
+                voices[i] += 1
+        if voices[i] == 0:
+            silenced[i] = ordered[speaks_at[who[0]]]
     return voices, silenced
 
 
 def consensus(candidates: Sequence[Candidate], ctx: LensContext) -> Outcome:
-    """Most voices wins; the representative is the newest voice of that value."""
+    """Most voices wins; the representative is the newest voiced assertion of that value."""
     if not candidates:
         return EMPTY
     ordered = sorted(candidates, key=total_key)
-    voices, silenced = count_voices(ordered)
-    by_value: dict[str, list[Candidate]] = {}
-    for v in voices:
-        by_value.setdefault(v.value_key, []).append(v)
-    groups = sorted((_Group(k, tuple(vs)) for k, vs in by_value.items()), key=_Group.key)
+    voices, silenced = count_voices(ordered, ctx)
+    held: dict[str, int] = {}
+    newest: dict[str, Candidate] = {}
+    for c, n in zip(ordered, voices, strict=True):
+        if n:
+            held[c.value_key] = held.get(c.value_key, 0) + n
+            newest.setdefault(c.value_key, c)
+    groups = sorted((_Group(k, n, newest[k]) for k, n in held.items()), key=_Group.key)
     top = groups[0]
-    winner = top.voices[0]
-    total = len(voices)
-    size = {g.value_key: len(g.voices) for g in groups}
+    winner = top.newest
+    total = sum(voices)
     lines: list[Scored] = []
     for i, c in enumerate(ordered):
         speaker = silenced.get(i)
@@ -73,17 +81,19 @@ def consensus(candidates: Sequence[Candidate], ctx: LensContext) -> Outcome:
             )
             lines.append(Scored(c, 0.0, why))
             continue
-        n = size[c.value_key]
+        n = held[c.value_key]
         why = f"value {show_value(c.value_key)} held by {n} of {total} voices"
+        if voices[i] > 1:
+            why += f"; carries the voices of {voices[i]} signers"
         if c == winner:
             why += "; newest counted assertion of the winning value"
         elif c.value_key == top.value_key:
             why += "; holds the winning value, older than the representative"
-        elif n == len(top.voices):
+        elif n == top.voices:
             why += "; ties the winning value, whose newest voice is newer"
         lines.append(Scored(c, share(n, total), why))
-    resolution = share(len(top.voices), total)
-    extra = {"voices": total, "winning_voices": len(top.voices)}
+    resolution = share(top.voices, total)
+    extra = {"voices": total, "winning_voices": top.voices}
     return Outcome(winner, resolution, tuple(lines), extra=extra)
 
 

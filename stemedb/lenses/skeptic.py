@@ -21,6 +21,7 @@ from stemedb.lenses.base import (
     parse_value,
     share,
     show_value,
+    signers,
     split_superseded,
     weight,
 )
@@ -31,8 +32,11 @@ CONTESTED_AT = 0.4
 
 
 def status_of(groups: int, conflict: float) -> str:
-    """Unanimous for at most one value; Contested from conflict 0.4 up; else Agreed."""
-    if groups <= 1:
+    """NoClaims without a competing candidate; Unanimous for one value;
+    Contested from conflict 0.4 up; else Agreed."""
+    if groups == 0:
+        return "NoClaims"
+    if groups == 1:
         return "Unanimous"
     return "Contested" if tie_value(conflict) >= CONTESTED_AT else "Agreed"
 
@@ -44,14 +48,16 @@ def _groups(competing: Sequence[Candidate]) -> dict[str, list[Candidate]]:
     return groups
 
 
-def _claim(value_key: str, members: list[Candidate], w: float, total: float) -> dict[str, Any]:
+def _claim(
+    value_key: str, members: list[Candidate], w: float, total: float, ctx: LensContext
+) -> dict[str, Any]:
     tiers = sorted({c.tier for c in members})
     return {
         "object": parse_value(value_key),
         "weight": w,
         "share": share(w, total),
         "assertion_count": len(members),
-        "agents": sorted({c.agent_id for c in members if c.agent_id is not None}),
+        "agents": sorted({a for c in members for a in signers(c, ctx)}),  # co-signers too
         "tiers": {tier_name(t): sum(1 for c in members if c.tier == t) for t in tiers},
         "best_tier": tier_name(tiers[0]),
         "newest_timestamp": max(c.timestamp for c in members),
@@ -72,7 +78,7 @@ def analyse(competing: Sequence[Candidate], ctx: LensContext) -> dict[str, Any]:
     return {
         "status": status_of(len(groups), conflict),
         "conflict_score": conflict,
-        "claims": [_claim(k, groups[k], weights[k], total) for k in order],
+        "claims": [_claim(k, groups[k], weights[k], total, ctx) for k in order],
     }
 
 
@@ -82,8 +88,8 @@ def skeptic_report(
     """The `/v1/skeptic` body; superseded candidates (unless included) are left out.
 
     `candidates_count` counts every candidate given, as `LensResult` does, so
-    the endpoint and `lens=skeptic` agree; zero candidates are "Unanimous"
-    with conflict 0 and no claims.
+    the endpoint and `lens=skeptic` agree; no competing candidate (none at
+    all, or every one superseded) is "NoClaims" with conflict 0 and no claims.
     """
     check_context(ctx)
     competing, _ = split_superseded(sorted(candidates, key=total_key), ctx)

@@ -112,22 +112,62 @@ def to_candidate(row: CandidateRow) -> Candidate:
 
 
 def _winner_row(
-    sel: Selection, result: LensResult, rows: list[CandidateRow], candidates: list[Candidate]
+    result: LensResult, rows: list[CandidateRow], candidates: list[Candidate]
 ) -> CandidateRow | None:
-    """The stored row of the winner, when it tells all `assertion_by_hash` would.
+    """The stored row of the winner (lenses hand back one of the Candidates they were given).
 
-    Lenses hand back one of the Candidate objects they were given. The row's
-    `superseded` flag equals the winner view's (which ignores time filters)
-    only when the query has no `as_of` / `known_at`; otherwise None, and the
-    winner is looked up by hash.
+    Its `superseded` flag honours the query's `as_of` / `known_at`, so the
+    winner view says what a reader at that time saw.
     """
     winner = result.winner
-    if winner is None or sel.filter.as_of is not None or sel.filter.known_at_ms is not None:
+    if winner is None:
         return None
     for row, candidate in zip(rows, candidates, strict=True):
         if candidate is winner:
             return row
     return None
+
+
+# Lenses that count agents: every co-signer of an assertion is a voice (lenses.md).
+AGENT_COUNTING = frozenset({"consensus", "layered", "skeptic"})
+
+
+def reading_instant(as_of: int | None, known_at: int | None) -> float:
+    """The instant decay and trust relaxation are measured at: as_of, else known_at, else now."""
+    if as_of is not None:
+        return float(as_of)
+    if known_at is not None:
+        return float(known_at)
+    return time.time()
+
+
+# ---- state as of a system time ---------------------------------------------------
+# Without `known_at` every lookup reads the current-state projections (the hot
+# path, unchanged); with it, the history tables give the state a reader saw at T.
+
+
+def _resolve_alias(conn: apsw.Connection, subject: str, known_at: int | None) -> str | None:
+    if known_at is None:
+        return store_reads.resolve_alias(conn, subject)
+    return store_reads.resolve_alias_at(conn, subject, known_at * 1000)
+
+
+def _vote_totals(
+    conn: apsw.Connection, rows: list[CandidateRow], known_at_ms: int | None
+) -> dict[bytes, float]:
+    hashes = [r.hash for r in rows]
+    if known_at_ms is None:
+        return store_reads.vote_totals(conn, hashes)
+    return store_reads.vote_totals_at(conn, hashes, known_at_ms)
+
+
+def _trust_scores(
+    conn: apsw.Connection, rows: list[CandidateRow], known_at_ms: int | None
+) -> dict[bytes, tuple[float, float]]:
+    agents = {r.agent_id for r in rows if r.agent_id}
+    if known_at_ms is None:
+        return store_reads.trust_scores(conn, agents)
+    return store_reads.trust_scores_at(conn, agents, known_at_ms)
 
 
 class QueryService:
@@ -160,9 +200,8 @@ class QueryService:
                 raw, prefix = raw[:-2], True
             subject = normalise_path(raw, "subject")
             if q.resolve_aliases and self.store.may_have_rows("aliases"):
-                subject = store_reads.resolve_alias(conn, subject) or subject
+                subject = _resolve_alias(conn, subject, q.known_at) or subject
             subjects = (subject,)
-        now = time.time()
         f = CandidateFilter(
             subjects=subjects,
             prefix=prefix,
@@ -175,25 +214,28 @@ class QueryService:
             known_at_ms=q.known_at * 1000 if q.known_at is not None else None,
             include_superseded=q.include_superseded,
         )
-        at_s = float(q.as_of) if q.as_of is not None else now
-        return Selection(f, lens, _decay(q.decay), at_s, inner)
+        return Selection(f, lens, _decay(q.decay), reading_instant(q.as_of, q.known_at), inner)
 
     def _context(
         self, conn: apsw.Connection, sel: Selection, rows: list[CandidateRow]
     ) -> LensContext:
         lens = sel.lens or ""
+        known_at_ms = sel.filter.known_at_ms
         votes: dict[str, float] = {}
         trust: dict[str, tuple[float, float]] = {}
+        cosigners: dict[str, tuple[str, ...]] = {}
         epochs: frozenset[str] | None = frozenset()
         if lens == "votes" or (lens == "epoch" and sel.inner == "votes"):
-            votes = {
-                h.hex(): t for h, t in store_reads.vote_totals(conn, (r.hash for r in rows)).items()
-            }
+            votes = {h.hex(): t for h, t in _vote_totals(conn, rows, known_at_ms).items()}
         if (
             lens in ("authority", "trust", "best") or sel.inner in ("authority", "trust", "best")
         ) and self.store.may_have_rows("trust"):
-            agents = {r.agent_id for r in rows if r.agent_id}
-            trust = {a.hex(): v for a, v in store_reads.trust_scores(conn, agents).items()}
+            trust = {a.hex(): v for a, v in _trust_scores(conn, rows, known_at_ms).items()}
+        if lens in AGENT_COUNTING or (lens == "epoch" and sel.inner in AGENT_COUNTING):
+            cosigners = {
+                h.hex(): tuple(a.hex() for a in agents)
+                for h, agents in store_reads.cosigners_of(conn, (r.hash for r in rows)).items()
+            }
         if lens == "epoch":
             try:
                 epochs = frozenset(
@@ -209,6 +251,7 @@ class QueryService:
             trust=trust,
             superseded_epochs=epochs,
             inner=sel.inner,
+            cosigners=cosigners,
         )
 
     # ---- /v1/query ---------------------------------------------------------
@@ -251,7 +294,7 @@ class QueryService:
         rows = list_assertion_seqs(conn, sel.filter, after_seq=after_seq, limit=q.limit + 1)
         more = len(rows) > q.limit
         rows = rows[: q.limit]
-        assertions = store_reads.assertions_by_seqs(conn, [seq for seq, _ in rows])
+        assertions = store_reads.assertions_flagged(conn, rows)
         next_cursor = _encode_cursor({"seq": rows[-1][0]}) if more and rows else None
         return {
             "assertions": assertions,
@@ -276,7 +319,7 @@ class QueryService:
                 break
             candidates = [to_candidate(r) for r in rows]
             result = self._run_lens(conn, sel, lens, subject, predicate, rows, candidates)
-            winner_row = _winner_row(sel, result, rows, candidates)
+            winner_row = _winner_row(result, rows, candidates)
             results.append(self._group_body(conn, result, winner_row))
         return {"lens": lens, "query_id": query_id, "results": results, "next_cursor": next_cursor}
 
@@ -313,7 +356,13 @@ class QueryService:
             "resolution_confidence": result.resolution_confidence,
             "conflict_score": result.conflict_score,
             "explanation": [
-                {"hash": e.hash, "score": e.score, "excluded": e.excluded, "why": e.why}
+                {
+                    "hash": e.hash,
+                    "score": e.score,
+                    "excluded": e.excluded,
+                    "superseded": e.superseded,
+                    "why": e.why,
+                }
                 for e in result.explanation
             ],
         }
@@ -347,8 +396,9 @@ class QueryService:
             sel = self._select(conn, q, lens="layered", predicate=q.predicate)
             subject = sel.filter.subjects[0]
             rows = next((g[2] for g in iter_groups(conn, sel.filter)), [])
-            result = self._run_lens(conn, sel, "layered", subject, q.predicate, rows)
-            body = self._group_body(conn, result)
+            candidates = [to_candidate(r) for r in rows]
+            result = self._run_lens(conn, sel, "layered", subject, q.predicate, rows, candidates)
+            body = self._group_body(conn, result, _winner_row(result, rows, candidates))
         self.on_query("layered", "layered", time.perf_counter() - started)
         query_id = new_id()
         body["query_id"] = query_id

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import apsw
 
@@ -29,6 +29,11 @@ PROJECTION_TABLES = (
     "supersessions",
     "aliases",
     "trust",
+    # History for `known_at` and co-signers (migration 0004); never overwritten.
+    "vote_history",
+    "alias_history",
+    "outcome_history",
+    "cosigners",
 )
 
 TRUST_DEFAULT = 0.5
@@ -112,6 +117,11 @@ def _apply_assertion(
             written_ms,
         ),
     )
+    for entry in (record.get("signatures") or [])[1:]:
+        conn.execute(
+            "INSERT OR IGNORE INTO cosigners (assertion_hash, agent_id) VALUES (?, ?)",
+            (frame_hash, bytes.fromhex(entry["agent_id"])),
+        )
 
 
 def _apply_vote(
@@ -120,6 +130,11 @@ def _apply_vote(
     target = _b(record["assertion_hash"])
     agent = _b(first_signer(record)) or b""
     timestamp = int(record["timestamp"])
+    conn.execute(
+        "INSERT OR REPLACE INTO vote_history (assertion_hash, seq, agent_id, weight, timestamp, written_ms)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (target, seq, agent, float(record["weight"]), timestamp, written_ms),
+    )
     existing = fetchall(
         conn,
         "SELECT timestamp, seq FROM votes WHERE assertion_hash = ? AND agent_id = ?",
@@ -202,6 +217,11 @@ def _apply_alias(
         "INSERT OR REPLACE INTO aliases (alias, canonical, seq, timestamp) VALUES (?, ?, ?, ?)",
         (record["alias"], record["canonical"], seq, int(record["timestamp"])),
     )
+    conn.execute(
+        "INSERT OR REPLACE INTO alias_history (alias, seq, canonical, timestamp, written_ms)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (record["alias"], seq, record["canonical"], int(record["timestamp"]), written_ms),
+    )
 
 
 def relaxed_trust(score: float, last_updated_s: float, at_s: float) -> float:
@@ -210,27 +230,59 @@ def relaxed_trust(score: float, last_updated_s: float, at_s: float) -> float:
     return TRUST_DEFAULT + (score - TRUST_DEFAULT) * 2 ** (-elapsed / TRUST_HALF_LIFE_S)
 
 
+class TrustState(NamedTuple):
+    """An agent's folded TrustRank: what a `trust` row holds."""
+
+    score: float
+    last_updated: int  # Unix seconds, claim time of the last outcome
+    accurate: int
+    inaccurate: int
+
+
+def fold_outcome(state: TrustState | None, accurate: bool, timestamp: int) -> TrustState:
+    """One outcome applied to an agent's trust: relax to the outcome's time, step, clamp.
+
+    The one definition of the fold: the `trust` projection applies it frame by
+    frame, and a `known_at` read replays an agent's `outcome_history` with it.
+    """
+    if state is None:
+        state = TrustState(TRUST_DEFAULT, timestamp, 0, 0)
+    at = max(timestamp, state.last_updated)
+    current = relaxed_trust(state.score, float(state.last_updated), float(at))
+    good, bad = state.accurate, state.inaccurate
+    if accurate:
+        current, good = current + TRUST_STEP_ACCURATE, good + 1
+    else:
+        current, bad = current + TRUST_STEP_INACCURATE, bad + 1
+    return TrustState(min(1.0, max(0.0, current)), at, good, bad)
+
+
 def _apply_outcome(
     conn: apsw.Connection, seq: int, frame_hash: bytes, record: Record, written_ms: int
 ) -> None:
     agent = bytes.fromhex(record["agent_id"])
     timestamp = int(record["timestamp"])
+    accurate = bool(record["accurate"])
     rows = fetchall(
         conn,
         "SELECT score, last_updated, accurate, inaccurate FROM trust WHERE agent_id = ?",
         (agent,),
     )
-    score, last, accurate, inaccurate = rows[0] if rows else (TRUST_DEFAULT, timestamp, 0, 0)
-    at = max(timestamp, int(last))
-    current = relaxed_trust(float(score), float(last), float(at))
-    if record["accurate"]:
-        current, accurate = current + TRUST_STEP_ACCURATE, int(accurate) + 1
-    else:
-        current, inaccurate = current + TRUST_STEP_INACCURATE, int(inaccurate) + 1
+    before = (
+        TrustState(float(rows[0][0]), int(rows[0][1]), int(rows[0][2]), int(rows[0][3]))
+        if rows
+        else None
+    )
+    after = fold_outcome(before, accurate, timestamp)
     conn.execute(
         "INSERT OR REPLACE INTO trust (agent_id, score, last_updated, accurate, inaccurate, seq)"
         " VALUES (?, ?, ?, ?, ?, ?)",
-        (agent, min(1.0, max(0.0, current)), at, accurate, inaccurate, seq),
+        (agent, after.score, after.last_updated, after.accurate, after.inaccurate, seq),
+    )
+    conn.execute(
+        "INSERT OR REPLACE INTO outcome_history (agent_id, seq, accurate, timestamp, written_ms)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (agent, seq, int(accurate), timestamp, written_ms),
     )
 
 

@@ -7,12 +7,14 @@ know nothing of HTTP.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import apsw
 
 from stemedb.store.journal import Frame, iter_frames
+from stemedb.store.projections import TrustState, fold_outcome
 from stemedb.store.schema import fetchall
 
 
@@ -106,6 +108,102 @@ def trust_scores(
         keys,
     )
     return {bytes(r[0]): (float(r[1]), float(r[2])) for r in rows}
+
+
+def assertions_flagged(conn: apsw.Connection, rows: list[tuple[int, bool]]) -> list[dict[str, Any]]:
+    """Assertions by seq, each with the `superseded` flag its selection computed.
+
+    A time-travel listing decides "superseded" with the supersessions visible
+    at `as_of` / `known_at`; the view shows that flag, not today's.
+    """
+    out = []
+    for seq, superseded in rows:
+        row = _one(conn, _ASSERTION_BY + "a.seq = ?", (seq,))
+        if row:
+            out.append(assertion_view(Frame.from_row(row[:6]), int(row[6]), superseded))
+    return out
+
+
+# ---- known_at: state as of a system time, from the history tables (migration 0004) ----
+
+
+def vote_totals_at(
+    conn: apsw.Connection, hashes: Iterable[bytes], known_at_ms: int
+) -> dict[bytes, float]:
+    """`vote_totals` as a reader saw it at `known_at_ms`.
+
+    Among the votes written by then, each agent's latest one (by claim time,
+    then seq: the rule of the `votes` projection) counts; an assertion with any
+    such vote has an entry, as in `vote_totals`.
+    """
+    keys = list(hashes)
+    if not keys:
+        return {}
+    rows = fetchall(
+        conn,
+        "SELECT assertion_hash, agent_id, weight, timestamp, seq FROM vote_history"
+        f" WHERE assertion_hash IN ({_in_list(keys)}) AND written_ms <= ?",
+        [*keys, known_at_ms],
+    )
+    latest: dict[tuple[bytes, bytes], tuple[int, int, float]] = {}
+    for target, agent, weight, timestamp, seq in rows:
+        key = (bytes(target), bytes(agent))
+        vote = (int(timestamp), int(seq), float(weight))
+        if key not in latest or vote[:2] > latest[key][:2]:
+            latest[key] = vote
+    weights: dict[bytes, list[float]] = {}
+    for (target, _agent), vote in sorted(latest.items()):
+        weights.setdefault(target, []).append(vote[2])
+    return {target: math.fsum(ws) for target, ws in weights.items()}
+
+
+def trust_scores_at(
+    conn: apsw.Connection, agents: Iterable[bytes], known_at_ms: int
+) -> dict[bytes, tuple[float, float]]:
+    """`trust_scores` as of `known_at_ms`: each agent's outcomes written by then,
+    replayed in seq order with the projection's own fold."""
+    keys = list(agents)
+    if not keys:
+        return {}
+    rows = fetchall(
+        conn,
+        "SELECT agent_id, accurate, timestamp FROM outcome_history"
+        f" WHERE agent_id IN ({_in_list(keys)}) AND written_ms <= ? ORDER BY agent_id, seq",
+        [*keys, known_at_ms],
+    )
+    states: dict[bytes, TrustState] = {}
+    for agent, accurate, timestamp in rows:
+        key = bytes(agent)
+        states[key] = fold_outcome(states.get(key), bool(accurate), int(timestamp))
+    return {a: (st.score, float(st.last_updated)) for a, st in states.items()}
+
+
+def resolve_alias_at(conn: apsw.Connection, path: str, known_at_ms: int) -> str | None:
+    """The canonical path `path` mapped to at `known_at_ms` (latest alias record by then)."""
+    row = _one(
+        conn,
+        "SELECT canonical FROM alias_history WHERE alias = ? AND written_ms <= ?"
+        " ORDER BY seq DESC LIMIT 1",
+        (path, known_at_ms),
+    )
+    return str(row[0]) if row else None
+
+
+def cosigners_of(conn: apsw.Connection, hashes: Iterable[bytes]) -> dict[bytes, tuple[bytes, ...]]:
+    """Signers after the first of each assertion that has any (most have none)."""
+    keys = list(hashes)
+    if not keys:
+        return {}
+    rows = fetchall(
+        conn,
+        "SELECT assertion_hash, agent_id FROM cosigners"
+        f" WHERE assertion_hash IN ({_in_list(keys)}) ORDER BY assertion_hash, agent_id",
+        keys,
+    )
+    out: dict[bytes, tuple[bytes, ...]] = {}
+    for target, agent in rows:
+        out[bytes(target)] = (*out.get(bytes(target), ()), bytes(agent))
+    return out
 
 
 def superseded_epochs(conn: apsw.Connection, known_at_ms: int | None = None) -> frozenset[bytes]:
@@ -261,3 +359,35 @@ def export_frames(
     for frame in iter_frames(conn, after=max(after, 0)):
         if kinds is None or frame.kind in kinds:
             yield frame
+
+
+def export_chunk(
+    conn: apsw.Connection,
+    after: int,
+    until: int,
+    kinds: frozenset[str] | None,
+    limit: int,
+    max_bytes: int = 1 << 20,
+) -> tuple[list[Frame], int]:
+    """One chunk of an export: matching frames in (`after`, `until`], at most
+    `limit` of them and about `max_bytes` of bodies (memory per chunk is bounded).
+
+    Returns them and the seq scanned up to (the next chunk's `after`); the scan
+    is bounded even when `kinds` filters out most frames. `until` is fixed by
+    the caller at the start of the export, so an export never chases new writes.
+    """
+    frames: list[Frame] = []
+    size = 0
+    last = after
+    for frame in iter_frames(conn, after=max(after, 0), until=until, batch=min(limit, 64)):
+        last = frame.seq
+        if kinds is None or frame.kind in kinds:
+            frames.append(frame)
+            size += len(frame.body)
+            if len(frames) >= limit or size >= max_bytes:
+                break
+        elif last - after >= limit * 50:
+            break
+    else:
+        last = until  # nothing more in range
+    return frames, last

@@ -374,7 +374,8 @@ def test_every_lens_answers_in_the_documented_shape(api: Api, data: Data) -> Non
         else:
             assert result["winner"]["hash"] in data.h.values(), lens
         for line in result["explanation"]:
-            assert set(line) == {"hash", "score", "excluded", "why"}
+            assert set(line) == {"hash", "score", "excluded", "superseded", "why"}
+            assert line["superseded"] == (line["hash"] == data.h["a5"])  # lenses.md step 3
             allowed = [None, "superseded", "epoch_superseded", "tier"]
             if lens == "best":  # not in api.md's list: `best` drops by lifecycle stage
                 allowed.append("lifecycle")
@@ -467,7 +468,7 @@ def test_skeptic_endpoint(api: Api, data: Data) -> None:
     via_alias = api.get_ok("/v1/skeptic", {"concept_path": data.alias, "predicate": "risk"})
     assert via_alias["claims"] == claims
     empty = api.get_ok("/v1/skeptic", {"subject": f"{unique('none')}/x", "predicate": "p"})
-    assert empty["status"] == "Unanimous" and empty["claims"] == []
+    assert empty["status"] == "NoClaims" and empty["claims"] == []
     resp = api.get("/v1/skeptic", {"subject": data.s1})
     assert resp.status == 400 and resp.error["details"][0]["field"] == "predicate"
 

@@ -176,6 +176,6 @@ def test_superseded_never_compete_in_any_lens(lens: str) -> None:
     result = resolve(lens, "s", "p", [gone, kept], ctx)
     assert result.winner in (None, kept)
     assert result.explanation[-1] == type(result.explanation[-1])(
-        gone.hash, 0.0, "superseded", "target of a supersession record"
+        gone.hash, 0.0, "superseded", "target of a supersession record", True
     )
     assert result.candidates_count == 2

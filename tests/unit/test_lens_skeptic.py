@@ -40,11 +40,11 @@ def cand(
     )
 
 
-def test_empty_report_is_unanimous_with_no_claims() -> None:
+def test_empty_report_is_noclaims_with_no_claims() -> None:
     assert skeptic_report("s", "p", [], CTX) == {
         "subject": "s",
         "predicate": "p",
-        "status": "Unanimous",
+        "status": "NoClaims",
         "conflict_score": 0.0,
         "candidates_count": 0,
         "claims": [],
@@ -90,7 +90,7 @@ def test_status_threshold_is_inclusive() -> None:
     assert status_of(2, 0.4) == "Contested"
     assert status_of(2, 0.4 - 1e-9) == "Agreed"
     assert status_of(1, 0.0) == "Unanimous"
-    assert status_of(0, 0.0) == "Unanimous"
+    assert status_of(0, 0.0) == "NoClaims"
 
 
 def test_shares_of_ninety_ten_are_contested() -> None:
