@@ -200,6 +200,7 @@ def live_server(
 def traceback_exceptions(log_text: str) -> list[str]:
     """The exception line ("OverflowError: ...") ending each traceback in a server log."""
     found: list[str] = []
+    log_text = log_text.replace("\\n", "\n")  # the text log escapes a traceback's newlines
     for block in log_text.split("Traceback (most recent call last):")[1:]:
         for line in block.splitlines():
             if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b", line):
