@@ -80,7 +80,7 @@ class Claim(TypedDict, total=False):
 class Skeptic(TypedDict, total=False):
     subject: str
     predicate: str
-    status: Literal["Unanimous", "Agreed", "Contested"]
+    status: Literal["NoClaims", "Unanimous", "Agreed", "Contested"]
     conflict_score: float
     candidates_count: int
     claims: list[Claim]

@@ -155,6 +155,7 @@ class ExplanationOut(_Out):
     hash: str
     score: float
     excluded: str | None
+    superseded: bool = False  # target of a supersession visible to the query (lenses.md)
     why: str
 
 
@@ -201,7 +202,7 @@ class ClaimOut(_Out):
 class SkepticOut(_Out):
     subject: str
     predicate: str
-    status: Literal["Unanimous", "Agreed", "Contested"]
+    status: Literal["NoClaims", "Unanimous", "Agreed", "Contested"]
     conflict_score: float
     candidates_count: int
     claims: list[ClaimOut]
