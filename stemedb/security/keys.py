@@ -38,6 +38,15 @@ ROLE_RANK = {role: rank for rank, role in enumerate(ROLES, start=1)}
 # Route.auth -> the least role allowed to call it.
 REQUIRED_ROLE = {"read": "reader", "write": "writer", "admin": "admin"}
 ROOT_KEY_NAME = "root (STEMEDB_ROOT_API_KEY)"
+# The root key is recognised by its id, never by its name (any admin may name a
+# key anything): `root-` + the first 12 hex digits of its own hash. Ordinary ids
+# are 12 random hex digits, so no created key can carry this mark.
+ROOT_ID_PREFIX = "root-"
+ROOT_ID_HEX = 12
+_IS_ROOT_SQL = (
+    f"(id LIKE '{ROOT_ID_PREFIX}%' AND "
+    f"id = '{ROOT_ID_PREFIX}' || lower(hex(substr(key_hash, 1, {ROOT_ID_HEX // 2}))))"
+)
 MIN_ROOT_KEY_CHARS = 32
 MAX_NAME_CHARS = 128
 CACHE_TTL_S = 1.0
@@ -202,19 +211,27 @@ def revoke_key(conn: apsw.Connection, key_id: str, now_ms: int | None = None) ->
     return key
 
 
+def root_key_id(digest: bytes) -> str:
+    """The id of the root key whose SHA3-256 is `digest` (its only mark as root)."""
+    return ROOT_ID_PREFIX + digest.hex()[:ROOT_ID_HEX]
+
+
 def seed_root_key(conn: apsw.Connection, secret: str, now_ms: int | None = None) -> str:
     """Make `secret` an admin key unless its hash is already stored (idempotent).
 
     Earlier root keys (seeded from a different value) are revoked, so changing
-    STEMEDB_ROOT_API_KEY and restarting rotates it. Returns what happened.
+    STEMEDB_ROOT_API_KEY and restarting rotates it. A root key is recognised by
+    its id derived from its own hash (`root_key_id`), not by its name: a key an
+    admin created and named like the root key is an ordinary key and is never
+    revoked here. Returns what happened.
     """
     now = _now_ms() if now_ms is None else now_ms
     digest = hash_key(secret)
     existing = find_by_secret(conn, secret)
     rotated = conn.execute(
-        "UPDATE api_keys SET revoked_ms = ? WHERE name = ? AND key_hash != ? "
+        f"UPDATE api_keys SET revoked_ms = ? WHERE {_IS_ROOT_SQL} AND key_hash != ? "
         "AND revoked_ms IS NULL RETURNING id",
-        (now, ROOT_KEY_NAME, digest),
+        (now, digest),
     ).fetchall()
     note = (
         f"; revoked the previous root key {', '.join(str(r[0]) for r in rotated)}"
@@ -224,7 +241,7 @@ def seed_root_key(conn: apsw.Connection, secret: str, now_ms: int | None = None)
     if existing is not None:
         state = existing.status(now)
         return f"root API key {existing.id} present ({state}){note}"
-    key_id = "root-" + digest.hex()[:12]
+    key_id = root_key_id(digest)
     conn.execute(
         "INSERT INTO api_keys (id, key_hash, name, role, scope, created_ms, expires_ms, "
         "revoked_ms) VALUES (?, ?, ?, 'admin', NULL, ?, NULL, NULL)",
