@@ -183,3 +183,61 @@ def test_import_over_http_applies_the_role_of_each_kind(srv: AuthServer, tmp_pat
     assert "Traceback" not in done.stderr
     assert srv.head_seq() == before + 1  # the assertion, not the outcome
     assert srv.count(OUTCOMES) == outcomes_before
+
+
+def _atomic_envelope(resp: Any, code: str) -> None:
+    assert resp.status == 400, resp
+    error = resp.json["error"]
+    assert error["code"] == "batch_rejected"
+    assert "nothing was written" in error["message"]
+    assert error["details"] and error["details"][0]["field"].startswith("1")
+    assert code in error["details"][0]["problem"]
+    results = resp.json["results"]
+    assert results[0]["status"] == "not_written"
+    assert results[1]["status"] == "rejected" and results[1]["error"]["code"] == code
+    assert resp.json["created"] == 0 and resp.json["rejected"] == 1
+
+
+def test_the_atomic_400_carries_the_envelope_for_every_rejection_cause(srv: AuthServer) -> None:
+    agent, stranger = Agent(), Agent()
+    base = srv.admin_write("/v1/assert", agent.assertion(f"scoped/{unique()}", "p", 1))
+    forged = agent.assertion(f"scoped/{unique()}", "p", 1)
+    forged["confidence"] = 0.1  # signature no longer matches
+    causes = {
+        "invalid_request": {"subject": "scoped/x"},
+        "invalid_signature": forged,
+        "not_found": {**agent.record("vote", assertion_hash="cd" * 32, weight=1), "kind": "vote"},
+        "forbidden": {
+            **agent.record("outcome", agent_id=stranger.id, assertion_hash=base, accurate=True),
+            "kind": "outcome",
+        },
+    }
+    writer = srv.keys["writer"]
+    for code, bad in causes.items():
+        before = srv.head_seq()
+        good = agent.assertion(f"scoped/{unique()}", "p", 1)
+        _atomic_envelope(
+            srv.post("/v1/assert/batch", [good, bad], writer, params={"atomic": "true"}), code
+        )
+        _atomic_envelope(srv.ndjson([good, bad], writer, atomic=True), code)
+        assert srv.head_seq() == before
+    # a supersession by a non-signer: refused by rights, after signature checks
+    hide = {
+        **stranger.record("supersession", target_hash=base, reason="not mine"),
+        "kind": "supersession",
+    }
+    good = agent.assertion(f"scoped/{unique()}", "p", 1)
+    _atomic_envelope(
+        srv.post("/v1/assert/batch", [good, hide], writer, params={"atomic": "true"}), "forbidden"
+    )
+    # an NDJSON line that is not JSON
+    data = (json.dumps(good) + "\n{not json\n").encode()
+    resp = srv.api.call(
+        "POST",
+        "/v1/assert/batch",
+        params={"atomic": "true"},
+        data=data,
+        content_type="application/x-ndjson",
+        headers={"X-API-Key": writer},
+    )
+    _atomic_envelope(resp, "invalid_json")
