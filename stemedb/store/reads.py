@@ -64,7 +64,8 @@ def assertion_at(
     conn: apsw.Connection, seq: int, tier: int, superseded: bool
 ) -> dict[str, Any] | None:
     """`assertion_by_hash` for an assertion already read in this snapshot: its seq,
-    tier and (unfiltered) superseded flag are known, so only its frame is fetched."""
+    tier and superseded flag are known, so only its frame is fetched. The flag is
+    the caller's: a lens query passes the one its time filters computed."""
     row = _one(
         conn, "SELECT seq, kind, hash, body, written_ms, chain FROM journal WHERE seq = ?", (seq,)
     )
