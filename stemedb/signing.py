@@ -24,30 +24,22 @@ def _now() -> int:
 
 
 def attach_signatures(
-    kind: str,
-    record: Mapping[str, Any],
-    seeds: Sequence[bytes],
-    *,
-    timestamp: int | None = None,
+    kind: str, record: Mapping[str, Any], seeds: Sequence[bytes]
 ) -> dict[str, Any]:
     """Sign an ALREADY normalised record (e.g. the `record` of `POST /v1/normalize`)
-    as is, with each seed; signature timestamps default to the record's."""
+    as is, with each seed. Entries are exactly `{agent_id, signature}`, sorted by
+    agent id: the server rejects anything else in an entry (data-model.md §7)."""
     unsigned = {key: value for key, value in record.items() if key != "signatures"}
     unsigned.setdefault("kind", kind)
     if not seeds:
         raise ValueError("at least one signing key is needed")
     message = signing_message(kind, sha3_256(canonical_json(unsigned).encode("utf-8")))
-    when = timestamp if timestamp is not None else unsigned.get("timestamp", _now())
     entries: dict[str, dict[str, Any]] = {}
     for seed in seeds:
         agent_id = public_key_hex(seed)
         if agent_id in entries:
             raise ValueError(f"the same key is given twice (agent {agent_id})")
-        entries[agent_id] = {
-            "agent_id": agent_id,
-            "signature": sign(seed, message),
-            "timestamp": when,
-        }
+        entries[agent_id] = {"agent_id": agent_id, "signature": sign(seed, message)}
     return {**unsigned, "signatures": [entries[agent] for agent in sorted(entries)]}
 
 
@@ -62,8 +54,8 @@ def sign_record(
     """Normalise `unsigned` like the server would (bare objects, missing
     source_class / timestamp are filled in, the timestamp with `now_s` or the
     current time), sign it with each seed and return the full record, ready to
-    POST. Signature timestamps are the record's own, so the same claim signed
-    twice has the same id. Signatures already in `unsigned` are discarded. Raises
+    POST. Ed25519 signatures are deterministic, so the same claim signed twice
+    is the same bytes (same id). Signatures already in `unsigned` are discarded. Raises
     `stemedb.errors.InvalidRequest` for input the server would reject."""
     now = _now() if now_s is None else now_s
     normalised = normalise_unsigned(kind, dict(unsigned), now_s=now, scheme_tiers=scheme_tiers)

@@ -87,13 +87,17 @@ OBJECT_SCHEMA: dict[str, Any] = {
 
 
 class SignatureIn(BaseModel):
-    """One signature entry. `timestamp` defaults to the record's timestamp."""
+    """One signature entry: exactly `agent_id` and `signature`.
+
+    Nothing else: a byte no signature covers must not change a record's id
+    (data-model.md §7), so the unsigned per-entry `timestamp` accepted before
+    v0.2 is now rejected like any unknown key, naming the field.
+    """
 
     model_config = _FORBID
 
     agent_id: Hex64
     signature: Hex128
-    timestamp: Timestamp | None = None
 
 
 class ObjectIn(BaseModel):

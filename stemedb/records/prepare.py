@@ -114,13 +114,9 @@ def prepare_record(
         record_hash = sha3_256(body.encode("utf-8"))  # unsigned: the digest is the id
         return PreparedRecord(kind, record, body, record_hash, record_hash, None)
 
+    # Exactly {agent_id, signature}: nothing unsigned may enter the id (data-model.md §7).
     entries: list[dict[str, Any]] = [
-        {
-            "agent_id": sig.agent_id,
-            "signature": sig.signature,
-            "timestamp": sig.timestamp if sig.timestamp is not None else record["timestamp"],
-        }
-        for sig in signatures
+        {"agent_id": sig.agent_id, "signature": sig.signature} for sig in signatures
     ]
     ordered = sorted(entries, key=itemgetter("agent_id"))
     # Both texts in one pass (the signed one is the unsigned one plus `signatures`);

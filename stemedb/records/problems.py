@@ -53,10 +53,34 @@ def problem_text(error: Any) -> str:
     return message[:1].lower() + message[1:]
 
 
+# The unsigned per-entry timestamp of signature entries before v0.2 (data-model.md §7).
+ENTRY_TIMESTAMP_PROBLEM = (
+    "not allowed: a signature entry is exactly {agent_id, signature} (an entry timestamp "
+    "is not covered by the signature, so it could change the record id; accepted before v0.2)"
+)
+
+
+def _is_entry_extra(error: Any, loc: tuple[int | str, ...]) -> bool:
+    return (
+        error.get("type") == "extra_forbidden"
+        and len(loc) == 3
+        and loc[0] == "signatures"
+        and isinstance(loc[1], int)
+    )
+
+
 def details_from(exc: ValidationError) -> list[dict[str, Any]]:
     details: list[dict[str, Any]] = []
     for error in exc.errors(include_url=False, include_input=False):
-        item = {"field": field_name(tuple(error.get("loc", ()))), "problem": problem_text(error)}
+        loc = tuple(error.get("loc", ()))
+        problem = problem_text(error)
+        if _is_entry_extra(error, loc):
+            problem = (
+                ENTRY_TIMESTAMP_PROBLEM
+                if loc[2] == "timestamp"
+                else "unknown field: a signature entry is exactly {agent_id, signature}"
+            )
+        item = {"field": field_name(loc), "problem": problem}
         if item not in details:
             details.append(item)
     return details

@@ -21,7 +21,7 @@ import apsw
 
 from stemedb.config import Settings
 from stemedb.errors import Unavailable
-from stemedb.store import checkpointer, journal, projections, schema
+from stemedb.store import checkpointer, digests, journal, projections, schema
 from stemedb.store.journal import Head, JournalError
 from stemedb.store.schema import fetchall
 from stemedb.store.writer import CommitObserver, PendingRecord, WriteOutcome, Writer
@@ -154,6 +154,8 @@ class Store:
                 log.info("applying migration %s", migration.name)
             schema.apply_migrations(conn)
             notes.extend(f"applied {m.name}" for m in pending)
+            if backfilled := digests.backfill(conn):  # frames older than migration 0003
+                notes.append(f"record digests of {backfilled} frames backfilled")
             if journal.read_head(conn) is None:
                 with conn:
                     self.head = journal.write_header(conn)

@@ -17,6 +17,7 @@ import apsw
 from stemedb.canonical import canonical_json
 from stemedb.errors import NotFound
 from stemedb.records import SourceClass
+from stemedb.store import digests
 from stemedb.store.schema import fetchall
 
 PROJECTION_TABLES = (
@@ -303,6 +304,7 @@ def apply(
     applier = _APPLIERS.get(kind)
     if applier is not None:
         applier(conn, seq, frame_hash, record, written_ms)
+    digests.note(conn, seq, kind, record)  # every record kind: identity by signed content
 
 
 def set_applied_seq(conn: apsw.Connection, seq: int) -> None:
@@ -318,4 +320,5 @@ def clear(conn: apsw.Connection) -> None:
     """Empty every projection (for reindex); the caller holds the transaction."""
     for table in PROJECTION_TABLES:
         conn.execute(f"DELETE FROM {table}")
+    digests.clear(conn)
     set_applied_seq(conn, -1)

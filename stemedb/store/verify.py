@@ -141,6 +141,7 @@ def _check_projection_counts(conn: apsw.Connection, report: VerifyReport) -> Non
 def rebuild_projections(conn: apsw.Connection, progress: Progress | None = None) -> int:
     """Clear and re-derive every projection from the journal, in one transaction."""
     count = 0
+    schema.apply_migrations(conn)  # a database of an older build: its projection tables too
     with conn:
         projections.clear(conn)
         last = -1

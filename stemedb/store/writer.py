@@ -21,8 +21,8 @@ from typing import Any
 import apsw
 
 from stemedb import admission
-from stemedb.errors import InsufficientStorage, InvalidRequest, StemeError, Unavailable
-from stemedb.store import journal, projections
+from stemedb.errors import InsufficientStorage, StemeError, Unavailable
+from stemedb.store import digests, journal, projections
 from stemedb.store.journal import Head
 from stemedb.store.schema import fetchall
 
@@ -37,20 +37,40 @@ DEFER_S = 0.1
 # probe write alone can still fit in WAL space allocated before the disk filled up).
 PROBE_MIN_FREE_BYTES = 1 << 20
 
+INTERNAL_MESSAGE = "internal error in the writer; nothing was written (see the server log)"
+
+
+class InternalWriteError(StemeError):
+    """A fault on our side inside a group commit (a constraint violation, a bug):
+    never the client's `invalid_request`. Code `internal`: the API answers 500
+    with the request id and logs it; the writer has already logged the cause."""
+
+    code = "internal"
+
 
 @dataclass(frozen=True)
 class PendingRecord:
-    """A validated record ready to journal (the store never parses HTTP input)."""
+    """A validated record ready to journal (the store never parses HTTP input).
+
+    `written_ms` is the receive time the caller normalised the record with; the
+    frame itself gets the commit time of its group commit (see `Writer._commit`).
+    `digest` is what the record's signatures sign (`PreparedRecord.digest`);
+    when None the writer computes it from `record`.
+    """
 
     kind: str
     hash: bytes
     body: str
     record: dict[str, Any]
     written_ms: int
+    digest: bytes | None = None
 
 
 @dataclass(frozen=True)
 class WriteOutcome:
+    """`hash` is the STORED id: for `exists` that of the record already journaled
+    with the same signed content, which may differ from the submitted id."""
+
     status: str  # created | exists | rejected
     hash: bytes
     seq: int | None = None
@@ -112,6 +132,8 @@ class Writer:
         self._conn = conn
         self.head = head  # advances record by record inside a batch
         self.committed = head  # the head readers can see: moves only after COMMIT
+        self._last_ms: int | None = None  # written_ms of the committed head frame
+        self._batch_ms = 0  # written_ms of every frame of the batch being written
         self.max_batch = max_batch
         self.max_delay_s = max_delay_ms / 1000.0
         self.on_commit = on_commit
@@ -230,7 +252,8 @@ class Writer:
         except Exception:  # never let the writer die silently
             log.exception("writer: unexpected error; failing the batch")
             for job in jobs:
-                job.error = Unavailable("internal error in the writer; nothing was written")
+                job.outcomes = []
+                job.error = InternalWriteError(INTERNAL_MESSAGE)
                 job.done.set()
 
     def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
@@ -269,6 +292,7 @@ class Writer:
         started = time.perf_counter()
         try:
             conn.execute("BEGIN IMMEDIATE")
+            self._batch_ms = self._commit_ms()
             try:
                 for job in jobs:
                     if job.local is not None:
@@ -288,6 +312,13 @@ class Writer:
             self.degraded_reason = "disk_full"
             log.error("writer: disk full (SQLITE_FULL); batch of %d rolled back", len(jobs))
             return
+        except (apsw.ConstraintError, apsw.MismatchError, apsw.SQLError):
+            # Not the client's fault and not the disk's: the database disagrees with
+            # the writer (e.g. projections ahead of the journal). A 500 and the cause.
+            self.head = start_head
+            log.exception("writer: internal error, batch of %d rolled back", len(jobs))
+            self._fail(jobs, InternalWriteError(INTERNAL_MESSAGE))
+            return
         except apsw.Error as exc:
             self.head = start_head
             self._fail(
@@ -296,7 +327,12 @@ class Writer:
             self.degraded_reason = "io_error"
             log.error("writer: %s; batch of %d rolled back", exc, len(jobs))
             return
+        except Exception:
+            self.head = start_head
+            raise  # _commit_batch logs it and fails every job with InternalWriteError
         elapsed = time.perf_counter() - started
+        if self.head.seq != start_head.seq:
+            self._last_ms = self._batch_ms
         self.committed = self.head
         self.degraded_reason = None
         records = sum(len(job.records) for job in jobs)
@@ -306,6 +342,23 @@ class Writer:
             self.on_commit(elapsed, records)
         for job in jobs:
             job.done.set()
+
+    def _commit_ms(self) -> int:
+        """The `written_ms` of every frame of this group commit: its commit time.
+
+        Taken once BEGIN IMMEDIATE holds the write lock, so no frame of this batch
+        can be read before this instant (storage.md: `known_at=T` never shows a
+        frame that was not committed at T; the frames become visible a few ms
+        later, at COMMIT, never earlier). Never below the last committed frame's
+        value, so written_ms is non-decreasing along the journal even when the
+        wall clock steps back (NTP), which `known_at` cut-offs by time rely on.
+        """
+        if self._last_ms is None:
+            rows = fetchall(
+                self._conn, "SELECT written_ms FROM journal WHERE seq = ?", (self.committed.seq,)
+            )
+            self._last_ms = int(rows[0][0]) if rows and isinstance(rows[0][0], int) else 0
+        return max(int(time.time() * 1000), self._last_ms)
 
     @staticmethod
     def _fail(jobs: list[_Job], error: StemeError) -> None:
@@ -347,32 +400,37 @@ class Writer:
         job.outcomes = outcomes
 
     def _apply_record(self, pending: PendingRecord) -> WriteOutcome:
+        """Journal one record unless its signed content is already stored.
+
+        Identity is (kind, digest[, signer]), see stemedb/store/digests.py, not
+        the id: the id also covers the unsigned `signatures` list (data-model.md
+        §7). The lookup sees rows of earlier records of the same batch too (same
+        transaction). Only a client problem (a StemeError such as an unknown
+        referenced hash) rejects the record; anything else propagates and fails
+        the whole group commit as an internal error (a 500, never the client's
+        `invalid_request`).
+        """
         conn = self._conn
-        existing = fetchall(conn, "SELECT seq FROM journal WHERE hash = ?", (pending.hash,))
-        if existing:
-            return WriteOutcome("exists", pending.hash, int(existing[0][0]))
+        digest = pending.digest if pending.digest is not None else digests.digest_of(pending.record)
+        signer = digests.signer_of(pending.kind, pending.record)
+        stored = digests.lookup(conn, pending.kind, digest, signer)
+        if stored is not None:
+            return WriteOutcome("exists", stored.hash, stored.seq)
+        written_ms = self._batch_ms
         self.kinds_applied.add(pending.kind)  # before the commit: readers never miss rows
         conn.execute("SAVEPOINT record")
         try:
             projections.check_references(conn, pending.kind, pending.record)
             head = journal.append(
-                conn, self.head, pending.kind, pending.hash, pending.body, pending.written_ms
+                conn, self.head, pending.kind, pending.hash, pending.body, written_ms
             )
             projections.apply(
-                conn, head.seq, pending.kind, pending.hash, pending.record, pending.written_ms
+                conn, head.seq, pending.kind, pending.hash, pending.record, written_ms
             )
-        except (apsw.FullError, apsw.IOError):
-            raise
         except StemeError as exc:
             conn.execute("ROLLBACK TO record")
             conn.execute("RELEASE record")
             return WriteOutcome("rejected", pending.hash, error=exc)
-        except apsw.ConstraintError as exc:
-            conn.execute("ROLLBACK TO record")
-            conn.execute("RELEASE record")
-            return WriteOutcome(
-                "rejected", pending.hash, error=InvalidRequest(f"constraint failed: {exc}")
-            )
         conn.execute("RELEASE record")
         self.head = head
         return WriteOutcome("created", pending.hash, head.seq)

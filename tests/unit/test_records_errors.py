@@ -14,7 +14,7 @@ from stemedb.records import prepare_record
 NOW = 1_700_000_000
 H1 = "ab" * 32
 H2 = "cd" * 32
-SIG = {"agent_id": H1, "signature": "00" * 64, "timestamp": NOW}
+SIG = {"agent_id": H1, "signature": "00" * 64}
 
 ASSERTION: dict[str, Any] = {
     "subject": "drugs/semaglutide",
@@ -84,7 +84,7 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("assertion", {"signatures": SIG}, "signatures", "list"),
     ("assertion", {"signatures": [{**SIG, "agent_id": "x"}]}, "signatures.0.agent_id", "64 hex"),
     ("assertion", {"signatures": [{**SIG, "signature": H1}]}, "signatures.0.signature", "128"),
-    ("assertion", {"signatures": [{**SIG, "timestamp": "t"}]}, "signatures.0.timestamp", "int"),
+    ("assertion", {"signatures": [{**SIG, "timestamp": NOW}]}, "signatures.0.timestamp", "exactly"),
     ("assertion", {"signatures": [{**SIG, "extra": 1}]}, "signatures.0.extra", "unknown"),
     ("assertion", {"signatures": [SIG, SIG]}, "signatures.1.agent_id", "duplicate"),
     ("assertion", {"signatures": ["x"]}, "signatures.0", "expected an object"),

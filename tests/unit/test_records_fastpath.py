@@ -270,10 +270,7 @@ def reference_prepare(
                 f"duplicate agent_id (same as signatures.{first_index[sig.agent_id]})",
             )
         first_index[sig.agent_id] = index
-        timestamp = sig.timestamp if sig.timestamp is not None else record["timestamp"]
-        entries.append(
-            {"agent_id": sig.agent_id, "signature": sig.signature, "timestamp": timestamp}
-        )
+        entries.append({"agent_id": sig.agent_id, "signature": sig.signature})
     message = signing_message(kind, digest)
     failures = [
         (index, entry["agent_id"])
@@ -408,7 +405,7 @@ def assertion_payloads(draw: Any) -> tuple[dict[str, Any], bool]:
         }
         if draw(st.integers(min_value=0, max_value=3)) == 2:  # a wrong signature
             entry["signature"] = _signature_for(SEEDS[(index + 1) % 3], "assertion", normalised)
-        if draw(st.booleans()):
+        if draw(st.integers(min_value=0, max_value=5)) == 3:  # refused since v0.2, both ways
             entry["timestamp"] = draw(st.sampled_from([NOW, NOW - 1, 1.7e9]))
         signatures.append(entry)
     payload = dict(unsigned)

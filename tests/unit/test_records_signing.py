@@ -67,7 +67,7 @@ def test_sign_record_fills_defaults_before_signing() -> None:
     assert record["timestamp"] == NOW
     assert record["source_class"] == "Regulatory"
     assert record["object"] == {"type": "Boolean", "value": True}
-    assert record["signatures"][0]["timestamp"] == NOW
+    assert set(record["signatures"][0]) == {"agent_id", "signature"}  # no entry timestamp
     assert prep(record).hash == prep(json.loads(json.dumps(record))).hash
 
 
@@ -116,7 +116,6 @@ def test_signing_a_different_form_fails_with_a_clear_message() -> None:
             {
                 "agent_id": AGENT_A,
                 "signature": sign(SEED_A, signing_message("assertion", digest)),
-                "timestamp": NOW,
             }
         ],
     )
@@ -150,7 +149,7 @@ def test_normalize_endpoint_flow() -> None:
         scheme_tiers=DEFAULT_SCHEME_TIERS,
     )
     signature = sign(SEED_B, bytes.fromhex(out["message"]))
-    entry = {"agent_id": public_key_hex(SEED_B), "signature": signature, "timestamp": NOW}
+    entry = {"agent_id": public_key_hex(SEED_B), "signature": signature}
     prepared = prep({**out["record"], "signatures": [entry]})
     assert prepared.digest.hex() == out["digest"]
     assert attach_signatures("assertion", out["record"], [SEED_B])["signatures"] == [entry]
@@ -163,9 +162,7 @@ def test_domain_separation_vote_signature_replayed_as_assertion() -> None:
     vote_message = signing_message("vote", bytes.fromhex(out["digest"]))
     replay = dict(
         record,
-        signatures=[
-            {"agent_id": AGENT_A, "signature": sign(SEED_A, vote_message), "timestamp": NOW}
-        ],
+        signatures=[{"agent_id": AGENT_A, "signature": sign(SEED_A, vote_message)}],
     )
     with pytest.raises(InvalidSignature):
         prep(replay)
@@ -198,12 +195,20 @@ def test_vote_and_outcome_signed() -> None:
         prep(sign_record("vote", vote, [SEED_A, SEED_B], now_s=NOW), "vote")
 
 
-def test_signature_timestamp_defaults_to_record_timestamp() -> None:
+def test_signature_entries_are_exactly_agent_id_and_signature() -> None:
+    """Since v0.2 an entry timestamp (never signed) is refused, naming the field:
+    it could otherwise change the record id without the signer's key."""
     record = signed()
-    entry = dict(record["signatures"][0])
-    del entry["timestamp"]
-    prepared = prep(dict(record, signatures=[entry]))
-    assert prepared.record["signatures"][0]["timestamp"] == NOW
+    prepared = prep(record)
+    assert prepared.record["signatures"] == record["signatures"]
+    assert set(prepared.record["signatures"][0]) == {"agent_id", "signature"}
+    for extra in ({"timestamp": NOW}, {"timestamp": NOW + 1}, {"note": "x"}):
+        entry = {**record["signatures"][0], **extra}
+        with pytest.raises(InvalidRequest) as info:
+            prep(dict(record, signatures=[entry]))
+        (name,) = extra
+        assert info.value.details[0]["field"] == f"signatures.0.{name}"
+        assert "exactly {agent_id, signature}" in info.value.details[0]["problem"]
 
 
 def test_upper_case_hex_gives_same_id() -> None:

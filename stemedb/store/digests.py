@@ -1,0 +1,151 @@
+"""Record identity by signed content: the `record_digests` projection.
+
+The identity rule (data-model.md §7): no byte that a signature does not
+cover may change a record's identity. A record id covers the `signatures`
+list, which no signature covers (and, before v0.2, unsigned per-entry
+timestamps), so two submissions of the same signed content can carry
+different ids. The writer therefore asks this table, not the journal's id
+index, whether a record is new: one primary-key lookup by the record's
+identity. A match means the record IS the stored one (`exists`, with the
+stored id and seq), whatever signatures it carries.
+
+The identity is the digest every signature signs (SHA3-256 of the canonical
+JSON without `signatures`; for an unsigned record, its id), plus, for kinds
+that take exactly one signature (vote, outcome, agent_tier), that signer:
+those records mean "this agent says", the agent is bound by the signature
+(it verifies under that key only), and the projections count them per
+agent, so two agents casting the same vote in the same second cast two
+votes. For every other kind the signer part is empty: re-ordering,
+stripping or adding co-signers never makes a second record.
+
+The table is a projection of the journal like the others: `note` is called
+from `projections.apply` for every frame (live writes, start-up catch-up,
+restore replay, `stemedb reindex`), and `backfill` fills it in for frames
+journaled before migration 0003 created it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import apsw
+
+from stemedb.canonical import canonical_json
+from stemedb.crypto import sha3_256
+from stemedb.records import MODELS
+from stemedb.store.schema import fetchall
+
+log = logging.getLogger("stemedb.store")
+
+# meta key set by migration 0003: the last seq backfilled (-1: none yet); absent when done.
+BACKFILL_KEY = "record_digests_backfill"
+BACKFILL_CHUNK = 5000
+
+_LOOKUP = (
+    "SELECT d.seq, j.hash FROM record_digests d JOIN journal j ON j.seq = d.seq"
+    " WHERE d.digest = ? AND d.signer = ? AND d.kind = ?"
+)
+_INSERT = "INSERT OR IGNORE INTO record_digests (digest, signer, kind, seq) VALUES (?, ?, ?, ?)"
+
+# Kinds whose one signer is part of what the record says (see the module docstring).
+SIGNER_KINDS = frozenset(kind for kind, model in MODELS.items() if model.SIGNATURE_LIMIT == 1)
+
+
+class Stored(NamedTuple):
+    """The stored record that an identity belongs to."""
+
+    seq: int
+    hash: bytes
+
+
+def digest_of(record: Mapping[str, Any]) -> bytes:
+    """SHA3-256 of the canonical JSON of `record` without `signatures`: what
+    every signature of it signs (for an unsigned record: its id)."""
+    unsigned = {key: value for key, value in record.items() if key != "signatures"}
+    return sha3_256(canonical_json(unsigned).encode("utf-8"))
+
+
+def signer_of(kind: str, record: Mapping[str, Any]) -> bytes:
+    """The signer part of the identity: the one signer's key for SIGNER_KINDS, else b""."""
+    if kind not in SIGNER_KINDS:
+        return b""
+    signatures = record.get("signatures") or []
+    if not signatures or not isinstance(signatures[0], Mapping):
+        return b""
+    return bytes.fromhex(str(signatures[0].get("agent_id", "")))
+
+
+def lookup(conn: apsw.Connection, kind: str, digest: bytes, signer: bytes) -> Stored | None:
+    """The stored record with this identity, if any (one primary-key lookup plus
+    the journal row by seq)."""
+    for seq, frame_hash in conn.execute(_LOOKUP, (digest, signer, kind)):
+        return Stored(int(seq), bytes(frame_hash))
+    return None
+
+
+def note(conn: apsw.Connection, seq: int, kind: str, record: Mapping[str, Any]) -> None:
+    """Record frame `seq`'s identity; an earlier frame with the same one keeps it
+    (the writer never journals a second one; old databases may hold some)."""
+    if kind != "header":
+        conn.execute(_INSERT, (digest_of(record), signer_of(kind, record), kind, seq))
+
+
+def clear(conn: apsw.Connection) -> None:
+    """Empty the table for a rebuild (the caller re-applies every frame after)."""
+    conn.execute("DELETE FROM record_digests")
+    conn.execute("DELETE FROM meta WHERE key = ?", (BACKFILL_KEY,))
+
+
+def backfill(conn: apsw.Connection, chunk: int = BACKFILL_CHUNK) -> int:
+    """Fill in the identities of frames journaled before migration 0003; return how
+    many frames were read (0 when there is nothing to do, the usual case).
+
+    Idempotent and resumable: frames are taken in seq order, `INSERT OR IGNORE`
+    keeps the first frame of each identity, and each chunk commits with the seq
+    it reached, so an interrupted start continues where it stopped. A frame
+    whose body is not a record is skipped with a warning: the journal checks
+    (`stemedb verify`) name it; it cannot be a record anyone could replay.
+    """
+    rows = fetchall(conn, "SELECT value FROM meta WHERE key = ?", (BACKFILL_KEY,))
+    if not rows:
+        return 0
+    done = int(rows[0][0])
+    total = 0
+    while True:
+        frames = fetchall(
+            conn,
+            "SELECT seq, kind, body FROM journal WHERE seq > ? ORDER BY seq LIMIT ?",
+            (done, chunk),
+        )
+        with conn:
+            for seq, kind, body in frames:
+                row = _identity_row(int(seq), kind, body)
+                if row is not None:
+                    conn.execute(_INSERT, row)
+            if frames:
+                done = int(frames[-1][0])
+                conn.execute("UPDATE meta SET value = ? WHERE key = ?", (done, BACKFILL_KEY))
+            else:
+                conn.execute("DELETE FROM meta WHERE key = ?", (BACKFILL_KEY,))
+        total += len(frames)
+        if not frames:
+            break
+    if total:
+        log.info("record digests: backfilled %d journal frames", total)
+    return total
+
+
+def _identity_row(seq: int, kind: Any, body: Any) -> tuple[bytes, bytes, str, int] | None:
+    if kind == "header":
+        return None
+    try:
+        record = json.loads(body)
+        if isinstance(record, dict):
+            return digest_of(record), signer_of(str(kind), record), str(kind), seq
+    except (TypeError, ValueError, AttributeError):
+        pass
+    log.warning("record digests: frame %d is not a record (skipped; run `stemedb verify`)", seq)
+    return None
