@@ -68,8 +68,9 @@ def caller_for(key: ApiKey | None, store: Any) -> Caller:
     def check_record(kind: str, record: Any) -> None:
         refusal = kind_problem(key, kind) or scope_problem(key, kind, record, store)
         if refusal is not None:
-            log.warning("403 %s record refused for key %s (%s): %s", kind, key.id, key.role,
-                        refusal.message)
+            log.warning(
+                "403 %s record refused for key %s (%s): %s", kind, key.id, key.role, refusal.message
+            )
             raise refusal
 
     return Caller(

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stemedb.errors import Forbidden, NotFound
-from stemedb.store.signers import assertion_signers, signers_in_body
+from stemedb.store.signers import assertion_signers
 
 RecordCheck = Callable[[str, Any], None]
 
@@ -56,6 +56,15 @@ OPERATOR = Caller(supersede_any=True, authenticated=True, label="the local opera
 OPEN_SERVER = Caller(supersede_any=False, authenticated=False, label="an unauthenticated caller")
 
 
+def signers_of(record: dict[str, Any]) -> frozenset[str]:
+    """The agent ids (lower-case hex) of a prepared record's signatures."""
+    return frozenset(
+        str(sig.get("agent_id", "")).lower()
+        for sig in record.get("signatures") or []
+        if isinstance(sig, dict)
+    )
+
+
 def _short(agents: Iterable[str]) -> str:
     listed = sorted(agents)
     text = ", ".join(agent[:16] + "…" for agent in listed[:3])
@@ -79,30 +88,32 @@ class SupersessionRights:
         self.store = store
         self.caller = caller
         self.require_signatures = require_signatures
-        self._batch: dict[bytes, frozenset[str]] = {}
+        self._batch: dict[bytes, dict[str, Any]] = {}
 
-    def note(self, kind: str, record_hash: bytes, body: str) -> None:
-        """Remember an assertion of this batch: a later supersession may target it."""
+    def note(self, kind: str, record_hash: bytes, record: dict[str, Any]) -> None:
+        """Remember an assertion of this batch: a later supersession may target it.
+        (Keeps a reference only; signers are read if a supersession asks.)"""
         if kind == "assertion" and not self.caller.supersede_any:
-            self._batch.setdefault(record_hash, signers_in_body(body))
+            self._batch.setdefault(record_hash, record)
 
     def check(self, kind: str, record: dict[str, Any]) -> None:
         """Raise Forbidden (403) or NotFound (404) if this record may not be written."""
         if kind != "supersession" or self.caller.supersede_any:
             return
-        own = frozenset(
-            str(sig.get("agent_id", "")).lower()
-            for sig in record.get("signatures") or []
-            if isinstance(sig, dict)
-        )
+        own = signers_of(record)
         if not own:
             if not self.caller.authenticated and not self.require_signatures:
                 return  # an open server with optional signatures: no identity to check
             raise Forbidden(
                 "an unsigned supersession can only be written with an admin key: sign it "
                 "with a key that signed the target",
-                [{"field": "signatures", "problem": "a supersession must be signed by a "
-                  "signer of its target, or sent with an admin key"}],
+                [
+                    {
+                        "field": "signatures",
+                        "problem": "a supersession must be signed by a "
+                        "signer of its target, or sent with an admin key",
+                    }
+                ],
             )
         target = self._signers("target_hash", record.get("target_hash"))
         if not own & target:
@@ -110,8 +121,13 @@ class SupersessionRights:
                 f"{self.caller.label} may not supersede assertion {record['target_hash']}: "
                 f"it is signed by {_short(target) or 'nobody'}, this supersession by "
                 f"{_short(own)}; only a signer of the target or an admin key may supersede it",
-                [{"field": "target_hash", "problem": "not signed by any signer of the "
-                  "supersession (needs a signer of the target or an admin key)"}],
+                [
+                    {
+                        "field": "target_hash",
+                        "problem": "not signed by any signer of the "
+                        "supersession (needs a signer of the target or an admin key)",
+                    }
+                ],
             )
         if record.get("replacement_hash"):
             replacement = self._signers("replacement_hash", record["replacement_hash"])
@@ -121,8 +137,12 @@ class SupersessionRights:
                     f"{_short(replacement) or 'nobody'}, none of whom signed the target "
                     f"{record['target_hash']}; a replacement must come from a signer of the "
                     "target, or the supersession from an admin key",
-                    [{"field": "replacement_hash", "problem": "not signed by a signer of "
-                      "the target"}],
+                    [
+                        {
+                            "field": "replacement_hash",
+                            "problem": "not signed by a signer of the target",
+                        }
+                    ],
                 )
 
     def _signers(self, field_name: str, value: Any) -> frozenset[str]:
@@ -131,8 +151,8 @@ class SupersessionRights:
         if raw is not None:
             with self.store.reader() as conn:
                 found = assertion_signers(conn, [raw]).get(raw)
-            if found is None:
-                found = self._batch.get(raw)
+            if found is None and raw in self._batch:
+                found = signers_of(self._batch[raw])
         if found is None:
             # Refused here, not left to the writer: a target written after this check
             # but before the writer's own reference check would skip the rights check.

@@ -88,7 +88,7 @@ class WriteService:
         except StemeError as exc:
             self.on_rejected(exc.code)
             raise
-        rights.note(pending.kind, pending.hash, pending.body)
+        rights.note(pending.kind, pending.hash, pending.record)
         return pending
 
     def write_one(self, kind: str, payload: Any, *, caller: Caller) -> WriteAnswer:
