@@ -116,6 +116,7 @@ class Server:
         self.url = ""
         self._stop = threading.Event()
         self._stop_reason = ""
+        self._dirlock: Any = None  # stemedb.store.dirlock.DirLock once step 4 has run
 
     # ---- steps 1-9 -----------------------------------------------------------
 
@@ -136,7 +137,7 @@ class Server:
             try:
                 log.info("[%d/10] %s: %s", number, name, step())
             except Exception as exc:
-                failure = _expected_failure(exc)
+                failure = _expected_failure(exc, self.settings.db_path if self.settings else None)
                 if failure is None:
                     log.exception("[%d/10] %s: FAILED: unexpected error", number, name)
                     failure = StepFailed(f"unexpected {type(exc).__name__}: {exc}", RUNBOOK)
@@ -149,6 +150,7 @@ class Server:
                         failure.runbook,
                     )
                 self._close_store()
+                self._release_lock()
                 raise failure from None
 
     def _step_logging(self) -> str:
@@ -199,7 +201,23 @@ class Server:
     def _step_directories(self) -> str:
         settings = self._require_settings()
         notes = [_prepare_directory(path) for path in (settings.db_dir, settings.wal_dir)]
+        notes.append(self._lock_data_directory(settings.db_dir))
         return "; ".join(notes)
+
+    def _lock_data_directory(self, db_dir: Path) -> str:
+        """Hold the directory's lock from here to the end of the run (one writer process)."""
+        from stemedb.store import dirlock
+
+        try:
+            self._dirlock = dirlock.acquire(db_dir, "stemedb serve")
+        except dirlock.DirectoryLocked as exc:
+            raise StepFailed(str(exc), exc.runbook) from None
+        return f"{dirlock.LOCK_NAME} held by pid {os.getpid()}"
+
+    def _release_lock(self) -> None:
+        lock, self._dirlock = self._dirlock, None
+        if lock is not None:
+            lock.release()
 
     def _step_projections(self) -> str:
         store = self._require_store()
@@ -287,6 +305,7 @@ class Server:
             )
             self._drain(socket_map)
             self._close_store()
+            self._release_lock()  # only now: the store is closed, its files are quiet
             log.info("stopped")
         return 0
 
@@ -364,8 +383,18 @@ def _prepare_directory(path: Path) -> str:
             f"{RUNBOOK} §5",
         ) from None
     except OSError as exc:
-        section = "§4" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "§5"
-        raise StepFailed(f"{path}: {exc.strerror or exc}", f"{RUNBOOK} {section}") from None
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StepFailed(
+                f"{path}: {exc.strerror or exc}: the disk is full; free space, then start again",
+                f"{RUNBOOK} §4",
+            ) from None
+        if exc.errno == errno.EROFS:
+            raise StepFailed(
+                f"{path} is on a read-only file system; remount it read-write "
+                "(mount -o remount,rw) or point the setting at a writable disk",
+                f"{RUNBOOK} §5",
+            ) from None
+        raise StepFailed(f"{path}: {exc.strerror or exc}", f"{RUNBOOK} §5") from None
     owner = path.stat().st_uid
     if owner != os.geteuid():
         log.warning(
@@ -406,15 +435,19 @@ def _bind_failure(exc: OSError, settings: Settings) -> tuple[str, str]:
     return (f"cannot bind {addr}: {exc}", f"{RUNBOOK} §1")
 
 
-def _expected_failure(exc: Exception) -> StepFailed | None:
+def _expected_failure(exc: Exception, db_path: Path | None = None) -> StepFailed | None:
     if isinstance(exc, StepFailed):
         return exc
     if isinstance(exc, ConfigError):
         return StepFailed(str(exc), CONFIG_DOC)
     from stemedb.store import StartupError  # lazy: keeps apsw out of `stemedb --help`
+    from stemedb.store.consistency import classify
 
     if isinstance(exc, StartupError):
         return StepFailed(str(exc), exc.runbook)
+    known = classify(exc, db_path) if db_path is not None else None
+    if known is not None:  # full disk, read-only file or file system, at any step
+        return StepFailed(str(known), known.runbook)
     if isinstance(exc, PermissionError):
         return StepFailed(str(exc), f"{RUNBOOK} §5")
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):

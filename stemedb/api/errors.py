@@ -131,6 +131,9 @@ def _message_for(req: falcon.Request, exc: falcon.HTTPError) -> str:
         return f"{req.method} is not allowed on this route (allowed: {allowed})"
     if isinstance(exc, falcon.MediaMalformedError):
         return "request body is not valid JSON"
+    if exc.status_code == 500:  # the id finds the logged cause (never leaked here)
+        request_id = getattr(req.context, "request_id", None) or "-"
+        return f"internal server error (request id {request_id}; the cause is in the server log)"
     return exc.description or str(exc.title or exc.status)
 
 

@@ -81,7 +81,9 @@ def test_unexpected_exception_is_500_without_leaking_and_logged_with_request_id(
     with caplog.at_level(logging.ERROR, logger="stemedb.api"):
         result = client.simulate_get("/v1/x", headers={"X-Request-Id": "req-42"})
     assert result.status_code == 500
-    assert assert_error_shape(result.json, "internal")["message"] == "internal server error"
+    assert assert_error_shape(result.json, "internal")["message"] == (
+        "internal server error (request id req-42; the cause is in the server log)"
+    )
     assert "secret_column" not in result.text and "Traceback" not in result.text
     record = next(r for r in caplog.records if r.name == "stemedb.api")
     assert "req-42" in record.getMessage()
