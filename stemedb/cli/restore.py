@@ -19,9 +19,9 @@ def run(args: argparse.Namespace) -> int:
     if args.from_archive == (args.backup_dir is not None):
         print("stemedb restore: give either BACKUP_DIR or --from-archive", file=sys.stderr)
         return 2
-    wal_dir = args.wal_dir
-    if args.from_archive and wal_dir is None:
-        wal_dir = settings.wal_dir
+    # operations.md: segments are replayed from --wal-dir, default STEMEDB_WAL_DIR (a
+    # missing or empty folder restores the backup alone).
+    wal_dir = args.wal_dir if args.wal_dir is not None else settings.wal_dir
     try:
         until_ms = restore.parse_until_time(args.until_time) if args.until_time else None
     except ValueError as exc:
@@ -57,7 +57,8 @@ def register(subparsers: Any) -> None:
         "restore",
         help="restore a backup and replay archived journal segments (point in time)",
         description="Copy BACKUP_DIR (after checking its sha3_256), replay the archived "
-        "segments of --wal-dir after its head up to --until-seq/--until-time (default: all), "
+        "segments of --wal-dir (default STEMEDB_WAL_DIR) after its head up to "
+        "--until-seq/--until-time (default: all), "
         "checking every frame's hash and chain link, then run a full verify and move the "
         "result to --target. With --from-archive, rebuild from segments alone. Refuses to "
         "overwrite an existing database without --force; exit 1 naming the seq on a mismatch.",
@@ -66,7 +67,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--from-archive", action="store_true", help="no backup: rebuild from segments alone"
     )
-    parser.add_argument("--wal-dir", type=Path, help="archive segments to replay")
+    parser.add_argument(
+        "--wal-dir", type=Path, help="archive segments to replay (default: STEMEDB_WAL_DIR)"
+    )
     point = parser.add_mutually_exclusive_group()
     point.add_argument("--until-seq", type=int, metavar="N", help="stop after journal seq N")
     point.add_argument(

@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from stemedb.cli.import_pipeline import (
     AHEAD,
@@ -33,7 +33,13 @@ from stemedb.cli.import_pipeline import (
     parse_line,
     sign_value,
 )
-from stemedb.cli.import_sinks import LocalSink, RemoteSink, Sink, local_settings
+from stemedb.cli.import_sinks import (
+    LocalSink,
+    RemoteSink,
+    Sink,
+    database_dir,
+    local_settings,
+)
 from stemedb.cli.output import dumps
 from stemedb.cli.remote import (
     EXIT_USAGE,
@@ -49,6 +55,9 @@ from stemedb.cli.remote import (
 from stemedb.client import ApiError
 from stemedb.crypto import KeyFileError, read_key_file
 from stemedb.errors import StemeError
+
+if TYPE_CHECKING:
+    from stemedb.store.dirlock import DirLock
 
 MAX_REPORTED = 50
 Line = tuple[int, bytes]  # (line number, raw line)
@@ -293,6 +302,26 @@ def _import_local(
     _finish(state, progress_path)
 
 
+def lock_for_import(db_dir: Path) -> DirLock:
+    """The data directory's writer lock for `import --db`; a one-line CliError if held."""
+    from stemedb.store import dirlock
+
+    db_dir.mkdir(parents=True, exist_ok=True)  # a new database: the import creates it
+    try:
+        return dirlock.acquire(db_dir, "stemedb import --db")
+    except dirlock.DirectoryLocked as exc:
+        raise CliError(f"{exc}. See {exc.runbook}") from None
+
+
+def refuse_if_locked(db_dir: Path) -> None:
+    """A one-line CliError naming the process that holds the directory, if any."""
+    from stemedb.store import dirlock
+
+    found = dirlock.holder(db_dir)
+    if found is not None:
+        raise CliError(f"{dirlock.DirectoryLocked(db_dir, found)}. See {dirlock.RUNBOOK}")
+
+
 def run_import(args: argparse.Namespace) -> int:
     if args.db and args.url:
         raise CliError("give --db (a stopped database) or --url (a server), not both", EXIT_USAGE)
@@ -307,7 +336,9 @@ def run_import(args: argparse.Namespace) -> int:
     stream, size = _open_source(args.file)
     pool: PreparePool | None = None
     local: LocalSink | None = None
+    dir_lock: DirLock | None = None
     if args.db:
+        refuse_if_locked(database_dir(Path(args.db)))  # name the holder's PID up front
         settings = local_settings(Path(args.db))
         if args.chunk_size > settings.batch_max:
             raise CliError(
@@ -318,9 +349,14 @@ def run_import(args: argparse.Namespace) -> int:
         config = PrepareConfig(settings, seed, state["sign_timestamp"])
         pool = PreparePool(config, args.jobs or default_jobs())
         try:
+            # After the fork (workers must not inherit it), before the store: held for the
+            # whole import, so no server can start on the files meanwhile (storage.md).
+            dir_lock = lock_for_import(settings.db_dir)
             local = LocalSink(Path(args.db), settings)
         except BaseException:
             pool.close(finished=False)
+            if dir_lock is not None:
+                dir_lock.release()
             raise
     sink: Sink = local or RemoteSink(make_client(args, need_key=False))
     importer = Importer(args, sink)
@@ -351,6 +387,8 @@ def run_import(args: argparse.Namespace) -> int:
         if stream is not sys.stdin.buffer:
             stream.close()
         sink.close()
+        if dir_lock is not None:
+            dir_lock.release()
     summary = {
         "source": args.file,
         "target": args.db or server_url(args),

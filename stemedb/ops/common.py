@@ -15,7 +15,8 @@ from pathlib import Path
 
 import apsw
 
-from stemedb.store import schema
+from stemedb.store import dirlock, schema
+from stemedb.store.dirlock import DirLock
 
 Progress = Callable[[int], None]
 
@@ -75,17 +76,46 @@ def open_readonly(path: Path) -> apsw.Connection:
     return conn
 
 
-def open_exclusive(path: Path, *, timeout_ms: int = 250) -> apsw.Connection:
-    """Open a stopped database and keep every other connection out until closed.
+class _LockedConnection(apsw.Connection):  # type: ignore[misc]
+    """A connection that also holds its data directory's lock until it is closed."""
 
-    In WAL mode `BEGIN EXCLUSIVE` alone does not notice idle readers; with
+    dirlock: DirLock | None = None
+
+    def close(self, force: bool = False) -> None:
+        try:
+            super().close(force)
+        finally:
+            lock, self.dirlock = self.dirlock, None
+            if lock is not None:
+                lock.release()
+
+
+def lock_directory(directory: Path, command: str | None = None) -> DirLock:
+    """The data directory's writer lock (see stemedb.store.dirlock); DatabaseInUse if held."""
+    try:
+        return dirlock.acquire(directory, command)
+    except dirlock.DirectoryLocked as exc:
+        raise DatabaseInUse(f"{exc} ({exc.runbook})") from None
+
+
+def open_exclusive(path: Path, *, timeout_ms: int = 250) -> apsw.Connection:
+    """Open a stopped database and keep every other process out until closed.
+
+    First the data directory's lock (no server, import or restore can start
+    while we work, and a running one is named by PID). Then SQLite's: in WAL
+    mode `BEGIN EXCLUSIVE` alone does not notice idle readers; with
     `locking_mode=EXCLUSIVE` the lock covers the whole file and is kept after
-    COMMIT, so a running server (which always has connections open) makes
-    this fail fast, and a server started meanwhile cannot open the file.
+    COMMIT, so any other connection makes this fail fast.
     """
     if not path.exists():
         raise FileNotFoundError(f"no database at {path}")
-    conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
+    lock = lock_directory(path.parent)
+    try:
+        conn = _LockedConnection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
+    except BaseException:
+        lock.release()
+        raise
+    conn.dirlock = lock
     conn.set_busy_timeout(timeout_ms)
     try:
         conn.execute("PRAGMA locking_mode=EXCLUSIVE")
@@ -97,6 +127,9 @@ def open_exclusive(path: Path, *, timeout_ms: int = 250) -> apsw.Connection:
         raise DatabaseInUse(
             f"{path} is in use (is the server running? stop it first: systemctl stop stemedb-api)"
         ) from None
+    except BaseException:
+        conn.close()
+        raise
     conn.set_busy_timeout(schema.BUSY_TIMEOUT_MS)
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA synchronous=FULL")

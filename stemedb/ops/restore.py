@@ -27,6 +27,7 @@ from stemedb.ops.common import (
     adopt_owner,
     fsync_dir,
     fsync_file,
+    lock_directory,
     remove_database,
     sha3_file,
 )
@@ -95,8 +96,28 @@ def restore(
     """Restore into `target`; raise RestoreError (naming the seq) on any mismatch."""
     if backup_dir is None and wal_dir is None:
         raise RestoreError("give a backup directory, or --from-archive with --wal-dir")
-    _check_target(target, force)
     target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = lock_directory(target.parent, "stemedb restore")
+    except DatabaseInUse as exc:
+        raise RestoreError(str(exc)) from None
+    with lock:  # no server may start on the target's directory while we build and replace
+        return _restore_locked(
+            target, backup_dir, wal_dir, until_seq, until_ms, force, full_verify, progress
+        )
+
+
+def _restore_locked(
+    target: Path,
+    backup_dir: Path | None,
+    wal_dir: Path | None,
+    until_seq: int | None,
+    until_ms: int | None,
+    force: bool,
+    full_verify: bool,
+    progress: Progress | None,
+) -> RestoreResult:
+    _check_target(target, force)
     scratch = target.with_name(f".{target.name}.restoring")
     remove_database(scratch)
     try:

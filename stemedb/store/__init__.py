@@ -21,7 +21,16 @@ import apsw
 
 from stemedb.config import Settings
 from stemedb.errors import Unavailable
-from stemedb.store import checkpointer, digests, journal, projections, schema
+from stemedb.store import (
+    checkpointer,
+    consistency,
+    digests,
+    dirlock,
+    journal,
+    projections,
+    schema,
+)
+from stemedb.store.consistency import StartupError, require_writable, startup_errors
 from stemedb.store.journal import Head, JournalError
 from stemedb.store.schema import fetchall
 from stemedb.store.writer import CommitObserver, PendingRecord, WriteOutcome, Writer
@@ -36,14 +45,6 @@ CORRUPTION_RUNBOOK = "docs/operations/runbooks/corruption.md"
 
 # Projection tables that stay empty in most databases, by the record kind filling them.
 SPARSE_TABLES = {"alias": "aliases", "outcome": "trust"}
-
-
-class StartupError(Exception):
-    """The database cannot be opened; `runbook` says where to read next."""
-
-    def __init__(self, message: str, runbook: str) -> None:
-        super().__init__(message)
-        self.runbook = runbook
 
 
 class Store:
@@ -65,14 +66,30 @@ class Store:
         self.node_id: str | None = None
         self.opened_at = time.time()
         self.is_new = False
+        self._dirlock: dirlock.DirLock | None = None
 
     # ---- start-up steps ----------------------------------------------------
 
     def open_journal(self) -> str:
-        """Step 5: open the file, check the header frame and the chain's tail."""
+        """Step 5: lock the directory, open the file, check the header and the chain's tail."""
+        with startup_errors(self.path):
+            self._lock_directory()
+            return self._open_journal()
+
+    def _lock_directory(self) -> None:
+        """One writer process per data directory, held until `close` (storage.md)."""
+        if self._dirlock is not None or not self.path.parent.is_dir():
+            return  # a missing directory fails the open below with its own line
+        try:
+            self._dirlock = dirlock.acquire(self.path.parent)
+        except dirlock.DirectoryLocked as exc:
+            raise StartupError(str(exc), exc.runbook) from None
+
+    def _open_journal(self) -> str:
         self.is_new = not self.path.exists() or self.path.stat().st_size == 0
         try:
             self._write_conn = schema.connect(self.path, sync=self.settings.sync)
+            require_writable(self._write_conn, self.path)
             found_id = schema.application_id(self._write_conn)
             version = schema.user_version(self._write_conn)
         except apsw.NotADBError:
@@ -146,6 +163,10 @@ class Store:
 
     def open_projections(self) -> str:
         """Step 6: migrations, header frame on a new file, projections to the journal head."""
+        with startup_errors(self.path):
+            return self._open_projections()
+
+    def _open_projections(self) -> str:
         conn = self._conn()
         notes: list[str] = []
         if self.read_only_reason is None:
@@ -162,6 +183,9 @@ class Store:
                     projections.set_applied_seq(conn, 0)
                 notes.append("wrote journal header")
             self.head = journal.read_head(conn)
+            repaired = consistency.repair_if_ahead(conn, self.head)
+            if repaired:
+                notes.append(repaired)
             replayed = self.catch_up()
             if replayed:
                 notes.append(f"re-applied {replayed} frames to the projections")
@@ -236,6 +260,9 @@ class Store:
         if self._write_conn is not None:
             self._write_conn.close()
             self._write_conn = None
+        if self._dirlock is not None:
+            lock, self._dirlock = self._dirlock, None
+            lock.release()
 
     # ---- writing -----------------------------------------------------------
 

@@ -113,7 +113,7 @@ def test_import_refuses_the_database_of_a_running_server(
     signed_file(source, 3)
     result = cli("import", str(source), "--db", str(tmp_path / "db"), env=cli_env(tmp_path))
     assert result.returncode == 1
-    assert "open in another process" in result.stderr
+    assert f"in use by pid {proc.pid}" in result.stderr  # the data-directory lock's holder
     assert Client(proc.url).health()["assertion_count"] == 0
     both = cli("import", str(source), "--db", "x", "--url", proc.url, env=cli_env(tmp_path))
     assert both.returncode == 2
