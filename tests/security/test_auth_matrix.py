@@ -7,6 +7,7 @@ authentication on. The refusals must carry the one error shape.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -47,8 +48,9 @@ def _read(app: SecureApp, headers: dict[str, str]) -> Any:
 
 
 def _write(app: SecureApp, headers: dict[str, str]) -> Any:
+    # a fresh claim each time: the same content from another signer would be `exists`
     return app.client.simulate_post(
-        "/v1/assert", json=Agent().assertion("matrix/x"), headers=headers
+        "/v1/assert", json=Agent().assertion(f"matrix/{uuid.uuid4().hex}"), headers=headers
     )
 
 
