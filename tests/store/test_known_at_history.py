@@ -194,3 +194,29 @@ def test_as_of_reads_use_their_primary_keys(store: Store) -> None:
             assert any("USING PRIMARY KEY" in step for step in plan), (sql, plan)
             assert not any(step.startswith("SCAN") for step in plan), (sql, plan)
             assert not any("TEMP B-TREE" in step for step in plan), (sql, plan)
+
+
+def test_backfill_skips_a_damaged_body_instead_of_failing_the_upgrade() -> None:
+    """A frame whose body is not JSON (the journal checkers name it) must not stop
+    an upgrade: the migration skips it and backfills the rest."""
+    conn = apsw.Connection(":memory:")
+    conn.execute(
+        "CREATE TABLE journal (seq INTEGER PRIMARY KEY, kind TEXT, hash BLOB, body TEXT,"
+        " written_ms INTEGER, chain BLOB)"
+    )
+    good = '{"kind":"vote","assertion_hash":"' + "ab" * 32 + '","weight":1,"timestamp":5}'
+    frames = [
+        (1, "vote", b"1" * 32, "{not json", 10),
+        (2, "vote", b"2" * 32, good, 20),
+        (3, "alias", b"3" * 32, '{"alias": 7', 30),
+        (4, "outcome", b"4" * 32, '{"agent_id":"zz","accurate":true,"timestamp":1}', 40),
+        (5, "assertion", b"5" * 32, '{"signatures":{"agent_id":"00"}}', 50),
+    ]
+    conn.executemany("INSERT INTO journal VALUES (?, ?, ?, ?, ?, x'')", frames)
+    migration = next(m for m in available_migrations() if m.version == 4)
+    with conn:
+        conn.execute(migration.sql)
+    assert rows(conn, "vote_history") == [(bytes.fromhex("ab" * 32), 2, b"", 1.0, 5, 20)]
+    assert rows(conn, "alias_history") == []
+    assert rows(conn, "outcome_history") == []
+    assert rows(conn, "cosigners") == []
