@@ -174,6 +174,15 @@ def test_supersessions_as_of_t(api: Api, world: World) -> None:
     assert lines(shown)[sq]["superseded"] is False
     listed = api.query(subject=world.s["sup"], include_superseded=True)
     assert {x["hash"]: x["superseded"] for x in listed["assertions"]} == {sp: True, sq: False}
+    # the pair endpoints replay T too
+    pair = {"subject": world.s["sup"], "predicate": "p"}
+    skeptic_then = api.get_ok("/v1/skeptic", {**pair, "known_at": world.t})
+    assert sorted(c["object"]["value"] for c in skeptic_then["claims"]) == ["newer", "older"]
+    skeptic_now = api.get_ok("/v1/skeptic", pair)
+    assert [c["object"]["value"] for c in skeptic_now["claims"]] == ["older"]
+    layered_then = api.get_ok("/v1/layered", {**pair, "known_at": world.t})
+    assert layered_then["winner"]["hash"] == sp and layered_then["winner"]["superseded"] is False
+    assert api.get_ok("/v1/layered", pair)["winner"]["hash"] == sq
 
 
 def test_epochs_as_of_t(api: Api, world: World) -> None:
