@@ -101,10 +101,21 @@ class Settings:
     tls_key: Path | None = None
     read_only_on_corruption: bool = False
     scheme_tiers: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_SCHEME_TIERS))
+    unregistered_max_tier: int = 2  # Observational: docs/security.md "Authority cannot be ..."
 
     @property
     def db_path(self) -> Path:
         return self.db_dir / "stemedb.db"
+
+    @property
+    def long_poll_limit(self) -> int:
+        """Long polls that may wait at once (each holds a worker thread while it waits)."""
+        return self.long_polls if self.long_polls is not None else max(1, self.threads // 4)
+
+    @property
+    def export_limit(self) -> int:
+        """Exports that may stream at once (each holds a worker thread while it streams)."""
+        return self.exports if self.exports is not None else max(1, self.threads // 8)
 
     @property
     def bind_addr(self) -> str:
@@ -232,6 +243,22 @@ def parse_scheme_tiers(variable: str, raw: str) -> dict[str, int]:
     return table
 
 
+TIER_NAMES = ("regulatory", "clinical", "observational", "expert", "community", "anecdotal")
+TIER_ALIASES = {"peerreviewed": 1, "informal": 4}
+
+
+def parse_tier(variable: str, raw: str) -> int:
+    """A source class (`Observational`, `clinical`, `PeerReviewed`) or its tier 0-5."""
+    value = raw.strip().lower().replace("_", "").replace("-", "")
+    if value.isdigit():
+        return parse_int(variable, value, 0, 5)
+    if value in TIER_NAMES:
+        return TIER_NAMES.index(value)
+    if value in TIER_ALIASES:
+        return TIER_ALIASES[value]
+    raise ConfigError(variable, f"expected a source class ({', '.join(TIER_NAMES)}) or 0-5")
+
+
 def _choice(options: tuple[str, ...]) -> Callable[[str, str], str]:
     def parse(variable: str, raw: str) -> str:
         value = raw.strip().lower()
@@ -325,6 +352,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "STEMEDB_TLS_KEY": ("tls_key", _optional_path),
     "STEMEDB_READ_ONLY_ON_CORRUPTION": ("read_only_on_corruption", parse_bool),
     "STEMEDB_SCHEME_TIERS": ("scheme_tiers", parse_scheme_tiers),
+    "STEMEDB_UNREGISTERED_MAX_TIER": ("unregistered_max_tier", parse_tier),
 }
 
 KNOWN_VARIABLES = frozenset({"STEMEDB_BIND_ADDR", *_PARSERS})

@@ -15,7 +15,9 @@ What it holds (subject `drugs/semaglutide` throughout):
 * `label_gi_warning`: epoch `fda-label-2023` superseded by `fda-label-2024`,
   with a newer claim in the old epoch so `recency` and `epoch` disagree;
 * `max_weekly_dose_mg`: a lineage P (Proposed) -> Q (Approved, parent P),
-  and a typo claim that its author superseded.
+  and a typo claim that its author superseded;
+* `agent_tier` registrations of A (Regulatory), B and D (Clinical), signed by
+  a fifth demo key, so `authority` does not cap their self-declared tiers.
 """
 
 from __future__ import annotations
@@ -213,9 +215,33 @@ def _extras(data: DemoData) -> None:
     )
 
 
+# Tiers are not self-declared (docs/security.md, "Authority cannot be self-declared"):
+# the sample's regulator (A) and clinical sources (B, D) are registered for their tiers
+# by a demo registrar key. These records need an admin key when auth is on.
+REGISTRAR = "registrar"
+REGISTERED_TIERS = (("A", "Regulatory"), ("B", "Clinical"), ("D", "Clinical"))
+
+
+def _registrations(data: DemoData) -> None:
+    for agent, tier in REGISTERED_TIERS:
+        data.add(
+            f"tier:{agent}",
+            "agent_tier",
+            REGISTRAR,
+            {
+                "agent_id": data.agents[agent],
+                "max_tier": tier,
+                "name": f"demo agent {agent}",
+                "note": "sample data: registered by `stemedb demo`",
+                "timestamp": T,
+            },
+        )
+
+
 def build() -> DemoData:
     """The whole sample, signed; `ids` maps names (A-D, P, Q, E1, E2, ...) to record ids."""
     data = DemoData(agents={name: public_key_hex(agent_seed(name)) for name in AGENT_NAMES})
     _battery_one(data)
     _extras(data)
+    _registrations(data)
     return data

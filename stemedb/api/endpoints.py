@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from stemedb.api.resources import admin_keys, admin_ops, ops, reads, writes
+from stemedb.api.resources import admin_agents, admin_keys, admin_ops, ops, reads, writes
 from stemedb.api.routing import Route
 from stemedb.config import Settings
 from stemedb.metrics import Metrics
@@ -12,6 +12,7 @@ from stemedb.security.keys import KeyStore
 from stemedb.service.audit import AuditLog
 from stemedb.service.browse import BrowseService
 from stemedb.service.queries import QueryService
+from stemedb.service.tier_policy import AgentRegistry
 from stemedb.service.writes import WriteService
 from stemedb.store import Store
 
@@ -47,4 +48,5 @@ def build_routes(settings: Settings, store: Store, metrics: Metrics) -> list[Rou
         *ops.routes(store, time.time()),
         *admin_ops.routes(settings, store, metrics),
         *admin_keys.routes(KeyStore.for_store(store)),
+        *admin_agents.routes(write_service, AgentRegistry(store)),
     ]

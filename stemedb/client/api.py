@@ -412,6 +412,33 @@ class Client(BaseClient):
         )
         return cast(dict[str, Any], response.json())
 
+    def admin_agents_register(
+        self,
+        agent_id: str,
+        max_tier: str,
+        *,
+        name: str | None = None,
+        note: str | None = None,
+        timestamp: int | None = None,
+    ) -> WriteResult:
+        """Register `agent_id` for tiers up to `max_tier` (admin): a signed agent_tier record."""
+        fields = {
+            "agent_id": agent_id,
+            "max_tier": max_tier,
+            "name": name,
+            "note": note,
+            "timestamp": timestamp,
+        }
+        return self._write("agent_tier", "/v1/admin/agents", fields)
+
+    def admin_agents_list(self) -> list[dict[str, Any]]:
+        """Every registration in force: agent id, max tier, name, who registered it."""
+        return cast(list[dict[str, Any]], self._get("/v1/admin/agents")["agents"])
+
+    def admin_agent(self, agent_id: str) -> dict[str, Any]:
+        """One agent's registration in force and its history (404 if never registered)."""
+        return cast(dict[str, Any], self._get(f"/v1/admin/agents/{_quote(agent_id)}"))
+
 
 # Every route of the API and the Client method that calls it ("" = not for a client:
 # the browsable docs). docs/gen_api.py prints it; a test checks it covers every route.
@@ -448,6 +475,9 @@ ENDPOINT_METHODS: dict[str, str] = {
     "GET /v1/admin/keys": "admin_keys_list",
     "POST /v1/admin/keys": "admin_keys_create",
     "DELETE /v1/admin/keys/{key_id}": "admin_keys_revoke",
+    "POST /v1/admin/agents": "admin_agents_register",
+    "GET /v1/admin/agents": "admin_agents_list",
+    "GET /v1/admin/agents/{agent_id}": "admin_agent",
     "GET /openapi.json": "",
     "GET /docs": "",
     "GET /docs/{name}": "",

@@ -397,7 +397,18 @@ class OutcomeIn(RecordIn):
         }
 
 
-RECORD_KINDS: tuple[str, ...] = ("assertion", "vote", "epoch", "supersession", "alias", "outcome")
+# A kind in a module of its own (it builds on RecordIn above, hence the late import).
+from .agent_tier import AgentTierIn  # noqa: E402
+
+RECORD_KINDS: tuple[str, ...] = (
+    "assertion",
+    "vote",
+    "epoch",
+    "supersession",
+    "alias",
+    "outcome",
+    "agent_tier",
+)
 
 MODELS: dict[str, type[RecordIn]] = {
     "assertion": AssertionIn,
@@ -406,4 +417,5 @@ MODELS: dict[str, type[RecordIn]] = {
     "supersession": SupersessionIn,
     "alias": AliasIn,
     "outcome": OutcomeIn,
+    "agent_tier": AgentTierIn,
 }

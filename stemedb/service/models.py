@@ -69,7 +69,9 @@ class BatchQuery(BaseModel):
 
 class NormalizeQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["assertion", "vote", "epoch", "supersession", "alias", "outcome"] = "assertion"
+    kind: Literal[
+        "assertion", "vote", "epoch", "supersession", "alias", "outcome", "agent_tier"
+    ] = "assertion"
 
 
 class NormalizeResult(_Out):

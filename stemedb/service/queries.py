@@ -22,6 +22,7 @@ from stemedb.ids import new_id
 from stemedb.lenses import Candidate, LensContext, LensResult
 from stemedb.paths import normalise_path
 from stemedb.records.fields import parse_lifecycle, parse_source_class
+from stemedb.service import tier_policy
 from stemedb.service.audit import AuditLog
 from stemedb.service.models import MAX_SEQ, PairQuery, QueryIn
 from stemedb.store import Store
@@ -312,15 +313,18 @@ class QueryService:
         )
         results: list[dict[str, Any]] = []
         next_cursor = None
-        for subject, predicate, rows in iter_groups(conn, sel.filter, after=after_key):
+        read = tier_policy.read_filter(sel.filter)  # tier filters: see _tiered
+        for subject, predicate, rows in iter_groups(conn, read, after=after_key):
             if len(results) == q.limit:
                 last = results[-1]
                 next_cursor = _encode_cursor([last["subject"], last["predicate"]])
                 break
-            candidates = [to_candidate(r) for r in rows]
+            rows, candidates, caps = self._tiered(conn, sel, rows)
+            if not rows:
+                continue  # every candidate's effective tier is outside the tier filter
             result = self._run_lens(conn, sel, lens, subject, predicate, rows, candidates)
             winner_row = _winner_row(result, rows, candidates)
-            results.append(self._group_body(conn, result, winner_row))
+            results.append(tier_policy.annotate(self._group_body(conn, result, winner_row), caps))
         return {"lens": lens, "query_id": query_id, "results": results, "next_cursor": next_cursor}
 
     def _run_lens(
@@ -377,8 +381,11 @@ class QueryService:
             sel = self._select(conn, q, lens="skeptic", predicate=q.predicate)
             subject = sel.filter.subjects[0]
             rows = next((g[2] for g in iter_groups(conn, sel.filter)), [])
+            rows, candidates, caps = self._tiered(conn, sel, rows)
             ctx = self._context(conn, sel, rows)
-            body = lenses.skeptic_report(subject, q.predicate, [to_candidate(r) for r in rows], ctx)
+            body = tier_policy.annotate(
+                lenses.skeptic_report(subject, q.predicate, candidates, ctx), caps
+            )
         self.on_query("skeptic", "skeptic", time.perf_counter() - started)
         self.audit.record(
             new_id(),
@@ -396,9 +403,10 @@ class QueryService:
             sel = self._select(conn, q, lens="layered", predicate=q.predicate)
             subject = sel.filter.subjects[0]
             rows = next((g[2] for g in iter_groups(conn, sel.filter)), [])
-            candidates = [to_candidate(r) for r in rows]
+            rows, candidates, caps = self._tiered(conn, sel, rows)
             result = self._run_lens(conn, sel, "layered", subject, q.predicate, rows, candidates)
             body = self._group_body(conn, result, _winner_row(result, rows, candidates))
+            tier_policy.annotate(body, caps)
         self.on_query("layered", "layered", time.perf_counter() - started)
         query_id = new_id()
         body["query_id"] = query_id
@@ -411,3 +419,21 @@ class QueryService:
             {"results": [body]},
         )
         return body
+
+    # ---- authority cannot be self-declared (service/tier_policy.py) -------
+
+    def _tiered(
+        self, conn: apsw.Connection, sel: Selection, rows: list[CandidateRow]
+    ) -> tuple[list[CandidateRow], list[Candidate], dict[bytes, tier_policy.TierCap]]:
+        """Candidates at their effective (capped) tiers, read before the lens runs.
+
+        The tier filters (`source_class`, `max_tier`) of a lens query apply to
+        the effective tier: the rows were read with the widened filter of
+        `tier_policy.read_filter`, and those outside it are dropped here.
+        """
+        policy = tier_policy.TierPolicy.from_settings(self.store.settings)
+        caps = policy.caps(conn, rows, sel.filter.known_at_ms)
+        kept_rows, candidates = tier_policy.capped_candidates(
+            rows, caps, to_candidate, sel.filter.tiers
+        )
+        return kept_rows, candidates, caps

@@ -17,7 +17,7 @@ import apsw
 from stemedb.canonical import canonical_json
 from stemedb.errors import NotFound
 from stemedb.records import SourceClass
-from stemedb.store import digests
+from stemedb.store import agent_tiers, digests
 from stemedb.store.schema import fetchall
 
 PROJECTION_TABLES = (
@@ -30,6 +30,7 @@ PROJECTION_TABLES = (
     "supersessions",
     "aliases",
     "trust",
+    "agent_tiers",  # agent_tier registrations (migration 0005, store/agent_tiers.py)
     # History for `known_at` and co-signers (migration 0004); never overwritten.
     "vote_history",
     "alias_history",
@@ -304,6 +305,7 @@ def apply(
     applier = _APPLIERS.get(kind)
     if applier is not None:
         applier(conn, seq, frame_hash, record, written_ms)
+    agent_tiers.apply(conn, seq, kind, frame_hash, record, written_ms)  # agent_tier only
     digests.note(conn, seq, kind, record)  # every record kind: identity by signed content
 
 

@@ -22,7 +22,12 @@ from stemedb.store.schema import fetchall
 
 Progress = Callable[[int], None]
 
-_COUNTED = {"assertion": "assertions", "epoch": "epochs", "supersession": "supersessions"}
+_COUNTED = {
+    "assertion": "assertions",
+    "epoch": "epochs",
+    "supersession": "supersessions",
+    "agent_tier": "agent_tiers",
+}
 
 
 @dataclass

@@ -33,6 +33,15 @@ def world(bapi: Api) -> dict[str, Any]:
         )
         for name, (source_class, confidence, ts, value) in rows.items()
     }
+    # Tiers are registered by an admin, not self-declared (docs/security.md): the
+    # regulator and the two clinical sources are registered for their tiers.
+    registrar = Agent()
+    bapi.batch_ok(
+        [
+            registrar.record("agent_tier", agent_id=agents[name].id, max_tier=rows[name][0])
+            for name in "ABD"
+        ]
+    )
     hashes = {name: bapi.write("/v1/assert", record)["hash"] for name, record in records.items()}
     return {"agents": agents, "hash": hashes, "rows": rows}
 

@@ -24,6 +24,9 @@ def world(bapi: Api) -> dict[str, Any]:
         agent.assertion(SUBJECT, PREDICATE, "Y", 0.8, source_class="Anecdotal", timestamp=T + 1 + i)
         for i, agent in enumerate(crowd)
     ]
+    # The regulator's tier is registered by an admin (docs/security.md); the crowd is not.
+    registrar = Agent()
+    bapi.batch_ok([registrar.record("agent_tier", agent_id=regulator.id, max_tier="Regulatory")])
     hashes = bapi.batch_ok(records)
     assert len(set(hashes)) == 101
     return {

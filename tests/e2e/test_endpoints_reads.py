@@ -59,6 +59,13 @@ def data(api: Api) -> Data:
         {"A": a, "B": b, "C": c},
     )
     d.epoch1 = api.write("/v1/epoch", a.record("epoch", name=unique("e")))["hash"]
+    # Tiers above Observational need an admin's registration (docs/security.md): A cites
+    # pubmed (Clinical), C is the regulator (fda://, and a Clinical claim).
+    registrar = Agent()
+    for agent, tier in ((a, "Clinical"), (c, "Regulatory")):
+        api.write(
+            "/v1/admin/agents", registrar.record("agent_tier", agent_id=agent.id, max_tier=tier)
+        )
     records = {
         "a1": a.assertion(
             d.s1, "risk", "high", 0.9, source="pubmed://1", lifecycle="Approved", timestamp=t

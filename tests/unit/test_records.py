@@ -313,7 +313,15 @@ def test_outcome() -> None:
 
 
 def test_every_kind_has_a_model_and_a_json_schema() -> None:
-    assert RECORD_KINDS == ("assertion", "vote", "epoch", "supersession", "alias", "outcome")
+    assert RECORD_KINDS == (
+        "assertion",
+        "vote",
+        "epoch",
+        "supersession",
+        "alias",
+        "outcome",
+        "agent_tier",
+    )
     assert set(MODELS) == set(RECORD_KINDS)
     for kind, model in MODELS.items():
         schema = model.model_json_schema()
