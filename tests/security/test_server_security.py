@@ -209,10 +209,13 @@ def test_scoped_batches_and_quotas_over_http(
     assert resp.status == 200 and resp.json["created"] == 3, resp.body[:300]
     outside = [*inside[:2], alice.assertion("devices/x")]
     resp = http(server.url, "POST", "/v1/assert/batch", outside, scoped)
-    assert resp.status == 403
-    assert resp.error["details"] == [
-        {"field": "2.subject", "problem": "'devices/x' is outside this key's scope 'drugs'"}
+    assert resp.status == 200  # checked per record: the outside one alone is refused
+    assert [r["status"] for r in resp.json["results"]] == ["exists", "exists", "rejected"]
+    assert resp.json["results"][2]["error"]["details"] == [
+        {"field": "subject", "problem": "'devices/x' is outside this key's scope 'drugs'"}
     ]
-    # Another signer, same key: its own quota bucket.
+    left = int(resp.headers["x-quota-remaining"])
+    # Another signer, same key: the key pays (a fresh signing key is no fresh quota).
     bob = http(server.url, "POST", "/v1/assert", Agent().assertion("drugs/bob"), scoped)
-    assert bob.status == 201 and bob.headers["x-quota-remaining"] == "990"
+    assert bob.status == 201
+    assert int(bob.headers["x-quota-remaining"]) in (left - 10, left - 9)
