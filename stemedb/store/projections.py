@@ -133,8 +133,8 @@ def _apply_vote(
     agent = _b(first_signer(record)) or b""
     timestamp = int(record["timestamp"])
     conn.execute(
-        "INSERT OR REPLACE INTO vote_history (assertion_hash, seq, agent_id, weight, timestamp, written_ms)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT OR REPLACE INTO vote_history"
+        " (assertion_hash, seq, agent_id, weight, timestamp, written_ms) VALUES (?, ?, ?, ?, ?, ?)",
         (target, seq, agent, float(record["weight"]), timestamp, written_ms),
     )
     existing = fetchall(
