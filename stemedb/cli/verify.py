@@ -17,6 +17,7 @@ from typing import Any
 from stemedb.ops.cli_support import fail, progress_bar, settings_or_none
 from stemedb.ops.common import DatabaseInUse, open_exclusive
 from stemedb.store import schema
+from stemedb.store.journal import CORRUPTION_RUNBOOK, JournalError
 from stemedb.store.verify import VerifyReport, rebuild_projections, verify
 
 
@@ -56,7 +57,11 @@ def run_verify(args: argparse.Namespace) -> int:
     if not report.ok:
         where = f" at seq {report.first_bad_seq}" if report.first_bad_seq is not None else ""
         bad = next(c for c in report.checks if not c["ok"])
-        print(f"stemedb verify: FAILED{where}: {bad['check']}: {bad['detail']}", file=sys.stderr)
+        print(
+            f"stemedb verify: FAILED{where}: {bad['check']}: {bad['detail']} "
+            f"(see {CORRUPTION_RUNBOOK})",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -74,6 +79,8 @@ def run_reindex(args: argparse.Namespace) -> int:
         with progress_bar(None, "frame", "reindex") as advance:
             frames = rebuild_projections(conn, advance)
         seconds = time.perf_counter() - started
+    except JournalError as exc:  # a damaged frame: name it, keep the old projections
+        return fail("reindex", f"{exc} (see {CORRUPTION_RUNBOOK})")
     finally:
         conn.close()
     rate = frames / seconds if seconds > 0 else float(frames)

@@ -52,7 +52,8 @@ def check_journal(db_path: Path) -> list[Finding]:
             ]
         journal.check_header(conn)
         head = journal.read_head(conn)
-        assert head is not None
+        if head is None:
+            raise JournalError("journal header frame (seq 0) is missing", 0)
         journal.verify_range(conn, max(0, head.seq - 999))
     except apsw.NotADBError:
         return [Finding("journal", "fail", f"{db_path} is not an SQLite database", section)]
@@ -67,6 +68,15 @@ def check_journal(db_path: Path) -> list[Finding]:
         ]
     except apsw.Error as exc:
         return [Finding("journal", "fail", f"{db_path}: {exc}", section)]
+    except Exception as exc:  # damaged data must give a finding, never a traceback
+        return [
+            Finding(
+                "journal",
+                "fail",
+                f"journal check failed: {type(exc).__name__}: {exc}",
+                f"run `stemedb verify`, then restore ({section})",
+            )
+        ]
     finally:
         conn.close()
     detail = f"header ok, head seq {head.seq}, chain {head.chain_hex[:16]}…, tail verified"

@@ -3,6 +3,10 @@
 `chain(n) = SHA3-256(chain(n-1) || hash(n) || decimal_ascii(written_ms(n)))`
 with `chain(-1)` = 32 zero bytes. The same computation is one query in the
 stock `sqlite3` shell (see docs/forensics.md), which is why it is SHA3.
+
+Every checker here reads frames through `frame_check` (typeof + CAST AS BLOB),
+so no stored value, however damaged, can make a check raise anything but a
+`JournalError` naming the seq; the rules themselves live in `frame_check`.
 """
 
 from __future__ import annotations
@@ -11,18 +15,22 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import apsw
 
+from stemedb.errors import Unavailable
+from stemedb.store import frame_check
+from stemedb.store.frame_check import HEADER_FORMAT, HEADER_VERSION, RAW_COLUMNS, RawFrame
 from stemedb.store.schema import fetchall
 
-HEADER_FORMAT = "stemedb-journal"
-HEADER_VERSION = 1
 ZERO_CHAIN = bytes(32)
 
-SELECT_FRAMES = "SELECT seq, kind, hash, body, written_ms, chain FROM journal"
+SELECT_FRAMES = f"SELECT {RAW_COLUMNS} FROM journal"
+RAW_WIDTH = 11
+CORRUPTION_RUNBOOK = "docs/operations/runbooks/corruption.md"
 
 
 def sha3(data: bytes) -> bytes:
@@ -43,9 +51,59 @@ class Frame:
     chain: bytes
 
     @classmethod
-    def from_row(cls, row: tuple[object, ...]) -> Frame:
+    def from_row(cls, row: Sequence[Any]) -> Frame:
+        """A frame from a `SELECT_FRAMES` row (or seq, kind, hash, body, written_ms, chain).
+
+        Raises CorruptFrame naming the seq when a column is not what a frame holds
+        (bodies are read as blobs so a damaged one cannot raise in the driver).
+        """
+        if len(row) == RAW_WIDTH:
+            return cls.from_raw(frame_check.raw_from_row(row))
         seq, kind, frame_hash, body, written_ms, chain = row
-        return cls(int(seq), str(kind), bytes(frame_hash), str(body), int(written_ms), bytes(chain))  # type: ignore[call-overload, arg-type]
+        try:  # kind and body are read as blobs (CAST AS BLOB): decoded here, checked
+            text = body.decode("utf-8") if isinstance(body, bytes) else body
+            kind = kind.decode("utf-8") if isinstance(kind, bytes) else kind
+        except UnicodeDecodeError:
+            raise CorruptFrame(int(seq), "kind or body is not valid UTF-8") from None
+        if not (
+            isinstance(kind, str)
+            and isinstance(frame_hash, bytes)
+            and isinstance(text, str)
+            and isinstance(written_ms, int)
+            and isinstance(chain, bytes)
+        ):
+            raise CorruptFrame(int(seq), "a column does not hold the type of a frame")
+        return cls(int(seq), kind, frame_hash, text, written_ms, chain)
+
+    @classmethod
+    def from_raw(cls, raw: RawFrame) -> Frame:
+        try:
+            kind = (raw.kind or b"").decode("utf-8")
+            body = (raw.body or b"").decode("utf-8")
+        except UnicodeDecodeError:
+            raise CorruptFrame(raw.seq, "kind or body is not valid UTF-8") from None
+        if raw.kind_type != "text" or raw.body_type != "text":
+            raise CorruptFrame(raw.seq, "kind or body column is not text")
+        if raw.hash_type != "blob" or raw.chain_type != "blob" or raw.written_ms is None:
+            raise CorruptFrame(raw.seq, "hash, chain or written_ms column has the wrong type")
+        return cls(raw.seq, kind, raw.hash or b"", body, raw.written_ms, raw.chain or b"")
+
+    def raw(self) -> RawFrame:
+        """The stored form of a frame held in memory (an archived one, say)."""
+        body = self.body.encode("utf-8", "surrogatepass")
+        return RawFrame(
+            self.seq,
+            "text",
+            self.kind.encode("utf-8", "surrogatepass"),
+            "blob",
+            self.hash,
+            "text",
+            body,
+            "integer",
+            self.written_ms,
+            "blob",
+            self.chain,
+        )
 
 
 @dataclass(frozen=True)
@@ -66,6 +124,24 @@ class JournalError(Exception):
     def __init__(self, message: str, seq: int | None = None) -> None:
         super().__init__(message)
         self.seq = seq
+
+
+class CorruptFrame(JournalError, Unavailable):
+    """A read met a damaged frame: 503 `corrupt_frame` naming the seq, never a 500.
+
+    Healthy frames stay readable: only a request whose range includes this seq
+    fails (see docs/operations/runbooks/corruption.md).
+    """
+
+    code = "corrupt_frame"
+
+    def __init__(self, seq: int, problem: str) -> None:
+        super().__init__(
+            f"journal frame {seq} is damaged ({problem}); run `stemedb verify` "
+            f"({CORRUPTION_RUNBOOK})",
+            seq,
+        )
+        self.details = [{"field": "seq", "problem": f"frame {seq}: {problem}"}]
 
 
 def header_body(node_id: str | None = None, created_ms: int | None = None) -> str:
@@ -92,34 +168,54 @@ def write_header(conn: apsw.Connection, node_id: str | None = None) -> Head:
     return Head(0, chain)
 
 
+def _read_raw(conn: apsw.Connection, seq: int) -> RawFrame | None:
+    try:
+        rows = fetchall(conn, f"{SELECT_FRAMES} WHERE seq = ?", (seq,))
+    except apsw.Error as exc:
+        raise JournalError(f"frame {seq}: cannot be read ({_what(exc)})", seq) from None
+    return frame_check.raw_from_row(rows[0]) if rows else None
+
+
+def _is_corrupt(exc: BaseException) -> bool:
+    return isinstance(exc, apsw.CorruptError | apsw.NotADBError)
+
+
+def _what(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
 def check_header(conn: apsw.Connection) -> dict[str, object]:
     """Return the parsed header or raise JournalError naming what is wrong."""
-    rows = fetchall(conn, "SELECT kind, hash, body FROM journal WHERE seq = 0")
-    if not rows:
-        raise JournalError("journal header frame (seq 0) is missing", 0)
-    kind, frame_hash, body = rows[0]
+    raw = _read_raw(conn, 0)
+    if raw is None:
+        raise JournalError("frame 0: journal header frame (seq 0) is missing", 0)
     try:
-        header = json.loads(body)
-    except ValueError:
-        raise JournalError("journal header frame is not JSON", 0) from None
-    if kind != "header" or not isinstance(header, dict) or header.get("format") != HEADER_FORMAT:
-        raise JournalError(f"journal header has unknown format (want {HEADER_FORMAT!r})", 0)
+        header = frame_check.parse_body((raw.body or b"").decode("utf-8"))
+    except (ValueError, RecursionError):
+        raise JournalError("frame 0: journal header frame is not JSON", 0) from None
+    kind_ok = raw.kind_type == "text" and raw.kind == b"header"
+    if not kind_ok or not isinstance(header, dict) or header.get("format") != HEADER_FORMAT:
+        raise JournalError(
+            f"frame 0: journal header has unknown format (want {HEADER_FORMAT!r})", 0
+        )
     if header.get("version") != HEADER_VERSION:
         raise JournalError(
-            f"journal header version {header.get('version')!r} is not supported "
+            f"frame 0: journal header version {header.get('version')!r} is not supported "
             f"(this build reads version {HEADER_VERSION})",
             0,
         )
-    if bytes(frame_hash) != sha3(str(body).encode("utf-8")):
-        raise JournalError("journal header frame hash does not match its body", 0)
+    problem = frame_check.problem(raw, None)
+    if problem is not None:
+        raise JournalError(f"frame 0: {problem}", 0)
     return header
 
 
 def read_head(conn: apsw.Connection) -> Head | None:
-    rows = fetchall(conn, "SELECT seq, chain FROM journal ORDER BY seq DESC LIMIT 1")
+    rows = fetchall(conn, "SELECT seq, CAST(chain AS BLOB) FROM journal ORDER BY seq DESC LIMIT 1")
     if not rows:
         return None
-    return Head(int(rows[0][0]), bytes(rows[0][1]))
+    chain = rows[0][1]
+    return Head(int(rows[0][0]), chain if isinstance(chain, bytes) else b"")
 
 
 def append(
@@ -135,10 +231,41 @@ def append(
     return Head(seq, chain)
 
 
+def iter_raw(
+    conn: apsw.Connection, after: int = -1, until: int | None = None, batch: int = 2000
+) -> Iterator[RawFrame]:
+    """Stored frames after `after` in seq order, in bounded chunks (constant memory).
+
+    A read that fails (a damaged page, a file cut short) raises JournalError naming
+    the first frame not read.
+    """
+    cursor = after
+    bound = "" if until is None else " AND seq <= ?"
+    sql = f"{SELECT_FRAMES} WHERE seq > ?{bound} ORDER BY seq LIMIT ?"
+    while True:
+        params = (cursor, batch) if until is None else (cursor, until, batch)
+        got = 0
+        try:
+            for row in conn.execute(sql, params):
+                raw = frame_check.raw_from_row(row)
+                got += 1
+                cursor = raw.seq
+                yield raw
+        except apsw.Error as exc:
+            seq = cursor + 1
+            where = "SQLite reports a corrupt page" if _is_corrupt(exc) else "read failed"
+            raise JournalError(f"frame {seq} cannot be read: {where} ({_what(exc)})", seq) from None
+        if got < batch:
+            return
+
+
 def iter_frames(
     conn: apsw.Connection, after: int = -1, until: int | None = None, batch: int = 2000
 ) -> Iterator[Frame]:
-    """Stream frames in seq order in bounded chunks (constant memory)."""
+    """Stream frames in seq order in bounded chunks (constant memory).
+
+    Raises CorruptFrame naming the seq of a frame whose columns are damaged.
+    """
     cursor = after
     while True:
         if until is None:
@@ -158,40 +285,88 @@ def iter_frames(
         cursor = int(rows[-1][0])
 
 
+def checked_frames(
+    conn: apsw.Connection, after: int = -1, until: int | None = None, batch: int = 2000
+) -> Iterator[Frame]:
+    """`iter_frames` for readers that hand frames out (feed, export): each frame's
+    columns, hash and body (a record of the kind its `kind` column says) are checked
+    first, so a relabelled or damaged frame raises CorruptFrame instead of being
+    shown as something it is not. The chain is `verify`'s job."""
+    for raw in iter_raw(conn, after, until, batch):
+        problem = frame_check.problem(raw, None, link=False)
+        if problem is not None:
+            raise CorruptFrame(raw.seq, problem)
+        yield Frame.from_raw(raw)
+
+
 def chain_before(conn: apsw.Connection, seq: int) -> bytes:
     if seq <= 0:
         return ZERO_CHAIN
-    rows = fetchall(conn, "SELECT chain FROM journal WHERE seq = ?", (seq - 1,))
-    if not rows:
+    raw = _read_raw(conn, seq - 1)
+    if raw is None:
         raise JournalError(f"journal frame {seq - 1} is missing", seq - 1)
-    return bytes(rows[0][0])
+    return raw.chain or b""
 
 
-def verify_frames(frames: Iterator[Frame], previous_chain: bytes, expect_seq: int) -> int:
-    """Check seq continuity, each frame's hash and the chain; return the frames checked.
+def verify_frames(
+    frames: Iterable[Frame | RawFrame], previous_chain: bytes, expect_seq: int
+) -> int:
+    """Check every column of each frame (frame_check) and the chain; return the count.
 
-    Raises JournalError naming the first bad seq.
+    `previous_chain` is the stored chain of frame expect_seq-1. Raises JournalError
+    naming the first bad seq, in the words of the forensics query.
     """
+    previous: RawFrame | None = RawFrame(
+        expect_seq - 1, "text", b"", "blob", b"", "text", b"", "integer", 0, "blob", previous_chain
+    )
     checked = 0
-    for frame in frames:
-        if frame.seq != expect_seq:
-            raise JournalError(
-                f"journal gap: expected seq {expect_seq}, found {frame.seq}", expect_seq
-            )
-        if sha3(frame.body.encode("utf-8")) != frame.hash:
-            raise JournalError(f"frame {frame.seq}: hash does not match its body", frame.seq)
-        chain = next_chain(previous_chain, frame.hash, frame.written_ms)
-        if chain != frame.chain:
-            raise JournalError(f"frame {frame.seq}: chain link is broken", frame.seq)
-        previous_chain = chain
-        expect_seq += 1
+    for item in frames:
+        raw = item.raw() if isinstance(item, Frame) else item
+        if raw.seq != expect_seq:
+            previous = None  # a hole (or a repeat): the frame has no predecessor
+        problem = frame_check.problem(raw, previous)
+        if problem is not None:
+            raise JournalError(f"frame {raw.seq}: {problem}", raw.seq)
+        previous = raw
+        expect_seq = raw.seq + 1
         checked += 1
     return checked
 
 
 def verify_range(conn: apsw.Connection, first: int, last: int | None = None) -> int:
-    """Verify frames first..last (inclusive; None = to the head)."""
+    """Verify frames first..last (inclusive; None = to the head).
+
+    Only JournalError escapes (naming the seq): the start-up tail check and
+    `doctor` call this and must turn any damage into one runbook line.
+    """
     first = max(first, 0)
-    return verify_frames(
-        iter_frames(conn, after=first - 1, until=last), chain_before(conn, first), first
-    )
+    try:
+        return verify_frames(
+            iter_raw(conn, after=first - 1, until=last), chain_before(conn, first), first
+        )
+    except JournalError:
+        raise
+    except Exception as exc:  # a checker must name the frame, never crash
+        raise JournalError(f"frame check failed near seq {first}: {_what(exc)}", first) from None
+
+
+def verify_all(conn: apsw.Connection, progress: Any = None) -> int:
+    """The whole journal, exactly as strict as docs/forensics.md's query."""
+    try:
+        rows = fetchall(conn, "SELECT min(seq) FROM journal")
+    except apsw.Error as exc:
+        raise JournalError(f"frame 0: cannot be read ({_what(exc)})", 0) from None
+    low = rows[0][0]
+    if low is not None and int(low) < 0:
+        raise JournalError(f"frame {low}: seq below 0", int(low))
+    check_header(conn)
+    frames: Iterator[RawFrame] = iter_raw(conn)
+    if progress is not None:
+        frames = _counting(frames, progress)
+    return verify_frames(frames, ZERO_CHAIN, 0)
+
+
+def _counting(frames: Iterator[RawFrame], progress: Any) -> Iterator[RawFrame]:
+    for frame in frames:
+        progress(1)
+        yield frame

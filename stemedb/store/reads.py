@@ -13,7 +13,7 @@ from typing import Any
 
 import apsw
 
-from stemedb.store.journal import Frame, iter_frames
+from stemedb.store.journal import Frame, checked_frames
 from stemedb.store.projections import TrustState, fold_outcome
 from stemedb.store.schema import fetchall
 
@@ -26,7 +26,8 @@ def _one(conn: apsw.Connection, sql: str, params: Iterable[Any] = ()) -> tuple[A
 def frame_by_hash(conn: apsw.Connection, frame_hash: bytes) -> Frame | None:
     row = _one(
         conn,
-        "SELECT seq, kind, hash, body, written_ms, chain FROM journal WHERE hash = ?",
+        "SELECT seq, CAST(kind AS BLOB), hash, CAST(body AS BLOB), written_ms, chain"
+        " FROM journal WHERE hash = ?",
         (frame_hash,),
     )
     return Frame.from_row(row) if row else None
@@ -49,7 +50,8 @@ def assertion_view(frame: Frame, tier: int, superseded: bool) -> dict[str, Any]:
 
 
 _ASSERTION_BY = (
-    "SELECT j.seq, j.kind, j.hash, j.body, j.written_ms, j.chain, a.tier,"
+    "SELECT j.seq, CAST(j.kind AS BLOB), j.hash, CAST(j.body AS BLOB), j.written_ms, j.chain,"
+    " a.tier,"
     " EXISTS (SELECT 1 FROM supersessions s WHERE s.target_hash = a.hash)"
     " FROM assertions a JOIN journal j ON j.seq = a.seq WHERE "
 )
@@ -67,7 +69,10 @@ def assertion_at(
     tier and superseded flag are known, so only its frame is fetched. The flag is
     the caller's: a lens query passes the one its time filters computed."""
     row = _one(
-        conn, "SELECT seq, kind, hash, body, written_ms, chain FROM journal WHERE seq = ?", (seq,)
+        conn,
+        "SELECT seq, CAST(kind AS BLOB), hash, CAST(body AS BLOB), written_ms, chain"
+        " FROM journal WHERE seq = ?",
+        (seq,),
     )
     return assertion_view(Frame.from_row(row), tier, superseded) if row else None
 
@@ -336,7 +341,7 @@ def feed(
     """Frames after `after` in order; returns them and the next cursor (gap-free)."""
     frames: list[Frame] = []
     last = after
-    for frame in iter_frames(conn, after=after, batch=max(limit, 100)):
+    for frame in checked_frames(conn, after=after, batch=max(limit, 100)):
         last = frame.seq
         if frame.seq == 0:
             continue
@@ -357,7 +362,7 @@ def head_seq(conn: apsw.Connection) -> int:
 def export_frames(
     conn: apsw.Connection, after: int, kinds: frozenset[str] | None
 ) -> Iterator[Frame]:
-    for frame in iter_frames(conn, after=max(after, 0)):
+    for frame in checked_frames(conn, after=max(after, 0)):
         if kinds is None or frame.kind in kinds:
             yield frame
 
@@ -380,7 +385,7 @@ def export_chunk(
     frames: list[Frame] = []
     size = 0
     last = after
-    for frame in iter_frames(conn, after=max(after, 0), until=until, batch=min(limit, 64)):
+    for frame in checked_frames(conn, after=max(after, 0), until=until, batch=min(limit, 64)):
         last = frame.seq
         if kinds is None or frame.kind in kinds:
             frames.append(frame)

@@ -35,7 +35,6 @@ from rel_support import (
     RUNBOOK_SECTION_3,
     RecordFactory,
     Signed,
-    cli_has_verify,
     cli_verify,
     file_head,
     http_json,
@@ -279,8 +278,7 @@ def test_the_intact_copy_verifies(golden: Golden, tmp_path: Path) -> None:
     path = tmp_path / "stemedb.db"
     shutil.copyfile(golden.path, path)
     assert verify(path).ok and verify(path, full=True).ok
-    if cli_has_verify():
-        assert cli_verify(path, full=True).returncode == 0
+    assert cli_verify(path, full=True).returncode == 0
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
@@ -297,12 +295,14 @@ def test_verify_detects_the_damage_and_names_the_first_bad_seq(
     assert case.verify_says in failed, failed
     if case.first_bad_seq is not None:
         assert (quick.first_bad_seq, full.first_bad_seq) == (case.first_bad_seq,) * 2
-    if cli_has_verify():  # the operator's command: exit 1, the first bad seq named
-        done = cli_verify(path, full=True)
-        assert done.returncode == 1, done.stdout + done.stderr
-        assert "stemedb verify: FAILED" in done.stderr, done.stderr
-        if case.first_bad_seq is not None:
-            assert f"FAILED at seq {case.first_bad_seq}:" in done.stderr, done.stderr
+    # the operator's command: exit 1, the first bad seq named, the runbook, no traceback
+    done = cli_verify(path, full=True)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "stemedb verify: FAILED" in done.stderr, done.stderr
+    assert "docs/operations/runbooks/corruption.md" in done.stderr, done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    if case.first_bad_seq is not None:
+        assert f"FAILED at seq {case.first_bad_seq}:" in done.stderr, done.stderr
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
