@@ -256,13 +256,7 @@ def test_normalize_then_sign_the_message_and_submit(api: Api) -> None:
     assert message == b"stemedb/v1/assertion\n" + bytes.fromhex(body["digest"])
 
     signed = dict(record)
-    signed["signatures"] = [
-        {
-            "agent_id": agent.id,
-            "signature": sign(agent.seed, message),
-            "timestamp": record["timestamp"],
-        }
-    ]
+    signed["signatures"] = [{"agent_id": agent.id, "signature": sign(agent.seed, message)}]
     created = api.write("/v1/assert", signed)
     stored = api.get_ok(f"/v1/assertions/{created['hash']}")
     assert stored["agent_id"] == public_key_hex(agent.seed)

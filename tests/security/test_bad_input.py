@@ -39,7 +39,7 @@ def _good(**changes: Any) -> dict[str, Any]:
         "predicate": "p",
         "object": "v",
         "confidence": 0.5,
-        "signatures": [{"agent_id": ALICE.id, "signature": "00" * 64, "timestamp": NOW}],
+        "signatures": [{"agent_id": ALICE.id, "signature": "00" * 64}],
     }
     for key, value in changes.items():
         if value is None:
