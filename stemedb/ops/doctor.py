@@ -9,9 +9,12 @@ to a live server and as root (it leaves no files behind).
 from __future__ import annotations
 
 import errno
+import http.client
+import json
 import os
 import pwd
 import socket
+import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -19,6 +22,8 @@ from stemedb.config import ConfigError, Settings, load_settings
 from stemedb.ops import procnet
 from stemedb.ops.doctor_data import check_archive, check_backup_age, check_journal, check_tls
 from stemedb.ops.findings import DISK_RUNBOOK, RUNBOOK, Finding, to_json
+from stemedb.store import dirlock
+from stemedb.store.consistency import disk_full
 
 __all__ = [
     "Finding",
@@ -28,6 +33,7 @@ __all__ = [
     "check_directory",
     "check_disk",
     "check_journal",
+    "check_lock",
     "check_port",
     "check_tls",
     "diagnose",
@@ -62,12 +68,13 @@ def settings_with_findings(environ: Mapping[str, str]) -> tuple[Settings, list[F
 def diagnose(settings: Settings, *, expected_user: str | None = None) -> list[Finding]:
     uid, gids, user = expected_owner(expected_user)
     findings: list[Finding] = []
-    findings += check_port(settings.bind_host, settings.bind_port)
+    findings += check_port(settings.bind_host, settings.bind_port, settings.db_dir)
+    findings += check_lock(settings.db_dir, settings.bind_port)
     dirs = {"db": settings.db_dir, "wal": settings.wal_dir, "backup": settings.backup_dir}
     for name, path in dirs.items():
         findings += check_directory(name, path, uid, gids, user)
     findings += check_disk(dirs.values())
-    findings += check_journal(settings.db_path)
+    findings += _full_disk_is_not_corruption(check_journal(settings.db_path), settings.db_dir)
     findings += check_tls(settings.tls_cert, settings.tls_key)
     findings += check_backup_age(settings.backup_dir)
     findings += check_archive(settings)
@@ -77,7 +84,63 @@ def diagnose(settings: Settings, *, expected_user: str | None = None) -> list[Fi
 # ---- §1 port ---------------------------------------------------------------------
 
 
-def check_port(host: str, port: int) -> list[Finding]:
+def _full_disk_is_not_corruption(findings: list[Finding], db_dir: Path) -> list[Finding]:
+    """SQLite reports a full disk while opening as an I/O error: say what it is (§4)."""
+    if not disk_full(db_dir):
+        return findings
+    return [
+        Finding(
+            f.check,
+            "fail",
+            f"cannot read the journal because the disk holding {db_dir} is full ({f.detail})",
+            f"free space first: {DISK_RUNBOOK} ({RUNBOOK} §4)",
+        )
+        if f.status == "fail" and "seq" not in f.detail
+        else f
+        for f in findings
+    ]
+
+
+def check_lock(db_dir: Path, port: int | None = None) -> list[Finding]:
+    """Who holds the data directory's writer lock (storage.md: one writer process).
+
+    Held by the process serving the configured port: the service, all is well.
+    Held by anything else (an import, a restore, a stray server on another
+    port): a server started now would exit with §6, so say who to wait for.
+    """
+    found = dirlock.holder(db_dir)
+    if found is None:
+        return [Finding("lock", "ok", f"{db_dir} is not locked: no StemeDB process is writing it")]
+    serving = {o.pid for o in procnet.port_owners(port)[1]} if port else set()
+    if found.pid in serving:
+        return [Finding("lock", "ok", f"{db_dir} is held by the server on port {port}")]
+    return [
+        Finding(
+            "lock",
+            "warn",
+            f"{db_dir} is held by {found.describe()}",
+            "a server or another writing command cannot start until it exits: wait for it or "
+            f"stop it ({dirlock.RUNBOOK})",
+        )
+    ]
+
+
+def is_stemedb_server(host: str, port: int, timeout: float = 2.0) -> bool:
+    """Ask the listener: a StemeDB server answers /v1/health with its own body shape."""
+    probe = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
+    conn = http.client.HTTPConnection(probe, port, timeout=timeout)
+    try:
+        conn.request("GET", "/v1/health")
+        resp = conn.getresponse()
+        body = json.loads(resp.read(65536) or b"null")
+    except (OSError, ValueError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+    return isinstance(body, dict) and {"status", "journal_seq", "chain_head"} <= body.keys()
+
+
+def check_port(host: str, port: int, db_dir: Path | None = None) -> list[Finding]:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
         with socket.socket(family, socket.SOCK_STREAM) as sock:
@@ -116,7 +179,9 @@ def check_port(host: str, port: int) -> list[Finding]:
             )
         ]
     who = "; ".join(f"pid {o.pid} ({o.command[:80]})" for o in owners)
-    if all("stemedb" in o.command for o in owners):
+    lock_holder = dirlock.holder(db_dir) if db_dir is not None else None
+    ours = lock_holder is not None and lock_holder.pid in {o.pid for o in owners}
+    if ours or is_stemedb_server(host, port):  # never by its command line: paths say stemedb
         return [
             Finding(
                 "port",
@@ -177,6 +242,34 @@ def _writable_by(st: os.stat_result, uid: int, gids: set[int], directory: bool) 
     return (st.st_mode >> shift) & need == need
 
 
+def _try_write(path: Path, database: Path | None) -> Finding | None:
+    """Write for real (mode bits say nothing about a read-only mount or a full disk).
+
+    An unnamed temporary file in the directory (O_TMPFILE: nothing is left
+    behind) and an open of the database for writing (no SQLite: no -wal/-shm).
+    """
+    try:
+        with tempfile.TemporaryFile(dir=path, prefix=".stemedb-doctor-"):
+            pass
+        if database is not None and database.exists():
+            os.close(os.open(database, os.O_RDWR))
+    except OSError as exc:
+        where = database if database is not None and exc.filename == str(database) else path
+        if exc.errno == errno.EROFS:
+            return Finding(
+                "",
+                "fail",
+                f"{where} is on a read-only file system",
+                f"remount it read-write (mount -o remount,rw) ({RUNBOOK} §5)",
+            )
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return Finding("", "fail", f"{where}: no space left", f"{DISK_RUNBOOK} ({RUNBOOK} §4)")
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            return Finding("", "fail", f"{where} is not writable by this user ({exc.strerror})", "")
+        return Finding("", "fail", f"cannot write {where}: {exc}", f"{RUNBOOK} §5")
+    return None
+
+
 def check_directory(name: str, path: Path, uid: int, gids: set[int], user: str) -> list[Finding]:
     check = f"{name}_dir"
     if not path.exists():
@@ -193,6 +286,11 @@ def check_directory(name: str, path: Path, uid: int, gids: set[int], user: str) 
             if p.exists()
         ]
     fix = f"chown -R {user}: {path} && chmod 750 {path} ({RUNBOOK} §5)"
+    tried = _try_write(path, path / "stemedb.db" if name == "db" else None)
+    refused = tried is not None and "not writable by this user" in tried.detail
+    if tried is not None and (uid == os.geteuid() or not refused):
+        # Asking for another user (root, for the service), mode bits judge a refusal below.
+        return [Finding(check, tried.status, tried.detail, tried.action or fix)]
     for target in targets:
         st = target.stat()
         writable = _writable_by(st, uid, gids, target.is_dir())

@@ -52,7 +52,8 @@ def test_healthy_setup_passes(tmp_path: Path) -> None:
     assert statuses["tls"] == "skip"
     table = run_cli("doctor", env=env)
     assert table.returncode == 0 and "0 failed" in table.stdout
-    assert sorted(os.listdir(tmp_path / "db")) == ["stemedb.db"]  # doctor left nothing behind
+    # doctor left nothing behind (stemedb.lock is the store's, made by make_db)
+    assert sorted(os.listdir(tmp_path / "db")) == ["stemedb.db", "stemedb.lock"]
 
 
 def test_port_in_use_names_the_process(tmp_path: Path) -> None:
@@ -223,3 +224,54 @@ def test_bad_configuration_is_a_finding_not_a_crash(tmp_path: Path) -> None:
     (config,) = _find(findings, "configuration")
     assert code == 1 and "STEMEDB_THREADS" in config["detail"]
     assert _find(findings, "port")  # the other checks still ran
+
+
+LISTENER = (
+    "import socket, time\n"
+    "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
+    "print(s.getsockname()[1], flush=True)\n"
+    "time.sleep(60)\n"
+)
+
+
+def test_a_process_whose_path_says_stemedb_is_not_taken_for_the_server(tmp_path: Path) -> None:
+    """Issue 15 item 1: a checkout in ~/src/stemedb made every listener look like ours."""
+    script = tmp_path / "stemedb" / "stemedb-checkout" / "listener.py"
+    script.parent.mkdir(parents=True)
+    script.write_text(LISTENER)
+    listener = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=script.parent
+    )
+    try:
+        assert listener.stdout is not None
+        port = int(listener.stdout.readline())
+        env = cli_env(tmp_path, {"STEMEDB_BIND_ADDR": f"127.0.0.1:{port}"})
+        code, findings = _doctor(env)
+        (port_finding,) = _find(findings, "port")
+        assert code == 1 and port_finding["status"] == "fail", port_finding
+        assert f"pid {listener.pid}" in port_finding["detail"]
+        assert "StemeDB server" not in port_finding["detail"]
+        assert f"kill {listener.pid}" in port_finding["action"]
+    finally:
+        listener.kill()
+        listener.wait()
+
+
+def test_a_real_server_is_recognised_by_asking_it(tmp_path: Path, run_server_process: Any) -> None:
+    """The server is identified by its /v1/health answer and the data directory's lock."""
+    server = run_server_process()
+    port = int(server.url.rsplit(":", 1)[1])
+    env = cli_env(tmp_path, {"STEMEDB_BIND_ADDR": f"127.0.0.1:{port}"})
+    code, findings = _doctor(env)
+    (port_finding,) = _find(findings, "port")
+    assert code == 0 and port_finding["status"] == "warn", port_finding
+    assert f"held by a StemeDB server: pid {server.pid}" in port_finding["detail"]
+    (lock,) = _find(findings, "lock")
+    assert lock["status"] == "ok" and f"port {port}" in lock["detail"], lock
+    assert doctor.is_stemedb_server("127.0.0.1", port)
+    # Served from another port, the lock holder is named as what blocks a start (§6).
+    other = _free_port()
+    _, findings = _doctor(cli_env(tmp_path, {"STEMEDB_BIND_ADDR": f"127.0.0.1:{other}"}))
+    (lock,) = _find(findings, "lock")
+    assert lock["status"] == "warn" and f"pid {server.pid}" in lock["detail"], lock
+    assert "server-wont-start.md §6" in lock["action"]
