@@ -12,9 +12,12 @@ scope `drugs` covers `drugs` and `drugs/semaglutide/label`, not `drugsx`):
 * epoch: refused, epochs are global (they change every reader's `epoch` lens);
 * outcome: admin only, and admin keys cannot be scoped.
 
-A batch is all or nothing: one out-of-scope record refuses the whole request
-with 403 naming every offending index, so nothing is half-written. Records
-that are not even well-formed are left to the write service's 400.
+The security middleware applies `enforce_scope` to the single-record routes
+(403 naming the field). A batch is checked record by record in the write
+service instead (`stemedb.security.kinds.caller_for` calls `record_problems`):
+an out-of-scope record is `rejected` with `forbidden` and the rest written,
+or with `?atomic=true` nothing is (400 `batch_rejected`). Records that are
+not even well-formed are left to the write service's 400.
 """
 
 from __future__ import annotations
