@@ -86,6 +86,12 @@ class Metrics:
         self.queries_total = Counter(
             "stemedb_queries", "Queries by endpoint and lens", ["endpoint", "lens"], registry=r
         )
+        self.tier_capped_total = Counter(
+            "stemedb_tier_capped_candidates",
+            "Lens candidates ranked below the tier they declare: no signer is registered for "
+            "it (docs/security.md, Authority cannot be self-declared)",
+            registry=r,
+        )
         self.query_latency_seconds = Histogram(
             "stemedb_query_latency_seconds",
             "Query evaluation time by endpoint and lens",

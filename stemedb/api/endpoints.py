@@ -42,6 +42,7 @@ def build_routes(settings: Settings, store: Store, metrics: Metrics) -> list[Rou
         metrics.query_latency_seconds.labels(endpoint, lens).observe(seconds)
 
     query_service = QueryService(store, audit, on_query=on_query)
+    query_service.on_capped = metrics.tier_capped_total.inc  # tier caps (tier_policy.py)
     return [
         *writes.routes(write_service),
         *reads.routes(query_service, browse, audit),

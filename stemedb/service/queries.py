@@ -8,6 +8,7 @@ touches the store.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -422,6 +423,12 @@ class QueryService:
 
     # ---- authority cannot be self-declared (service/tier_policy.py) -------
 
+    on_capped: Callable[[int], None] = staticmethod(lambda count: None)  # candidates capped
+
+    @functools.cached_property
+    def _tier_policy(self) -> tier_policy.TierPolicy:
+        return tier_policy.TierPolicy.from_settings(self.store.settings)
+
     def _tiered(
         self, conn: apsw.Connection, sel: Selection, rows: list[CandidateRow]
     ) -> tuple[list[CandidateRow], list[Candidate], dict[bytes, tier_policy.TierCap]]:
@@ -431,8 +438,9 @@ class QueryService:
         the effective tier: the rows were read with the widened filter of
         `tier_policy.read_filter`, and those outside it are dropped here.
         """
-        policy = tier_policy.TierPolicy.from_settings(self.store.settings)
-        caps = policy.caps(conn, rows, sel.filter.known_at_ms)
+        caps = self._tier_policy.caps(conn, rows, sel.filter.known_at_ms)
+        if caps:
+            self.on_capped(len(caps))
         kept_rows, candidates = tier_policy.capped_candidates(
             rows, caps, to_candidate, sel.filter.tiers
         )

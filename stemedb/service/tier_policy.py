@@ -25,6 +25,7 @@ docs/security.md, "Authority cannot be self-declared".
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -57,16 +58,23 @@ def cap_tier(candidate: Candidate, allowed: int) -> Candidate:
     return candidate if candidate.tier >= allowed else candidate._replace(tier=allowed)
 
 
+@functools.lru_cache(maxsize=4096)
+def _uri_scheme(text: str) -> str | None:
+    match = _URI_SCHEME.match(text)
+    return match.group(1).lower() if match else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _path_scheme(subject: str) -> str | None:
+    return path_scheme(subject)
+
+
 def scheme_limit(
     source: str | None, subject: str, scheme_tiers: Mapping[str, int]
 ) -> tuple[str, int] | None:
-    """(scheme, tier) the claim's evidence scheme allows: `source`'s, else the subject's."""
-    schemes: list[str | None] = []
-    if source:
-        match = _URI_SCHEME.match(source)
-        schemes.append(match.group(1).lower() if match else None)
-    schemes.append(path_scheme(subject))
-    for scheme in schemes:
+    """(scheme, tier) the claim's evidence scheme allows: `source`'s, else the subject's
+    (the order `infer_source_class` uses for the default source class)."""
+    for scheme in (_uri_scheme(source) if source else None, _path_scheme(subject)):
         if scheme is not None and scheme in scheme_tiers:
             return scheme, int(scheme_tiers[scheme])
     return None
@@ -105,6 +113,7 @@ def allowed_tier(
     return best
 
 
+@functools.lru_cache(maxsize=1024)
 def cap_reason(declared: int, allowed: int, why: str) -> str:
     """The one line a capped candidate's explanation carries."""
     why = why.replace("{declared}", tier_name(declared))

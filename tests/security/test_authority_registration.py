@@ -162,7 +162,12 @@ def test_fifty_unregistered_regulatory_claims_lose_to_one_registered_regulator(
     observational = live.lens("risk", "recency", source_class="Observational")
     assert observational["candidates_count"] == 50
 
-    # Journaled as written: the stored claim still says Regulatory.
+    # Visible to operators: every capped candidate served is counted.
+    metrics = live.call("GET", "/metrics").body.decode()
+    (line,) = [m for m in metrics.splitlines() if m.startswith("stemedb_tier_capped_candidates")]
+    assert float(line.split()[-1]) >= 50 * 6
+
+        # Journaled as written: the stored claim still says Regulatory.
     stored = live.ok("GET", f"/v1/assertions/{result['tier_caps'][0]['hash']}")
     assert stored["source_class"] == "Regulatory"
 
