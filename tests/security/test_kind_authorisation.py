@@ -20,7 +20,7 @@ import pytest
 from e2ekit import Agent, ServerFactory, unique
 from rightskit import AUTH_ENV, ROOT_KEY, AuthServer
 
-KINDS = ("assertion", "vote", "epoch", "supersession", "alias", "outcome")
+KINDS = ("assertion", "vote", "epoch", "supersession", "alias", "outcome", "agent_tier")
 ROLES = ("reader", "writer", "admin", "scoped")
 PATHS = ("single", "batch_json", "batch_ndjson", "atomic")
 ENDPOINT = {
@@ -30,14 +30,15 @@ ENDPOINT = {
     "supersession": "/v1/supersede",
     "alias": "/v1/aliases",
     "outcome": "/v1/outcome",
+    "agent_tier": "/v1/admin/agents",
 }
 OUTCOMES = "SELECT count(*) FROM journal WHERE kind = 'outcome';"
 ALLOWED = {
     "reader": frozenset(),
-    "writer": frozenset(KINDS) - {"outcome"},
+    "writer": frozenset(KINDS) - {"outcome", "agent_tier"},
     "admin": frozenset(KINDS),
-    # inside its scope: epochs are global and outcomes need admin
-    "scoped": frozenset(KINDS) - {"outcome", "epoch"},
+    # inside its scope: epochs are global; outcomes and agent registrations need admin
+    "scoped": frozenset(KINDS) - {"outcome", "agent_tier", "epoch"},
 }
 
 
@@ -66,6 +67,8 @@ def make_record(srv: AuthServer, kind: str, agent: Agent) -> dict[str, Any]:
         return agent.record("supersession", target_hash=base, reason=f"retracted {tag}")
     if kind == "alias":
         return agent.record("alias", alias=f"scoped/{tag}/a", canonical=f"scoped/{tag}/c")
+    if kind == "agent_tier":
+        return agent.record("agent_tier", agent_id=Agent().id, max_tier="Expert", name=tag)
     return agent.record("outcome", agent_id=Agent().id, assertion_hash=base, accurate=False)
 
 
@@ -241,3 +244,19 @@ def test_the_atomic_400_carries_the_envelope_for_every_rejection_cause(srv: Auth
         headers={"X-API-Key": writer},
     )
     _atomic_envelope(resp, "invalid_json")
+
+
+def test_every_record_kind_has_a_role_and_unlisted_kinds_need_admin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A kind added later cannot slip through batches before someone decides its role."""
+    from stemedb.records import RECORD_KINDS
+    from stemedb.security import kinds
+    from stemedb.security.keys import ApiKey
+
+    assert set(kinds.KIND_AUTH) == set(RECORD_KINDS)
+    writer = ApiKey("0" * 12, "w", "writer", None, 0, None, None)
+    monkeypatch.delitem(kinds.KIND_AUTH, "alias")
+    refusal = kinds.kind_problem(writer, "alias")
+    assert refusal is not None and refusal.details[0]["field"] == "kind"
+    assert kinds.kind_problem(writer, "no-such-kind") is None  # the service's 400 names it
