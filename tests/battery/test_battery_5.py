@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from e2ekit import Agent, Api
 
+from stemedb.signing import sign_record
+
 SUBJECT = "config/jwt"
 PREDICATE = "signing_algorithm"
 T = int(time.time()) - 3600
@@ -26,15 +28,21 @@ def world(bapi: Api) -> dict[str, Any]:
     )
     q = bapi.write(
         "/v1/assert",
-        reviewer.assertion(
-            SUBJECT,
-            PREDICATE,
-            "RS256",
-            0.8,
-            lifecycle="Approved",
-            parent_hash=p["hash"],
-            timestamp=T + 60,
-            source="rfc://7518",
+        # co-signed by P's author: a supersession's replacement must come from a
+        # signer of its target (docs/security.md, "Supersession rights")
+        sign_record(
+            "assertion",
+            {
+                "subject": SUBJECT,
+                "predicate": PREDICATE,
+                "object": "RS256",
+                "confidence": 0.8,
+                "lifecycle": "Approved",
+                "parent_hash": p["hash"],
+                "timestamp": T + 60,
+                "source": "rfc://7518",
+            },
+            [reviewer.seed, author.seed],
         ),
     )
     return {"P": p["hash"], "Q": q["hash"], "P_seq": p["seq"], "author": author}
