@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import apsw
+
 from stemedb.ops import backup
 from stemedb.ops.cli_support import fail, page_bar, settings_or_none
 
@@ -22,8 +24,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         with page_bar("backup") as report:
             result = backup.backup(db_path, dest, keep=keep, progress=report)
-    except (backup.BackupError, OSError) as exc:
+    except (backup.BackupError, OSError) as exc:  # BackupDiskFull names its runbook
         return fail("backup", str(exc))
+    except apsw.Error as exc:  # anything else SQLite says: one line, never a traceback
+        return fail("backup", f"SQLite: {type(exc).__name__}: {exc}")
     for problem in result.prune_errors:
         print(f"stemedb backup: warning: {problem}", file=sys.stderr)
     out = {**result.metadata, "path": str(result.path), "removed": [str(p) for p in result.removed]}

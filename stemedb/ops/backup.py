@@ -10,7 +10,9 @@ contain; a copy that does not verify is deleted and the command fails.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
 import shutil
 import threading
@@ -33,6 +35,8 @@ METADATA_FILE = "metadata.json"
 NAME_PREFIX = "stemedb-backup-"
 BACKUP_NAME = re.compile(r"^stemedb-backup-(\d{8})-(\d{6})(?:-(\d+))?$")
 STEP_PAGES = 1024  # 4 MiB at the default page size between progress updates
+FULL_RUNBOOK = "docs/operations/runbooks/disk-full.md (Backup destination full)"
+_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 # (pages copied, total pages)
 PageProgress = Callable[[int, int], None]
@@ -42,6 +46,12 @@ _lock = threading.Lock()  # one backup at a time per process (API requests)
 
 class BackupError(Exception):
     """The backup could not be made or did not verify; the message says what differs."""
+
+
+class BackupDiskFull(BackupError):
+    """The destination ran out of space (HTTP 507); nothing was kept."""
+
+    runbook = FULL_RUNBOOK
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,38 @@ def backup(
     """Copy `db_path` into `dest_dir/stemedb-backup-YYYYMMDD-HHMMSS/`, verify, prune."""
     if not db_path.is_file():
         raise BackupError(f"no database at {db_path}")
+    try:
+        return _backup(db_path, dest_dir, keep, progress, now)
+    except (apsw.FullError, apsw.IOError, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno not in _FULL_ERRNOS:
+            raise
+        if isinstance(exc, apsw.IOError) and not _no_space(dest_dir):
+            raise BackupError(f"I/O error writing the backup into {dest_dir}: {exc}") from None
+        raise BackupDiskFull(
+            f"backup destination {dest_dir} is full (No space left on device); "
+            "nothing was kept: free space there or use --dest on another disk. "
+            f"See {FULL_RUNBOOK}"
+        ) from None
+
+
+def _no_space(path: Path) -> bool:
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        vfs = os.statvfs(probe)
+    except OSError:
+        return False
+    return vfs.f_bavail * vfs.f_frsize < 1 << 20 or (vfs.f_files > 0 and vfs.f_favail == 0)
+
+
+def _backup(
+    db_path: Path,
+    dest_dir: Path,
+    keep: int | None,
+    progress: PageProgress | None,
+    now: datetime | None,
+) -> BackupResult:
     with _lock:
         dest_dir.mkdir(parents=True, exist_ok=True)
         when = (now or datetime.now(UTC)).astimezone(UTC)

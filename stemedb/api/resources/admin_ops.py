@@ -75,6 +75,11 @@ def routes(settings: Settings, store: Store, metrics: Metrics) -> list[Route]:
                 result = backup.backup(
                     settings.db_path, settings.backup_dir, keep=settings.backup_keep
                 )
+        except backup.BackupDiskFull as exc:
+            log.error("backup failed: %s", exc)
+            no_space = {"error": {"code": "insufficient_storage", "message": str(exc)}}
+            json_response(resp, no_space, 507)
+            return
         except backup.BackupError as exc:
             log.error("backup failed: %s", exc)
             json_response(resp, {"error": {"code": "backup_failed", "message": str(exc)}}, 500)
@@ -103,7 +108,13 @@ def routes(settings: Settings, store: Store, metrics: Metrics) -> list[Route]:
             "Back up the database (online, verified) into STEMEDB_BACKUP_DIR",
             tag="admin",
             auth="admin",
-            responses={200: BackupOut, 401: ErrorResponse, 403: ErrorResponse, 500: ErrorResponse},
+            responses={
+                200: BackupOut,
+                401: ErrorResponse,
+                403: ErrorResponse,
+                500: ErrorResponse,
+                507: ErrorResponse,
+            },
             content_types=("application/json",),
             description="Same as `stemedb backup`: an online copy, verified against the chain "
             "head read in the same snapshot, then pruned to STEMEDB_BACKUP_KEEP backups.",
