@@ -22,8 +22,9 @@ import pytest
 from securekit import Agent, Resp, sqlite_count
 
 from stemedb import demo_data
-from stemedb.signing import make_assertion
+from stemedb.signing import make_assertion, sign_record
 from stemedb.store import agent_tiers, schema
+from stemedb.store.verify import verify
 
 ROOT = "fedcba9876543210fedcba9876543210-root"
 AUTH_ENV = {
@@ -167,7 +168,7 @@ def test_fifty_unregistered_regulatory_claims_lose_to_one_registered_regulator(
     (line,) = [m for m in metrics.splitlines() if m.startswith("stemedb_tier_capped_candidates")]
     assert float(line.split()[-1]) >= 50 * 6
 
-        # Journaled as written: the stored claim still says Regulatory.
+    # Journaled as written: the stored claim still says Regulatory.
     stored = live.ok("GET", f"/v1/assertions/{result['tier_caps'][0]['hash']}")
     assert stored["source_class"] == "Regulatory"
 
@@ -287,3 +288,86 @@ def test_the_demo_registers_its_agents_with_an_admin_key_and_warns_without(live:
     }
     result = live.ok("POST", "/v1/query", {**subject, "lens": "authority"})["results"][0]
     assert result["winner"]["hash"] == ids["A"] and "tier_caps" not in result
+
+
+# ---- in process: co-signers, the scheme cap, the setting, rebuilds -------------------
+
+
+def _authority(app: Any, predicate: str) -> dict[str, Any]:
+    resp = app.client.simulate_get(
+        "/v1/query", params={"subject": SUBJECT, "predicate": predicate, "lens": "authority"}
+    )
+    assert resp.status_code == 200, resp.text
+    result: dict[str, Any] = resp.json["results"][0]
+    return result
+
+
+def _write(app: Any, path: str, record: dict[str, Any]) -> str:
+    resp = app.client.simulate_post(path, json=record)
+    assert resp.status_code == 201, resp.text
+    return str(resp.json["hash"])
+
+
+def test_a_registered_co_signer_lends_its_tier_and_a_rebuild_agrees(
+    secure_app: Callable[..., Any],
+) -> None:
+    app = secure_app()
+    registrar = Agent()
+    first, second = sorted((Agent(), Agent()), key=lambda a: a.id)  # `second` is no agent_id
+    _write(app, "/v1/admin/agents", registration(registrar, second, "Regulatory", "EMA"))
+    unsigned = {
+        "subject": SUBJECT,
+        "predicate": "cosigned",
+        "object": "yes",
+        "confidence": 0.9,
+        "source_class": "Regulatory",
+    }
+    cosigned = sign_record("assertion", unsigned, [first.seed, second.seed], now_s=T)
+    alone = sign_record("assertion", {**unsigned, "object": "no"}, [first.seed], now_s=T)
+    cosigned_hash = _write(app, "/v1/assert", cosigned)
+    alone_hash = _write(app, "/v1/assert", alone)
+
+    result = _authority(app, "cosigned")
+    assert result["winner"]["hash"] == cosigned_hash
+    assert result["winner"]["agent_id"] == first.id  # the first signer is not the registered one
+    assert [c["hash"] for c in result["tier_caps"]] == [alone_hash]
+
+    # The registry is a projection like the others: a rebuild from the journal is identical.
+    report = verify(app.settings.db_path, full=True)
+    assert report.ok, report.to_dict()
+    assert {
+        "check": "count_agent_tiers",
+        "ok": True,
+        "detail": "1 agent_tier frames, 1 rows in agent_tiers",
+    } in report.checks
+
+
+def test_a_claim_is_capped_to_what_its_own_source_scheme_allows(
+    secure_app: Callable[..., Any],
+) -> None:
+    app = secure_app()
+    agent = Agent()
+    blog = signed_claim(agent, "scheme", "v", "Clinical", 0.9, "blog://my-post")
+    study = signed_claim(agent, "scheme", "w", "Observational", 0.5, "study://s")
+    _write(app, "/v1/assert", blog)
+    _write(app, "/v1/assert", study)
+    result = _authority(app, "scheme")
+    assert result["winner"]["object"]["value"] == "w"
+    (cap,) = result["tier_caps"]
+    assert cap["effective"] == "Anecdotal"
+    assert cap["why"] == (
+        "declared Clinical, capped to Anecdotal: source scheme 'blog' allows at most Anecdotal"
+    )
+
+
+def test_the_ceiling_is_a_setting(secure_app: Callable[..., Any]) -> None:
+    trusting = secure_app(STEMEDB_UNREGISTERED_MAX_TIER="Regulatory")
+    strict = secure_app(STEMEDB_UNREGISTERED_MAX_TIER="Expert")
+    agent = Agent()
+    claim = signed_claim(agent, "ceiling", "v", "Clinical", 0.9, "pubmed://1")
+    for app in (trusting, strict):
+        _write(app, "/v1/assert", claim)
+    assert "tier_caps" not in _authority(trusting, "ceiling")
+    assert _authority(strict, "ceiling")["tier_caps"][0]["effective"] == "Expert"
+    listed = strict.client.simulate_get("/v1/admin/agents").json
+    assert listed["unregistered_max_tier"] == "Expert"
