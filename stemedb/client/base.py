@@ -128,8 +128,9 @@ class BaseClient:
             )
             return attach_signatures(kind, normalised["record"], [self.seed])
         tiers = self.scheme_tiers if self.scheme_tiers is not None else DEFAULT_SCHEME_TIERS
-        # A record that carries its timestamp is signed "at" that time too, so the same
-        # claim signed twice is the same bytes (same id: a repeat answers `exists`).
+        # A record that carries its timestamp is normalised "as of" that time, so the same
+        # claim signed twice is the same bytes (same id: a repeat answers `exists`). The
+        # signature entries are exactly {agent_id, signature} (data-model.md §7).
         when = unsigned.get("timestamp")
         now_s = when if isinstance(when, int) and not isinstance(when, bool) else None
         try:

@@ -346,12 +346,14 @@ class Writer:
     def _commit_ms(self) -> int:
         """The `written_ms` of every frame of this group commit: its commit time.
 
-        Taken once BEGIN IMMEDIATE holds the write lock, so no frame of this batch
-        can be read before this instant (storage.md: `known_at=T` never shows a
-        frame that was not committed at T; the frames become visible a few ms
-        later, at COMMIT, never earlier). Never below the last committed frame's
-        value, so written_ms is non-decreasing along the journal even when the
-        wall clock steps back (NTP), which `known_at` cut-offs by time rely on.
+        Taken once BEGIN IMMEDIATE holds the write lock, after the batch was
+        gathered, so `known_at=T` does not show frames that were still queued at T
+        (storage.md). It cannot be the instant COMMIT returns: the chain link
+        that covers it is written inside the transaction; the frames become
+        visible at COMMIT, this transaction's duration (a few ms) later. Never
+        below the last committed frame's value, so written_ms is non-decreasing
+        along the journal even when the wall clock steps back (NTP), which
+        `known_at` cut-offs by time rely on. See docs/architecture.md.
         """
         if self._last_ms is None:
             rows = fetchall(
@@ -375,10 +377,15 @@ class Writer:
             conn.execute("RELEASE local")
         except (apsw.FullError, apsw.IOError):
             raise
-        except Exception as exc:
+        except StemeError as exc:
             conn.execute("ROLLBACK TO local")
             conn.execute("RELEASE local")
-            job.error = exc if isinstance(exc, StemeError) else Unavailable(str(exc))
+            job.error = exc
+        except Exception:
+            conn.execute("ROLLBACK TO local")
+            conn.execute("RELEASE local")
+            log.exception("writer: internal error in a local write; it was rolled back")
+            job.error = InternalWriteError(INTERNAL_MESSAGE)
 
     def _apply_job(self, job: _Job) -> None:
         conn = self._conn
