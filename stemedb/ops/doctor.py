@@ -21,6 +21,7 @@ from pathlib import Path
 from stemedb.config import ConfigError, Settings, load_settings
 from stemedb.ops import procnet
 from stemedb.ops.doctor_data import check_archive, check_backup_age, check_journal, check_tls
+from stemedb.ops.doctor_tiers import check_tier_registry
 from stemedb.ops.findings import DISK_RUNBOOK, RUNBOOK, Finding, to_json
 from stemedb.store import dirlock
 from stemedb.store.consistency import disk_full
@@ -78,6 +79,7 @@ def diagnose(settings: Settings, *, expected_user: str | None = None) -> list[Fi
     findings += check_tls(settings.tls_cert, settings.tls_key)
     findings += check_backup_age(settings.backup_dir)
     findings += check_archive(settings)
+    findings += check_tier_registry(settings)  # agent tier registrations (doctor_tiers.py)
     return findings
 
 

@@ -22,6 +22,7 @@ import pytest
 from securekit import Agent, Resp, sqlite_count
 
 from stemedb import demo_data
+from stemedb.ops.doctor_tiers import check_tier_registry
 from stemedb.signing import make_assertion, sign_record
 from stemedb.store import agent_tiers, schema
 from stemedb.store.verify import verify
@@ -371,3 +372,22 @@ def test_the_ceiling_is_a_setting(secure_app: Callable[..., Any]) -> None:
     assert _authority(strict, "ceiling")["tier_caps"][0]["effective"] == "Expert"
     listed = strict.client.simulate_get("/v1/admin/agents").json
     assert listed["unregistered_max_tier"] == "Expert"
+
+
+def test_doctor_warns_when_high_tier_claims_exist_but_no_agent_is_registered(
+    secure_app: Callable[..., Any],
+) -> None:
+    app = secure_app()
+    (empty,) = check_tier_registry(app.settings)
+    assert empty.status == "ok" and empty.detail.startswith("0 claims")
+
+    regulator = Agent()
+    _write(app, "/v1/assert", signed_claim(regulator, "d", "v", "Regulatory", 0.9, "fda://x"))
+    (warned,) = check_tier_registry(app.settings)
+    assert warned.status == "warn", warned
+    assert warned.detail.startswith("1 claims declare a tier above Observational")
+    assert "POST /v1/admin/agents" in warned.action
+
+    _write(app, "/v1/admin/agents", registration(Agent(), regulator, "Regulatory", "FDA"))
+    (fine,) = check_tier_registry(app.settings)
+    assert fine.status == "ok" and fine.detail.startswith("0 claims"), fine
