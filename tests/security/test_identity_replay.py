@@ -14,6 +14,7 @@ signers' keys (data-model.md §7), on a real server.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -123,11 +124,18 @@ def test_an_entry_timestamp_is_refused_naming_the_field_for_every_kind(
         extra = {**record, "signatures": [{**record["signatures"][0], "nonce": 1}]}
         resp = http(server.url, "POST", ENDPOINTS[kind], extra)
         assert (resp.status, resp.error["details"][0]["field"]) == (400, "signatures.0.nonce")
-    batch = http(server.url, "POST", "/v1/assert/batch", [old_style(r) for _, r in records])
-    assert batch.status == 200
-    for item in batch.json["results"]:
-        assert item["status"] == "rejected"
-        assert item["error"]["details"][0]["field"] == "signatures.0.timestamp"
+    olds = [old_style(r) for _, r in records]
+    batch = http(server.url, "POST", "/v1/assert/batch", olds)
+    lines = b"".join(json.dumps(r).encode() + b"\n" for r in olds)
+    ndjson = http(
+        server.url, "POST", "/v1/assert/batch", lines, {"Content-Type": "application/x-ndjson"}
+    )
+    for resp in (batch, ndjson):
+        assert resp.status == 200, resp.body[:300]
+        assert len(resp.json["results"]) == len(records)
+        for item in resp.json["results"]:
+            assert item["status"] == "rejected"
+            assert item["error"]["details"][0]["field"] == "signatures.0.timestamp"
     assert _state(http, server.url) == before
 
 
