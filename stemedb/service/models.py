@@ -161,6 +161,16 @@ class ExplanationOut(_Out):
     why: str
 
 
+class TierCapOut(_Out):
+    """A candidate ranked below its declared tier (docs/security.md, Authority cannot be
+    self-declared); listed only when something was capped."""
+
+    hash: str
+    declared: str
+    effective: str
+    why: str
+
+
 class LensGroupOut(_Out):
     subject: str
     predicate: str
@@ -169,6 +179,7 @@ class LensGroupOut(_Out):
     resolution_confidence: float
     conflict_score: float
     explanation: list[ExplanationOut]
+    tier_caps: list[TierCapOut] | None = None
 
 
 class LensQueryOut(_Out):
@@ -208,6 +219,7 @@ class SkepticOut(_Out):
     conflict_score: float
     candidates_count: int
     claims: list[ClaimOut]
+    tier_caps: list[TierCapOut] | None = None
 
 
 class LayeredOut(_Out):
@@ -218,6 +230,7 @@ class LayeredOut(_Out):
     conflict_score: float
     cross_tier_conflict: float
     tiers: list[dict[str, Any]]
+    tier_caps: list[TierCapOut] | None = None
 
 
 class TraceQuery(BaseModel):
