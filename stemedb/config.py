@@ -90,6 +90,12 @@ class Settings:
     audit_retention_days: int = 30
     max_body_bytes: int = 1048576
     request_timeout_s: float = 30.0
+    send_timeout_s: float = 30.0
+    send_buffer_total_bytes: int = 256 * 1024 * 1024
+    long_polls: int | None = None  # None = auto: a quarter of `threads`, at least 1
+    exports: int | None = None  # None = auto: an eighth of `threads`, at least 1
+    audit_bytes_per_client: int = 512 * 1024  # per minute
+    audit_bytes_total: int = 2 * 1024 * 1024  # per minute
     batch_max: int = 10000
     allowed_origins: tuple[str, ...] = ()
     trusted_proxy: tuple[str, ...] = ()
@@ -307,6 +313,17 @@ def _networks(variable: str, raw: str) -> tuple[str, ...]:
     return items
 
 
+def _auto_int(maximum: int) -> Callable[[str, str], int | None]:
+    """`auto` (None: derived from another setting) or an integer from 1 to `maximum`."""
+
+    def parse(variable: str, raw: str) -> int | None:
+        if raw.strip().lower() in ("", "auto"):
+            return None
+        return parse_int(variable, raw, 1, maximum)
+
+    return parse
+
+
 def _optional_path(variable: str, raw: str) -> Path | None:
     return Path(raw.strip()) if raw.strip() else None
 
@@ -341,6 +358,18 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "STEMEDB_AUDIT_RETENTION_DAYS": ("audit_retention_days", lambda v, r: parse_int(v, r, 1)),
     "STEMEDB_MAX_BODY_BYTES": ("max_body_bytes", lambda v, r: parse_int(v, r, 1024)),
     "STEMEDB_REQUEST_TIMEOUT": ("request_timeout_s", lambda v, r: parse_float(v, r, 1.0)),
+    "STEMEDB_SEND_TIMEOUT": ("send_timeout_s", lambda v, r: parse_float(v, r, 1.0)),
+    "STEMEDB_SEND_BUFFER_TOTAL": (
+        "send_buffer_total_bytes",
+        lambda v, r: parse_int(v, r, 1024 * 1024),
+    ),
+    "STEMEDB_LONG_POLLS": ("long_polls", _auto_int(1024)),
+    "STEMEDB_EXPORTS": ("exports", _auto_int(1024)),
+    "STEMEDB_AUDIT_BYTES_PER_CLIENT": (
+        "audit_bytes_per_client",
+        lambda v, r: parse_int(v, r, 16384),
+    ),
+    "STEMEDB_AUDIT_BYTES_TOTAL": ("audit_bytes_total", lambda v, r: parse_int(v, r, 16384)),
     "STEMEDB_BATCH_MAX": ("batch_max", lambda v, r: parse_int(v, r, 1, 1000000)),
     "STEMEDB_ALLOWED_ORIGINS": ("allowed_origins", _list),
     "STEMEDB_TRUSTED_PROXY": ("trusted_proxy", _networks),

@@ -12,6 +12,11 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, RootModel, fiel
 
 HEX64 = r"^[0-9a-fA-F]{64}$"
 MAX_SEQ = 2**63 - 1  # SQLite INTEGER; larger values are a 400, never an overflow
+# Query parameter lengths (a 400 naming the field beyond them): a reader's parameters
+# are kept in the audit trail, and nothing a reader sends may be unbounded.
+MAX_PATH_PARAM = 1024  # a concept path before normalisation (512 after it)
+MAX_NAME_PARAM = 64  # a lens name, a decay
+MAX_LIST_PARAM = 256  # comma lists: lifecycles, source classes, kinds
 
 
 def check_decay(value: str) -> str:
@@ -90,21 +95,26 @@ class QueryIn(BaseModel):
 
     subject: str | None = Field(
         None,
+        max_length=MAX_PATH_PARAM,
         validation_alias=AliasChoices("subject", "concept_path"),
         description="Concept path (alias `concept_path`); a trailing `/*` means prefix=true.",
     )
     prefix: bool = False
     predicate: str | None = Field(None, min_length=1, max_length=256)
-    lens: str | None = None
-    inner: str = "recency"
-    lifecycle: str = "any"
+    lens: str | None = Field(None, max_length=MAX_NAME_PARAM)
+    inner: str = Field("recency", max_length=MAX_NAME_PARAM)
+    lifecycle: str = Field("any", max_length=MAX_LIST_PARAM)
     epoch: str | None = Field(None, pattern=HEX64)
-    source_class: str | None = Field(None, description="One tier name or a comma list")
+    source_class: str | None = Field(
+        None, max_length=MAX_LIST_PARAM, description="One tier name or a comma list"
+    )
     max_tier: int | None = Field(None, ge=0, le=5)
     agent_id: str | None = Field(None, pattern=HEX64)
     as_of: int | None = Field(None, ge=0, le=253402300799)
     known_at: int | None = Field(None, ge=0, le=253402300799)
-    decay: str = Field("none", description="`none`, `tier`, or a half-life in days")
+    decay: str = Field(
+        "none", max_length=MAX_NAME_PARAM, description="`none`, `tier`, or a half-life in days"
+    )
     include_superseded: bool = False
     resolve_aliases: bool = True
     limit: int = Field(100, ge=1, le=1000)
@@ -118,12 +128,14 @@ class PairQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    subject: str = Field(validation_alias=AliasChoices("subject", "concept_path"))
+    subject: str = Field(
+        max_length=MAX_PATH_PARAM, validation_alias=AliasChoices("subject", "concept_path")
+    )
     predicate: str = Field(min_length=1, max_length=256)
-    lifecycle: str = "any"
+    lifecycle: str = Field("any", max_length=MAX_LIST_PARAM)
     as_of: int | None = Field(None, ge=0, le=253402300799)
     known_at: int | None = Field(None, ge=0, le=253402300799)
-    decay: str = "none"
+    decay: str = Field("none", max_length=MAX_NAME_PARAM)
     include_superseded: bool = False
     resolve_aliases: bool = True
 
@@ -249,7 +261,7 @@ class TraceOut(_Out):
 
 class ConceptsQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    prefix: str | None = None
+    prefix: str | None = Field(None, max_length=MAX_PATH_PARAM)
 
 
 class ConceptsOut(_Out):
@@ -283,7 +295,7 @@ class FeedQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     after: int = Field(0, ge=0, le=MAX_SEQ)
     limit: int = Field(100, ge=1, le=1000)
-    kinds: str | None = None
+    kinds: str | None = Field(None, max_length=MAX_LIST_PARAM)
     wait: float = Field(0, ge=0, le=30)
 
 
@@ -308,7 +320,7 @@ class FeedOut(_Out):
 class ExportQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     format: Literal["ndjson", "csv"] = "ndjson"
-    kinds: str | None = None
+    kinds: str | None = Field(None, max_length=MAX_LIST_PARAM)
     after: int = Field(0, ge=0, le=MAX_SEQ)
 
 

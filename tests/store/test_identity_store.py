@@ -343,3 +343,19 @@ def test_an_unexpected_exception_in_a_batch_is_internal(
     assert journal_head(store) == head
     (ok,) = store.write([pend("assertion", assertion("id/bug", SIGNERS[:1]))])
     assert ok.status == "created" and ok.seq == head + 1
+
+
+def test_the_writers_identity_lookup_is_one_primary_key_search(store: Store) -> None:
+    """The hot path: one search of the record_digests primary key, then the journal
+    row by its integer key; never a scan."""
+    with store.reader() as conn:
+        plan = [
+            str(row[3])
+            for row in conn.execute(
+                "EXPLAIN QUERY PLAN " + digests._LOOKUP, (b"\0" * 32, b"", "assertion")
+            )
+        ]
+    assert plan == [
+        "SEARCH d USING PRIMARY KEY (digest=? AND signer=?)",
+        "SEARCH j USING INTEGER PRIMARY KEY (rowid=?)",
+    ]
