@@ -116,3 +116,39 @@ def blocking() -> Iterator[None]:
     """Mark a wait on something other than the CPU: the caller's slot is free meanwhile."""
     with _process.released():
         yield
+
+
+class Lane:
+    """At most `limit` holders at once; over it `try_enter` says no at once, it never queues.
+
+    Why: admission bounds requests that run Python, but a request that *waits*
+    (a long poll on the feed, an export streaming to a slow client) gives its
+    slot back and keeps its waitress worker thread. Forty followers long-polling
+    held every worker thread, so a write waited 22 s for one. A lane caps how
+    many threads such requests may hold at once; the rest of the pool stays
+    free for writes and quick reads. Refusing (instead of queueing) is the
+    point: a queued request would hold a thread too.
+    """
+
+    def __init__(self, name: str, limit: int) -> None:
+        self.name = name
+        self.limit = max(1, limit)
+        self._mutex = threading.Lock()
+        self._active = 0
+        self.refused = 0  # times a request found the lane full (a counter for /metrics)
+
+    @property
+    def active(self) -> int:
+        return self._active
+
+    def try_enter(self) -> bool:
+        with self._mutex:
+            if self._active >= self.limit:
+                self.refused += 1
+                return False
+            self._active += 1
+            return True
+
+    def leave(self) -> None:
+        with self._mutex:
+            self._active = max(0, self._active - 1)

@@ -14,7 +14,7 @@ import re
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,8 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from stemedb.admission import Admission
 
@@ -132,6 +134,8 @@ class Metrics:
         self.rate_limited_total = Counter(
             "stemedb_rate_limited", "Requests refused with 429", ["route"], registry=r
         )
+        self.readers = ReaderCollector()
+        r.register(self.readers)
         self.tls_cert_expiry_seconds: Gauge | None = None
         self._stats_fn: Callable[[], Mapping[str, Any]] | None = None
         self._stats: Mapping[str, Any] = {}
@@ -161,6 +165,11 @@ class Metrics:
 
     def watch_admission(self, admission: Admission) -> None:
         self.requests_waiting.set_function(lambda: admission.waiting)
+
+    def watch_reads(self, browse: Any, audit: Any) -> None:
+        """Export the long-poll and export lanes of `browse` and the audit's counters."""
+        self.readers.browse = browse
+        self.readers.audit = audit
 
     def bind_store(self, stats_fn: Callable[[], Mapping[str, Any]]) -> None:
         """Read store gauges from `stats_fn()` at scrape time (one call per scrape)."""
@@ -206,6 +215,67 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class ReaderCollector(Collector):
+    """Hostile-reader defences, read at scrape time (docs/security.md, "Hostile readers"):
+    the long-poll and export lanes, connections closed for not reading, audit bounds."""
+
+    def __init__(self) -> None:
+        self.browse: Any = None
+        self.audit: Any = None
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())  # described on collect: the values are read from live objects
+
+    def collect(self) -> Iterator[Metric]:
+        from stemedb.security import channel  # lazy: keeps waitress out of library use
+
+        closed = CounterMetricFamily(
+            "stemedb_slow_readers_closed",
+            "Connections closed because the client stopped reading its answer, by reason",
+            labels=["reason"],
+        )
+        for reason in ("send_timeout", "send_buffer_total"):
+            closed.add_metric([reason], channel.send_timeouts.get(reason, 0))
+        yield closed
+        browse = self.browse
+        if browse is not None:
+            for lane, what in ((browse.long_polls, "long polls"), (browse.exports, "exports")):
+                name = "stemedb_long_polls" if lane.name == "long_poll" else "stemedb_exports"
+                yield GaugeMetricFamily(
+                    f"{name}_active", f"{what} holding a worker thread now", value=lane.active
+                )
+                yield GaugeMetricFamily(
+                    f"{name}_limit", f"most {what} that may hold a worker thread", value=lane.limit
+                )
+                yield CounterMetricFamily(
+                    f"{name}_refused",
+                    f"{what} over the limit (long polls answered at once, exports 429)",
+                    value=lane.refused,
+                )
+        audit = self.audit
+        if audit is not None:
+            stats = audit.stats
+            yield CounterMetricFamily(
+                "stemedb_audit_rows", "Query audit rows queued for writing", value=stats.rows
+            )
+            yield CounterMetricFamily(
+                "stemedb_audit_bytes", "Bytes of query audit rows queued", value=stats.bytes
+            )
+            yield CounterMetricFamily(
+                "stemedb_audit_rows_truncated",
+                "Audit rows with parameters or results cut to the row bounds",
+                value=stats.truncated,
+            )
+            dropped = CounterMetricFamily(
+                "stemedb_audit_rows_dropped",
+                "Audit rows not written, by reason (client_budget, total_budget, unavailable)",
+                labels=["reason"],
+            )
+            for reason in ("client_budget", "total_budget", "unavailable"):
+                dropped.add_metric([reason], stats.dropped.get(reason, 0))
+            yield dropped
 
 
 def cert_not_after(path: Path) -> float:

@@ -32,6 +32,7 @@ from stemedb.config import KNOWN_VARIABLES, ConfigError, Settings, load_settings
 from stemedb.dispatch import InlinePredicate, LoopDispatcher, accept_in_bursts
 from stemedb.logs import setup_logging
 from stemedb.metrics import Metrics
+from stemedb.security.channel import OUTBUF_HIGH_WATERMARK, OUTBUF_OVERFLOW
 
 log = logging.getLogger("stemedb.server")
 
@@ -251,6 +252,8 @@ class Server:
                 port=settings.bind_port,
                 threads=settings.threads,
                 channel_timeout=CHANNEL_TIMEOUT,
+                outbuf_overflow=OUTBUF_OVERFLOW,  # per connection: see security/channel.py
+                outbuf_high_watermark=OUTBUF_HIGH_WATERMARK,
                 connection_limit=CONNECTION_LIMIT,
                 cleanup_interval=CLEANUP_INTERVAL,
                 max_request_body_size=settings.max_body_bytes * 32 + 65536,
@@ -263,7 +266,12 @@ class Server:
             raise StepFailed(*_bind_failure(exc, settings)) from None
         from stemedb.security.channel import install_channel  # request deadline, JSON errors
 
-        install_channel(self._listeners(), settings.request_timeout_s)
+        install_channel(
+            self._listeners(),
+            settings.request_timeout_s,
+            settings.send_timeout_s,
+            settings.send_buffer_total_bytes,
+        )
         for listener in self._listeners():
             accept_in_bursts(listener)
         first = self._listeners()[0]

@@ -43,6 +43,7 @@ def build_routes(settings: Settings, store: Store, metrics: Metrics) -> list[Rou
 
     query_service = QueryService(store, audit, on_query=on_query)
     query_service.on_capped = metrics.tier_capped_total.inc  # tier caps (tier_policy.py)
+    metrics.watch_reads(browse, audit)  # long-poll and export lanes, audit bounds
     return [
         *writes.routes(write_service),
         *reads.routes(query_service, browse, audit),

@@ -308,6 +308,9 @@ class Client(BaseClient):
             failures = 0
             yield from page["frames"]
             after = max(after, page["next_after"])
+            pause = cast(Mapping[str, Any], page).get("retry_after")  # the server's long-poll cap
+            if not page["frames"] and pause:
+                time.sleep(min(max_backoff, float(pause)))
 
     def export(
         self,

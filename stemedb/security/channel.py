@@ -16,9 +16,21 @@ them (a malformed request line, a raw control character in the path,
 headers over its limit, a body over `max_request_body_size`), get the API's
 one error shape too instead of waitress's plain-text page.
 
+**Send timeout (stalled readers).** The mirror image of slowloris: a client
+that asks for a large answer and stops reading. waitress buffers the answer
+(spilling past `outbuf_overflow` into a deleted temporary file) and the worker
+thread streaming it blocks once `outbuf_high_watermark` bytes wait; its own
+`channel_timeout` never fires, because that skips connections with a request
+running and acts only when the socket turns writable, which a stalled one never
+does. So a connection with unsent output that accepts fewer than
+`SEND_PROGRESS_BYTES` (64 KiB) in `STEMEDB_SEND_TIMEOUT` seconds (default 30) is
+closed: its buffers and temporary files are freed and the worker thread wakes
+with a disconnect. Across all connections, at most `STEMEDB_SEND_BUFFER_TOTAL`
+bytes may wait unsent; over that, the largest stalled buffers are closed first.
+
 This uses only waitress's extension points: the server's `channel_class`,
-the channel's `error_task_class` and its `received` method; the server's
-loop calls `sweep_deadlines` a few times a second.
+the channel's `error_task_class`, its `received` and `send` methods; the
+server's loop calls `sweep_deadlines` a few times a second.
 """
 
 from __future__ import annotations
@@ -36,6 +48,12 @@ from stemedb.dispatch import LoopServedChannel
 log = logging.getLogger("stemedb.security")
 
 MIN_RATE_BYTES_PER_S = 500.0
+SEND_PROGRESS_BYTES = 64 * 1024  # a reader must take this much per send timeout
+# waitress output buffering per connection (the server passes these to create_server):
+# past OUTBUF_OVERFLOW an answer spills to a temporary file; a worker streaming an
+# answer blocks while more than OUTBUF_HIGH_WATERMARK bytes wait unsent.
+OUTBUF_OVERFLOW = 1024 * 1024
+OUTBUF_HIGH_WATERMARK = 2 * 1024 * 1024
 PROTOCOL_ERROR_CODES = {
     400: "invalid_request",
     413: "payload_too_large",
@@ -94,8 +112,41 @@ class HardenedChannel(LoopServedChannel):
 
     error_task_class = JsonErrorTask
     request_timeout_s = 30.0
+    send_timeout_s = 30.0
     _started: float | None = None
     _received_bytes = 0
+    _sent_bytes = 0
+    _stall_since: float | None = None  # when the client last made progress reading
+    _stall_mark = 0  # _sent_bytes at that moment
+
+    def send(self, data: bytes, do_close: bool = True) -> int:
+        sent: int = super().send(data, do_close)
+        self._sent_bytes += sent
+        return sent
+
+    def send_stalled(self, now: float) -> bool:
+        """True once output has waited `send_timeout_s` with too little of it taken."""
+        if not self.total_outbufs_len or not self.connected:
+            self._stall_since = None  # nothing waiting: the client is keeping up
+            return False
+        if self._stall_since is None or self._sent_bytes - self._stall_mark >= SEND_PROGRESS_BYTES:
+            self._stall_since, self._stall_mark = now, self._sent_bytes
+            return False
+        return now - self._stall_since > self.send_timeout_s
+
+    def close_stalled(self, reason: str) -> None:
+        """Close now, from the loop thread: frees the buffers (and their temporary
+        files) and wakes a worker blocked writing to this connection."""
+        log.warning(
+            "closing the connection from %s: %s (%d bytes unsent, %d sent)",
+            self.addr[0] if self.addr else "?",
+            reason,
+            self.total_outbufs_len,
+            self._sent_bytes,
+        )
+        key = reason.split(":", 1)[0]
+        send_timeouts[key] = send_timeouts.get(key, 0) + 1
+        self.handle_close()
 
     def received(self, data: bytes) -> bool:
         if self.request is None and data and self._started is None:
@@ -131,24 +182,66 @@ class HardenedChannel(LoopServedChannel):
 
 
 def sweep_deadlines(socket_map: dict[int, Any], now: float) -> int:
-    """Time out every channel whose partial request missed its deadline; how many.
+    """Time out every channel whose partial request missed its deadline, or whose
+    client stopped reading its answer; how many.
 
     The server's loop calls this a few times a second. (Checking inside
     `readable()`, which the event loop calls for every channel on every turn,
     cost 1.4 % of a query's CPU at 32 connections.)
     """
     expired = 0
+    pending: list[HardenedChannel] = []
+    total = 0
     for channel in list(socket_map.values()):
-        if isinstance(channel, HardenedChannel) and channel.deadline_passed(now):
+        if not isinstance(channel, HardenedChannel):
+            continue
+        if channel.deadline_passed(now):
             channel._time_out()
+            expired += 1
+        elif channel.send_stalled(now):
+            channel.close_stalled(
+                f"send_timeout: the client took no data for {channel.send_timeout_s:g} s "
+                "(STEMEDB_SEND_TIMEOUT)"
+            )
+            expired += 1
+        elif channel.total_outbufs_len:
+            pending.append(channel)
+            total += channel.total_outbufs_len
+    if total > send_buffer_total[0]:
+        # Over the budget of unsent output: free the largest slow buffers first.
+        pending.sort(key=lambda ch: ch.total_outbufs_len, reverse=True)
+        for channel in pending:
+            if total <= send_buffer_total[0]:
+                break
+            if channel._stall_since is None or channel._stall_since >= now:
+                continue  # it made progress since the last sweep
+            total -= channel.total_outbufs_len
+            channel.close_stalled(
+                f"send_buffer_total: unsent output of all connections over "
+                f"{send_buffer_total[0]} bytes (STEMEDB_SEND_BUFFER_TOTAL)"
+            )
             expired += 1
     return expired
 
 
-def install_channel(listeners: Iterable[Any], request_timeout_s: float) -> None:
-    """Make every waitress listener create HardenedChannels with this deadline."""
+# Connections closed for not reading, by reason (read by stemedb.metrics at scrape time),
+# and the process's budget of unsent output (set by install_channel).
+send_timeouts: dict[str, int] = {}
+send_buffer_total = [256 * 1024 * 1024]
+
+
+def install_channel(
+    listeners: Iterable[Any],
+    request_timeout_s: float,
+    send_timeout_s: float = 30.0,
+    send_buffer_total_bytes: int = 256 * 1024 * 1024,
+) -> None:
+    """Make every waitress listener create HardenedChannels with these limits."""
     channel_class = type(
-        "StemeChannel", (HardenedChannel,), {"request_timeout_s": request_timeout_s}
+        "StemeChannel",
+        (HardenedChannel,),
+        {"request_timeout_s": request_timeout_s, "send_timeout_s": send_timeout_s},
     )
+    send_buffer_total[0] = send_buffer_total_bytes
     for listener in listeners:
         listener.channel_class = channel_class

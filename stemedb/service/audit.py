@@ -7,6 +7,19 @@ along with the next commit of writes, or gets a commit of its own within 100 ms,
 so a read-only load costs ten audit commits a second, not one per few queries.
 Reading the audit trail first flushes what is pending, so it always shows every
 query answered before the read.
+
+**Bounded (docs/security.md, "Hostile readers").** A reader must not be able
+to fill the disk through the audit trail (200 listing queries of 1,000
+assertions each once wrote 12.4 MB in 5 s). So each row is bounded
+(`stemedb.service.audit_bounds`: long parameters cut, at most 100 listed
+hashes, 8 groups, 32 contributions per group, 32 KiB in all; a `truncated`
+marker says what was cut), and so is growth: per client (its API key, else
+its address, else its `X-Agent-Id`) `STEMEDB_AUDIT_BYTES_PER_CLIENT` and in
+all `STEMEDB_AUDIT_BYTES_TOTAL` bytes of rows per minute. Over a budget a
+query's row is dropped and counted; one summary row per minute (endpoint
+`audit_summary`) says how many rows were dropped, why, and from which
+clients. Metrics: `stemedb_audit_rows_total`, `stemedb_audit_bytes_total`,
+`stemedb_audit_rows_truncated_total`, `stemedb_audit_rows_dropped_total{reason}`.
 """
 
 from __future__ import annotations
@@ -16,12 +29,20 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import apsw
-import orjson
 
+from stemedb.config import Settings
 from stemedb.errors import NotFound, StemeError
+from stemedb.service.audit_bounds import (
+    ROW_OVERHEAD,
+    TRUNCATED_KEY,
+    AuditStats,
+    Budget,
+    bounded_row,
+)
 from stemedb.store import Store
 from stemedb.store.schema import fetchall
 
@@ -32,19 +53,21 @@ PURGE_EVERY = 1000
 # long was dropped with a failed batch (e.g. a full disk), so queue another.
 REQUEUE_S = 1.0
 
-_Entry = tuple[str, int, str | None, str, str | None, dict[str, Any], list[dict[str, Any]]]
+# query_id, at_ms, agent_id, endpoint, lens, params JSON, results JSON
+_Entry = tuple[str, int, str | None, str, str | None, str, str]
+_local = threading.local()
 
 
-def _params_json(params: dict[str, Any]) -> str:
-    """Compact JSON of the query parameters (anything unusual as its str)."""
+@contextlib.contextmanager
+def attributed(client: str) -> Iterator[None]:
+    """Charge the audit rows written by this thread's request to `client`
+    (`key:<id>`, `ip:<address>`): set by the HTTP layer, which knows who asks."""
+    previous = getattr(_local, "client", None)
+    _local.client = client
     try:
-        return orjson.dumps(params, default=str).decode()
-    except TypeError:  # e.g. an integer beyond 64 bits: the standard library takes it
-        return json.dumps(params, separators=(",", ":"), default=str)
-
-
-def _results_json(results: list[dict[str, Any]]) -> str:
-    return orjson.dumps(results).decode()
+        yield
+    finally:
+        _local.client = previous
 
 
 class AuditLog:
@@ -56,6 +79,9 @@ class AuditLog:
         self._lock = threading.Lock()
         self._pending: list[_Entry] = []
         self._flush_queued_at: float | None = None  # monotonic time a flush job was queued
+        settings = getattr(store, "settings", None) or Settings()
+        self.budget = Budget(settings.audit_bytes_per_client, settings.audit_bytes_total)
+        self.stats = AuditStats()
 
     def record(
         self,
@@ -68,20 +94,27 @@ class AuditLog:
     ) -> None:
         if not self.enabled:
             return
-        # Only the cheap part here: the row's summary of `body` is taken now (the
-        # caller may reuse the dict), serialising happens on the writer thread.
-        entry = (
-            query_id,
-            int(time.time() * 1000),
-            agent_id,
-            endpoint,
-            lens,
-            params,
-            _summary(body),
-        )
+        client = getattr(_local, "client", None) or (f"agent:{agent_id}" if agent_id else "-")
+        params_json, results_json, cut = bounded_row(params, body)
+        size = ROW_OVERHEAD + len(params_json) + len(results_json)
+        at_ms = int(time.time() * 1000)
         now = time.monotonic()
         with self._lock:
-            self._pending.append(entry)
+            summary = self.budget.roll(at_ms)
+            if summary is not None:
+                self._pending.append(summary)
+            reason = self.budget.charge(client, size, endpoint)
+            if reason is not None:
+                self.stats.dropped[reason] = self.stats.dropped.get(reason, 0) + 1
+                if summary is None:
+                    return
+            else:
+                self._pending.append(
+                    (query_id, at_ms, agent_id, endpoint, lens, params_json, results_json)
+                )
+                self.stats.rows += 1
+                self.stats.bytes += size
+                self.stats.truncated += 1 if cut else 0
             if self._flush_queued_at is not None and now - self._flush_queued_at < REQUEUE_S:
                 return  # the queued flush takes this row too
             self._flush_queued_at = now
@@ -91,6 +124,9 @@ class AuditLog:
             with self._lock:
                 dropped, self._pending = len(self._pending), []
                 self._flush_queued_at = None
+                self.stats.dropped["unavailable"] = (
+                    self.stats.dropped.get("unavailable", 0) + dropped
+                )
             log.warning("query audit row%s dropped: %s", "s" if dropped > 1 else "", exc.message)
 
     def _flush(self, conn: apsw.Connection) -> None:
@@ -104,18 +140,7 @@ class AuditLog:
             self._flush_queued_at = None
         if not entries:
             return
-        rows = [
-            (
-                query_id,
-                at_ms,
-                agent_id,
-                endpoint,
-                lens,
-                _params_json(params),
-                _results_json(results),
-            )
-            for query_id, at_ms, agent_id, endpoint, lens, params, results in entries
-        ]
+        rows = entries
         conn.executemany("INSERT OR REPLACE INTO query_audit VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
         self._since_purge += len(rows)
         if self._since_purge >= PURGE_EVERY:
@@ -125,7 +150,13 @@ class AuditLog:
 
     def _flush_now(self) -> None:
         """Commit pending rows before reading them (read-your-audit)."""
-        if not self.enabled or not self._pending:
+        if not self.enabled:
+            return
+        with self._lock:
+            summary = self.budget.roll(int(time.time() * 1000))  # a finished minute's summary
+            if summary is not None:
+                self._pending.append(summary)
+        if not self._pending:
             return
         with contextlib.suppress(StemeError):  # writer down or read-only: show what is committed
             self.store.write_local(self._flush, wait=True)
@@ -164,31 +195,16 @@ class AuditLog:
 
 def _entry(row: tuple[Any, ...]) -> dict[str, Any]:
     query_id, at_ms, agent_id, endpoint, lens, params, results = row
-    return {
+    params_value = json.loads(params)
+    entry = {
         "query_id": query_id,
         "at_ms": int(at_ms),
         "agent_id": agent_id,
         "endpoint": endpoint,
         "lens": lens,
-        "params": json.loads(params),
+        "params": params_value,
         "results": json.loads(results),
     }
-
-
-def _summary(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """What the audit keeps of a response: per group the winner and contributions."""
-    if "assertions" in body:
-        return [{"listed": [a["hash"] for a in body["assertions"]]}]
-    return [
-        {
-            "subject": group.get("subject"),
-            "predicate": group.get("predicate"),
-            "winner": (group.get("winner") or {}).get("hash"),
-            "resolution_confidence": group.get("resolution_confidence"),
-            "contributions": [
-                {"hash": e["hash"], "weight": e["score"], "excluded": e["excluded"]}
-                for e in group.get("explanation", [])
-            ],
-        }
-        for group in body.get("results", [])
-    ]
+    if isinstance(params_value, dict) and TRUNCATED_KEY in params_value:
+        entry["truncated"] = params_value.pop(TRUNCATED_KEY)
+    return entry

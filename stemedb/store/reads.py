@@ -13,7 +13,7 @@ from typing import Any
 
 import apsw
 
-from stemedb.store.journal import Frame, checked_frames
+from stemedb.store.journal import CorruptFrame, Frame, checked_frames
 from stemedb.store.projections import TrustState, fold_outcome
 from stemedb.store.schema import fetchall
 
@@ -385,15 +385,20 @@ def export_chunk(
     frames: list[Frame] = []
     size = 0
     last = after
-    for frame in checked_frames(conn, after=max(after, 0), until=until, batch=min(limit, 64)):
-        last = frame.seq
-        if kinds is None or frame.kind in kinds:
-            frames.append(frame)
-            size += len(frame.body)
-            if len(frames) >= limit or size >= max_bytes:
+    try:
+        for frame in checked_frames(conn, max(after, 0), until, batch=min(limit, 64)):
+            last = frame.seq
+            if kinds is None or frame.kind in kinds:
+                frames.append(frame)
+                size += len(frame.body)
+                if len(frames) >= limit or size >= max_bytes:
+                    break
+            elif last - after >= limit * 50:
                 break
-        elif last - after >= limit * 50:
-            break
-    else:
-        last = until  # nothing more in range
+        else:
+            last = until  # nothing more in range
+    except CorruptFrame as exc:  # hand out the whole frames before it; the next chunk fails
+        if exc.seq is None or exc.seq - 1 <= after:
+            raise
+        return frames, exc.seq - 1
     return frames, last

@@ -48,6 +48,9 @@ def available_migrations(folder: Path | None = None) -> list[Migration]:
     return found
 
 
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+
 def connect(path: Path | str, *, sync: str = "full", readonly: bool = False) -> apsw.Connection:
     """One connection with the product's pragmas (WAL, synchronous, foreign keys)."""
     if readonly:
@@ -58,6 +61,9 @@ def connect(path: Path | str, *, sync: str = "full", readonly: bool = False) -> 
     conn.set_busy_timeout(BUSY_TIMEOUT_MS)
     if not readonly:
         conn.execute("PRAGMA journal_mode=WAL")
+        # After a checkpoint resets it, the -wal file shrinks back to this size: a WAL
+        # that grew while something held a snapshot does not keep its disk forever.
+        conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
     conn.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA temp_store=MEMORY")

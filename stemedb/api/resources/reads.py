@@ -8,7 +8,7 @@ from stemedb.api.errors import ErrorResponse
 from stemedb.api.media import parse_query, validate
 from stemedb.api.resources.common import agent_header, json_response, query_or_body
 from stemedb.api.routing import Route
-from stemedb.service.audit import AuditLog
+from stemedb.service.audit import AuditLog, attributed
 from stemedb.service.browse import BrowseService
 from stemedb.service.models import (
     AliasesOut,
@@ -36,18 +36,31 @@ from stemedb.service.queries import QueryService
 _ERR = {400: ErrorResponse, 404: ErrorResponse}
 
 
+def audit_client(req: falcon.Request) -> str:
+    """Whom a query's audit row is charged to (its budget): the API key that
+    authenticated it, else the client address; never a self-declared header."""
+    key = getattr(req.context, "api_key", None)
+    if key is not None:
+        return f"key:{key.id}"
+    address = getattr(req.context, "client_address", None) or req.remote_addr or "-"
+    return f"ip:{address}"
+
+
 def routes(queries: QueryService, browse: BrowseService, audit: AuditLog) -> list[Route]:
     def query(req: falcon.Request, resp: falcon.Response) -> None:
         q = validate(QueryIn, query_or_body(req))
-        json_response(resp, queries.query(q, agent_header(req)))
+        with attributed(audit_client(req)):
+            json_response(resp, queries.query(q, agent_header(req)))
 
     def skeptic(req: falcon.Request, resp: falcon.Response) -> None:
         q = parse_query(req, PairQuery)
-        json_response(resp, queries.skeptic(q, agent_header(req)))
+        with attributed(audit_client(req)):
+            json_response(resp, queries.skeptic(q, agent_header(req)))
 
     def layered(req: falcon.Request, resp: falcon.Response) -> None:
         q = parse_query(req, PairQuery)
-        json_response(resp, queries.layered(q, agent_header(req)))
+        with attributed(audit_client(req)):
+            json_response(resp, queries.layered(q, agent_header(req)))
 
     def assertion(req: falcon.Request, resp: falcon.Response, hash: str) -> None:
         json_response(resp, browse.assertion(hash))
@@ -71,7 +84,10 @@ def routes(queries: QueryService, browse: BrowseService, audit: AuditLog) -> lis
 
     def feed(req: falcon.Request, resp: falcon.Response) -> None:
         q = parse_query(req, FeedQuery)
-        json_response(resp, browse.feed(q.after, q.limit, q.kinds, q.wait))
+        body = browse.feed(q.after, q.limit, q.kinds, q.wait)
+        if "retry_after" in body:  # over the long-poll cap: answered without waiting
+            resp.set_header("Retry-After", str(body["retry_after"]))
+        json_response(resp, body)
 
     def export(req: falcon.Request, resp: falcon.Response) -> None:
         q = parse_query(req, ExportQuery)
