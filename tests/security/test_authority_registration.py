@@ -14,14 +14,17 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from e2ekit import poll
 from securekit import Agent, Resp, sqlite_count
 
 from stemedb import demo_data
+from stemedb.client import Client
 from stemedb.ops.doctor_tiers import check_tier_registry
 from stemedb.signing import make_assertion, sign_record
 from stemedb.store import agent_tiers, schema
@@ -391,3 +394,22 @@ def test_doctor_warns_when_high_tier_claims_exist_but_no_agent_is_registered(
     _write(app, "/v1/admin/agents", registration(Agent(), regulator, "Regulatory", "FDA"))
     (fine,) = check_tier_registry(app.settings)
     assert fine.status == "ok" and fine.detail.startswith("0 claims"), fine
+
+
+def test_known_at_before_a_registration_still_sees_the_cap(live: Live) -> None:
+    """Time travel replays the registry: a reader at T saw the claim capped."""
+    regulator = Agent()
+    claim = signed_claim(regulator, "later", "v", "Regulatory", 0.9, "fda://y")
+    stored = live.batch([claim])["results"][0]
+    written_ms = live.ok("GET", f"/v1/assertions/{stored['hash']}")["written_at"]
+    t = -(-written_ms // 1000)  # the first whole second at which the claim is known
+    poll(lambda: time.time() * 1000 > t * 1000 + 5, timeout=3.0)  # register after T
+
+    client = Client(live.url, api_key=ROOT, seed=Agent().seed)
+    answer = client.admin_agents_register(regulator.id, "Regulatory", name="late")
+    assert answer["status"] == "created"
+    assert client.admin_agent(regulator.id)["agent"]["max_tier"] == "Regulatory"
+
+    assert "tier_caps" not in live.lens("later", "authority")
+    then = live.lens("later", "authority", known_at=t)
+    assert then["tier_caps"][0]["effective"] == "Observational"
