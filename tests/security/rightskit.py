@@ -23,6 +23,7 @@ AUTH_ENV = {
     "STEMEDB_RATE_LIMIT_WRITE": "0",
     "STEMEDB_RATE_LIMIT_ADMIN": "0",
     "STEMEDB_QUERY_AUDIT": "false",
+    "STEMEDB_NEW_AGENTS_PER_HOUR": "0",  # these tests mint a fresh signer per case
 }
 
 
