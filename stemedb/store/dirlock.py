@@ -206,21 +206,30 @@ def holder(directory: Path) -> Holder | None:
 
 
 def _proc_locks(st: os.stat_result) -> list[int] | None:
-    """PIDs holding a FLOCK on this inode per /proc/locks; None if unreadable."""
+    """PIDs holding a FLOCK on this inode per /proc/locks; None if it cannot tell.
+
+    /proc/locks names the file system's device, which is not always the one
+    stat() reports (btrfs subvolumes): a match on the inode number alone is
+    ambiguous, and then the caller probes instead.
+    """
     try:
         lines = Path("/proc/locks").read_text().splitlines()
     except OSError:
         return None
     wanted = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-    pids = []
+    exact, same_inode = [], []
     for line in lines:
         parts = line.split()
-        if "->" in parts:  # a waiter, not a holder
+        if "->" in parts or len(parts) < 6 or parts[1] != "FLOCK":  # "->": a waiter
             continue
-        if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5] == wanted:
-            with contextlib.suppress(ValueError):
-                pids.append(int(parts[4]))
-    return pids
+        with contextlib.suppress(ValueError):
+            if parts[5] == wanted:
+                exact.append(int(parts[4]))
+            elif parts[5].rsplit(":", 1)[-1] == str(st.st_ino):
+                same_inode.append(int(parts[4]))
+    if exact or not same_inode:
+        return exact
+    return None
 
 
 def _probe_locked(path: Path) -> bool:
