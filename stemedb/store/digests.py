@@ -86,11 +86,19 @@ def lookup(conn: apsw.Connection, kind: str, digest: bytes, signer: bytes) -> St
     return None
 
 
-def note(conn: apsw.Connection, seq: int, kind: str, record: Mapping[str, Any]) -> None:
-    """Record frame `seq`'s identity; an earlier frame with the same one keeps it
-    (the writer never journals a second one; old databases may hold some)."""
+def note(
+    conn: apsw.Connection,
+    seq: int,
+    kind: str,
+    record: Mapping[str, Any],
+    digest: bytes | None = None,
+) -> None:
+    """Record frame `seq`'s identity (`digest`: already computed, else computed
+    here); an earlier frame with the same identity keeps it (the writer never
+    journals a second one; old databases may hold some)."""
     if kind != "header":
-        conn.execute(_INSERT, (digest_of(record), signer_of(kind, record), kind, seq))
+        digest = digest_of(record) if digest is None else digest
+        conn.execute(_INSERT, (digest, signer_of(kind, record), kind, seq))
 
 
 def clear(conn: apsw.Connection) -> None:

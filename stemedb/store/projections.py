@@ -299,14 +299,21 @@ _APPLIERS: dict[str, Callable[[apsw.Connection, int, bytes, Record, int], None]]
 
 
 def apply(
-    conn: apsw.Connection, seq: int, kind: str, frame_hash: bytes, record: Record, written_ms: int
+    conn: apsw.Connection,
+    seq: int,
+    kind: str,
+    frame_hash: bytes,
+    record: Record,
+    written_ms: int,
+    digest: bytes | None = None,
 ) -> None:
-    """Reflect one journal frame in the projections (header frames change nothing)."""
+    """Reflect one journal frame in the projections (header frames change nothing).
+    `digest`: the record's signed digest when the caller has it (the writer)."""
     applier = _APPLIERS.get(kind)
     if applier is not None:
         applier(conn, seq, frame_hash, record, written_ms)
     agent_tiers.apply(conn, seq, kind, frame_hash, record, written_ms)  # agent_tier only
-    digests.note(conn, seq, kind, record)  # every record kind: identity by signed content
+    digests.note(conn, seq, kind, record, digest)  # every kind: identity by signed content
 
 
 def set_applied_seq(conn: apsw.Connection, seq: int) -> None:

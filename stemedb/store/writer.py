@@ -432,7 +432,7 @@ class Writer:
                 conn, self.head, pending.kind, pending.hash, pending.body, written_ms
             )
             projections.apply(
-                conn, head.seq, pending.kind, pending.hash, pending.record, written_ms
+                conn, head.seq, pending.kind, pending.hash, pending.record, written_ms, digest
             )
         except StemeError as exc:
             conn.execute("ROLLBACK TO record")
