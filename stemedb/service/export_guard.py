@@ -3,12 +3,13 @@
 An export streams: once the first bytes are sent the status is 200 and can no
 longer change. So (documented in docs/operations/runbooks/corruption.md):
 
-* the first chunk is read before the response starts: an export whose first
-  frames include a damaged one is a 503 `corrupt_frame` naming the seq;
-* a damaged frame met later ends the stream with one last line, an error
-  object naming the seq (NDJSON: `{"error": {"code": "corrupt_frame", ...}}`;
-  CSV: `#error,corrupt_frame,<seq>,<message>`), and the server logs it. Nothing
-  after the damaged frame is sent, and no frame is ever silently skipped.
+* every whole frame before the damaged one is sent, in order;
+* an export whose very first frame is damaged answers 503 `corrupt_frame`
+  naming the seq (nothing was sent yet, so the status can still say so);
+* otherwise the stream ends with one last line, an error object naming the
+  seq (NDJSON: `{"error": {"code": "corrupt_frame", "seq": N, ...}}`; CSV:
+  `#error,corrupt_frame,N,<message>`), and the server logs it. Nothing after
+  the damaged frame is sent, and no frame is ever silently skipped.
 
 Healthy ranges stay exportable: `after=<seq>` starts past the damage.
 """

@@ -322,6 +322,12 @@ def verify_frames(
     checked = 0
     for item in frames:
         raw = item.raw() if isinstance(item, Frame) else item
+        if raw.seq < expect_seq and checked:  # a scan in seq order went backwards
+            raise JournalError(
+                f"frame {expect_seq} cannot be read: SQLite returned seq {raw.seq} after "
+                f"{expect_seq - 1} (a corrupt page)",
+                expect_seq,
+            )
         if raw.seq != expect_seq:
             previous = None  # a hole (or a repeat): the frame has no predecessor
         problem = frame_check.problem(raw, previous)

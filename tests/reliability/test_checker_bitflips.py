@@ -113,16 +113,12 @@ def golden(tmp_path_factory: pytest.TempPathFactory) -> Layout:
     ]
     page_size = int(str(conn.execute("PRAGMA page_size").fetchall()[0][0]))
     names = [str(r[1]) for r in conn.execute("PRAGMA table_info(journal)").fetchall()]
-    rows = {
-        int(str(r[0])): r for r in conn.execute("SELECT seq, body FROM journal").fetchall()
-    }
+    rows = {int(str(r[0])): r for r in conn.execute("SELECT seq, body FROM journal").fetchall()}
     conn.close()
     ranges: dict[int, dict[str, tuple[int, int]]] = {}
     for page in leaves:
         for rowid, payload in _cells(data, page, page_size):
-            ranges[rowid] = {
-                k: v for k, v in _columns(data, payload, names).items() if k != "seq"
-            }
+            ranges[rowid] = {k: v for k, v in _columns(data, payload, names).items() if k != "seq"}
             start, end = ranges[rowid]["body"]
             assert data[start:end] == str(rows[rowid][1]).encode(), "layout misread"
     assert sorted(ranges) == sorted(rows) and len(ranges) > 300
@@ -145,6 +141,7 @@ class Verdicts:
     startup: str | None
     shell: list[str] | None  # rows `seq|problem`; None when sqlite3 is absent or failed
     shell_error: str
+    pages_ok: bool  # quick_check passed: SQLite reads the same rows everywhere
 
 
 def _run_checkers(path: Path) -> Verdicts:
@@ -190,6 +187,7 @@ def _run_checkers(path: Path) -> Verdicts:
         startup,
         shell,
         shell_error,
+        all(c["ok"] for c in quick.checks if c["check"] in ("open", "quick_check")),
     )
 
 
@@ -213,7 +211,7 @@ masks = st.one_of(
 
 
 @settings(
-    max_examples=220,
+    max_examples=200,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
@@ -245,7 +243,7 @@ def test_a_flip_in_any_column_of_a_frame_is_named_by_every_checker(
 
 
 @settings(
-    max_examples=120,
+    max_examples=100,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
@@ -273,14 +271,17 @@ def test_flips_anywhere_never_crash_a_checker_and_failures_name_a_frame_or_a_pag
         "integrity_check",
         "quick_check",
         "application_id",
+        "rebuild_matches",  # a flip in a projection table: the journal is fine
+        "count_",
+        "projections_at_head",
     )
     for name, text in (("verify", said.verify), ("full", said.full), ("startup", said.startup)):
-        if text is not None:  # a failure says which frame, or that SQLite's pages are damaged
+        if text is not None:  # a failure names the frame, SQLite's damaged pages or a projection
             assert _seqs(text) or any(p in text for p in page_level), (name, said)
     if said.doctor is not None:
         assert "stemedb verify" in said.doctor or "not a" in said.doctor, said
     if said.verify is None:  # verify is the strictest reader: if it passes, so do the others
         assert said.startup is None and said.doctor is None, said
         assert said.shell in (None, []), said
-    if said.shell and said.verify_seq is not None:  # both read the rows: same first seq
+    if said.shell and said.verify_seq is not None and said.pages_ok:  # same rows, same seq
         assert int(said.shell[0].partition("|")[0]) == said.verify_seq, said
