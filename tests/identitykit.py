@@ -167,6 +167,3 @@ def unsigned_of_every_kind(
             },
         ),
     }
-
-
-MULTI_SIGNER_KINDS = ("assertion", "epoch", "supersession", "alias")
