@@ -242,3 +242,47 @@ def test_the_wal_shrinks_back_once_a_pinning_snapshot_is_gone(
         lambda: write(f"small{next(rounds)}-", 1, 10) is None and wal.stat().st_size <= 1 << 20,
         what="the WAL to shrink back to journal_size_limit",
     )
+
+
+def test_unread_large_answers_are_bounded_in_total(
+    run_server_process: Callable[..., Any],
+) -> None:
+    """Many large query answers nobody reads: past STEMEDB_SEND_BUFFER_TOTAL of unsent
+    output the largest stalled ones are closed at once, long before the send timeout,
+    and their temporary files go with them."""
+    server = run_server_process(
+        {
+            "STEMEDB_SEND_BUFFER_TOTAL": str(1024 * 1024),
+            "STEMEDB_SEND_TIMEOUT": "600",
+            "STEMEDB_REQUIRE_SIGNATURES": "false",
+        }
+    )
+    batch = [
+        {"subject": "unread/s", "predicate": f"p{n}", "object": "y" * 10_000, "confidence": 0.5}
+        for n in range(400)
+    ]
+    status, _, body = http_json("POST", server.url + "/v1/assert/batch", batch, timeout=120)
+    assert status == 200 and body["created"] == 400
+    parts = urllib.parse.urlsplit(server.url)
+    socks = []
+    try:
+        for _ in range(6):  # six answers of ~4.5 MB each, none read
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect((parts.hostname, parts.port))
+            sock.sendall(b"GET /v1/query?subject=unread/s&limit=400 HTTP/1.1\r\nHost: t\r\n\r\n")
+            socks.append(sock)
+        wait_until(
+            lambda: (
+                metric(server.url, "stemedb_slow_readers_closed_total", reason="send_buffer_total")
+                == 6
+            ),
+            what="every unread answer over the total budget to be closed",
+        )
+        wait_until(lambda: _deleted_temp_files(server.pid) == 0, what="the temporary files to go")
+        assert "STEMEDB_SEND_BUFFER_TOTAL" in server.output
+        status, _, _ = http_json("GET", server.url + "/v1/health")
+        assert status == 200
+    finally:
+        for sock in socks:
+            sock.close()
