@@ -99,14 +99,19 @@ def classify(exc: BaseException, path: Path) -> StartupError | None:
 
 
 def not_writable(path: Path, why: str) -> StartupError:
+    """Name the file that is in the way: the database, or a -wal/-shm left by root."""
     uid = os.geteuid()
+    for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if candidate.exists() and not os.access(candidate, os.W_OK):
+            path = candidate
+            break
     try:
         owner = _user(path.stat().st_uid)
     except OSError:
         owner = "?"
     return StartupError(
         f"{path} is not writable by {_user(uid)} (uid {uid}); it is owned by {owner} ({why}); "
-        f"fix with: chown {_user(uid)}: {path}*",
+        f"fix with: chown {_user(uid)}: {path}",
         f"{RUNBOOK} §5",
     )
 
