@@ -25,6 +25,7 @@ from securekit import Agent, Resp, sqlite_count
 
 from stemedb import demo_data
 from stemedb.client import Client
+from stemedb.crypto import write_key_file
 from stemedb.ops.doctor_tiers import check_tier_registry
 from stemedb.signing import make_assertion, sign_record
 from stemedb.store import agent_tiers, schema
@@ -413,3 +414,38 @@ def test_known_at_before_a_registration_still_sees_the_cap(live: Live) -> None:
     assert "tier_caps" not in live.lens("later", "authority")
     then = live.lens("later", "authority", known_at=t)
     assert then["tier_caps"][0]["effective"] == "Observational"
+
+
+def _cli(live: Live, *args: str, api_key: str = ROOT) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STEMEDB_")}
+    env.update(STEMEDB_URL=live.url, STEMEDB_API_KEY=api_key)
+    return subprocess.run(
+        [sys.executable, "-m", "stemedb.cli.main", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_agents_command_registers_lists_and_shows(live: Live, tmp_path: Path) -> None:
+    admin, agent = Agent(), Agent()
+    key_file = write_key_file(tmp_path / "admin.key", admin.seed)
+    register = ("agents", "register", agent.id, "--tier", "Clinical", "--key", str(key_file))
+
+    done = _cli(live, *register, "--name", "trial registry")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "created"
+    listed = _cli(live, "agents", "list", "--format", "table")
+    assert listed.returncode == 0 and "Clinical" in listed.stdout
+    assert agent.id[:40] in listed.stdout  # the table shortens long ids
+    shown = json.loads(_cli(live, "agents", "show", agent.id).stdout)
+    assert shown["agent"]["registered_by"] == admin.id
+
+    refused = _cli(live, *register, api_key=live.new_key("writer"))
+    assert refused.returncode == 1 and "403" in refused.stderr
+    assert "Traceback" not in refused.stderr and len(refused.stderr.splitlines()) <= 2
+    bad = _cli(live, "agents", "show", "nothex")
+    assert bad.returncode == 2 and bad.stderr.startswith(
+        "stemedb agents show: expected an agent id"
+    )
