@@ -2,8 +2,13 @@
 
 Each check returns findings with a status (ok, warn, fail, skip), what was
 found, and what to do, pointing at the runbook section the server itself
-names when it refuses to start. Checks only read: doctor is safe to run next
-to a live server and as root (it leaves no files behind).
+names when it refuses to start. Checks change nothing: doctor is safe to run
+next to a live server and as root (it leaves no files behind). Where mode
+bits can lie (a read-only mount, a full disk) it tries for real: an unnamed
+temporary file in each directory and an O_RDWR open of the database. A
+StemeDB server is recognised by asking it (`/v1/health`) and by the data
+directory's lock, never by its command line (a checkout is often named
+`stemedb`, so every process started from it would look like ours).
 """
 
 from __future__ import annotations
