@@ -23,8 +23,8 @@ from stemedb.store.schema import fetchall
 
 CHECK = "tiers"
 ACTION = (
-    "register the agents that may speak at those tiers: POST /v1/admin/agents "
-    '(docs/security.md, "Authority cannot be self-declared")'
+    "register the agents that may speak at those tiers: `stemedb agents register ID --tier T` "
+    '(POST /v1/admin/agents; docs/security.md, "Authority cannot be self-declared")'
 )
 
 _UNREGISTERED_ABOVE = """

@@ -378,6 +378,24 @@ def test_the_ceiling_is_a_setting(secure_app: Callable[..., Any]) -> None:
     assert listed["unregistered_max_tier"] == "Expert"
 
 
+def test_the_registry_listing_pages_by_agent_id(secure_app: Callable[..., Any]) -> None:
+    app = secure_app()
+    registrar = Agent()
+    agents = sorted((Agent() for _ in range(3)), key=lambda a: a.id)
+    for agent in agents:
+        _write(app, "/v1/admin/agents", registration(registrar, agent, "Expert", "x"))
+    first = app.client.simulate_get("/v1/admin/agents", params={"limit": "2"}).json
+    assert [a["agent_id"] for a in first["agents"]] == [a.id for a in agents[:2]]
+    assert first["next_cursor"] == agents[1].id
+    rest = app.client.simulate_get(
+        "/v1/admin/agents", params={"limit": "2", "after": first["next_cursor"]}
+    ).json
+    assert [a["agent_id"] for a in rest["agents"]] == [agents[2].id]
+    assert rest["next_cursor"] is None
+    bad = app.client.simulate_get("/v1/admin/agents", params={"after": "zz"})
+    assert bad.status_code == 400 and bad.json["error"]["details"][0]["field"] == "after"
+
+
 def test_doctor_warns_when_high_tier_claims_exist_but_no_agent_is_registered(
     secure_app: Callable[..., Any],
 ) -> None:
