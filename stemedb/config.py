@@ -85,6 +85,7 @@ class Settings:
     rate_limit_admin: RateLimit = RateLimit(10, 10)
     quota_enabled: bool = False
     quota_tokens_per_hour: int = 10000
+    new_agents_per_hour: int = 500  # new signing agents per API key/address; 0 = no limit
     meter_enabled: bool = True
     query_audit: bool = True
     audit_retention_days: int = 30
@@ -353,6 +354,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "STEMEDB_RATE_LIMIT_ADMIN": ("rate_limit_admin", parse_rate),
     "STEMEDB_QUOTA_ENABLED": ("quota_enabled", parse_bool),
     "STEMEDB_QUOTA_TOKENS_PER_HOUR": ("quota_tokens_per_hour", lambda v, r: parse_int(v, r, 1)),
+    "STEMEDB_NEW_AGENTS_PER_HOUR": ("new_agents_per_hour", lambda v, r: parse_int(v, r, 0)),
     "STEMEDB_METER_ENABLED": ("meter_enabled", parse_bool),
     "STEMEDB_QUERY_AUDIT": ("query_audit", parse_bool),
     "STEMEDB_AUDIT_RETENTION_DAYS": ("audit_retention_days", lambda v, r: parse_int(v, r, 1)),

@@ -48,6 +48,14 @@ class LensContext:
     # assertion hash -> its signers after the first (agent ids, 64 hex); only
     # co-signed assertions appear. Lenses that count agents count these too.
     cosigners: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # `min_agent_age` (seconds): in the agent-counting lenses an agent first
+    # seen less than this long before `at_s` has no voice, so a burst of fresh
+    # keys cannot outvote established agents. None: every agent counts.
+    min_agent_age: float | None = None
+    # agent id (64 hex) -> first time the journal carried its signature (Unix
+    # seconds); an agent absent here counts as never seen. Read only when
+    # min_agent_age is set.
+    agent_first_seen: Mapping[str, float] = field(default_factory=dict)
 
 
 class Explanation(NamedTuple):

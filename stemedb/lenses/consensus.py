@@ -4,14 +4,20 @@ Counting agents rather than assertions stops one agent from winning by
 repeating itself, and counting each agent's *newest* assertion of the group
 lets an agent change its mind. Every co-signer of an assertion is one of its
 signers: a claim two agents signed together is held by two agents.
+
+Agents cost nothing to mint, so with `min_agent_age` an agent first seen
+less than that long before the query has no voice (issue 19 item 4): a
+burst of fresh keys cannot flip an answer established agents agree on. Its
+assertions are still listed, with the reason they do not count.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from stemedb.lenses.base import EMPTY, Outcome, Scored, share, show_value, signers
+from stemedb.lenses.base import EMPTY, Outcome, Scored, fmt_num, share, show_value, signers
 from stemedb.lenses.candidate import Candidate, LensContext
 from stemedb.lenses.scoring import TotalKey, total_key
 
@@ -27,32 +33,65 @@ class _Group:
         return (-self.voices, total_key(self.newest), self.value_key)
 
 
+def young_reason(agent: str, ctx: LensContext) -> str | None:
+    """Why `agent` has no voice under `min_agent_age`, or None if it counts.
+
+    Age is measured from the first journal frame the agent signed to the
+    query's reference instant (`at_s`: as_of, else known_at, else now).
+    """
+    if ctx.min_agent_age is None:
+        return None
+    first = ctx.agent_first_seen.get(agent)
+    limit = fmt_num(ctx.min_agent_age)
+    if first is None or first > ctx.at_s:
+        return f"agent {_short(agent)} not seen before the query; min_agent_age={limit}"
+    age = ctx.at_s - first
+    if age >= ctx.min_agent_age:
+        return None
+    return (
+        f"agent {_short(agent)} first seen {fmt_num(round(age, 3))} s before the query; "
+        f"min_agent_age={limit}"
+    )
+
+
 def count_voices(
     ordered: Sequence[Candidate], ctx: LensContext
-) -> tuple[list[int], dict[int, Candidate]]:
-    """How many voices each candidate carries, and who speaks for the silent ones.
+) -> tuple[list[int], dict[int, Candidate], dict[int, str]]:
+    """How many voices each candidate carries, and why the silent ones have none.
 
     `ordered` is newest first (total_key). Every signer of an assertion (its
-    first signer and each co-signer) has one voice, carried by its newest
-    assertion in the group; an unsigned assertion carries one voice of its
-    own. Returns the voice count per position and, for each position that
-    carries none, the newer assertion its first signer speaks through.
+    first signer and each co-signer) old enough under `min_agent_age` has one
+    voice, carried by its newest assertion in the group; an unsigned
+    assertion carries one voice of its own (none under `min_agent_age`: it has
+    no history). Returns the voice count per position; for each position
+    silenced by a newer assertion of the same signer, that assertion; and for
+    each position whose signers are all too new, the reason.
     """
     voices = [0] * len(ordered)
     speaks_at: dict[str, int] = {}
     silenced: dict[int, Candidate] = {}
+    unvoiced: dict[int, str] = {}
     for i, c in enumerate(ordered):
         who = signers(c, ctx)
         if not who:
-            voices[i] = 1
+            if ctx.min_agent_age is None:
+                voices[i] = 1
+            else:
+                unvoiced[i] = (
+                    f"unsigned, so no agent history; min_agent_age={fmt_num(ctx.min_agent_age)}"
+                )
             continue
-        for agent in who:
+        counted = [a for a in who if young_reason(a, ctx) is None]
+        if not counted:
+            unvoiced[i] = young_reason(who[0], ctx) or ""
+            continue
+        for agent in counted:
             if agent not in speaks_at:
                 speaks_at[agent] = i
                 voices[i] += 1
         if voices[i] == 0:
-            silenced[i] = ordered[speaks_at[who[0]]]
-    return voices, silenced
+            silenced[i] = ordered[speaks_at[counted[0]]]
+    return voices, silenced, unvoiced
 
 
 def consensus(candidates: Sequence[Candidate], ctx: LensContext) -> Outcome:
@@ -60,19 +99,29 @@ def consensus(candidates: Sequence[Candidate], ctx: LensContext) -> Outcome:
     if not candidates:
         return EMPTY
     ordered = sorted(candidates, key=total_key)
-    voices, silenced = count_voices(ordered, ctx)
+    voices, silenced, unvoiced = count_voices(ordered, ctx)
     held: dict[str, int] = {}
     newest: dict[str, Candidate] = {}
     for c, n in zip(ordered, voices, strict=True):
         if n:
             held[c.value_key] = held.get(c.value_key, 0) + n
             newest.setdefault(c.value_key, c)
+    extra: dict[str, Any] = {"voices": sum(voices)}
+    if ctx.min_agent_age is not None:
+        extra["min_agent_age"] = ctx.min_agent_age
+        extra["unvoiced_assertions"] = len(unvoiced)
+    if not held:  # every signer too new under min_agent_age: no answer rather than theirs
+        lines = [Scored(ordered[i], 0.0, f"not counted: {why}") for i, why in unvoiced.items()]
+        return Outcome(None, 0.0, tuple(lines), extra={**extra, "winning_voices": 0})
     groups = sorted((_Group(k, n, newest[k]) for k, n in held.items()), key=_Group.key)
     top = groups[0]
     winner = top.newest
     total = sum(voices)
-    lines: list[Scored] = []
+    lines = []
     for i, c in enumerate(ordered):
+        if i in unvoiced:
+            lines.append(Scored(c, 0.0, f"not counted: {unvoiced[i]}"))
+            continue
         speaker = silenced.get(i)
         if speaker is not None:
             why = (
@@ -93,7 +142,7 @@ def consensus(candidates: Sequence[Candidate], ctx: LensContext) -> Outcome:
             why += "; ties the winning value, whose newest voice is newer"
         lines.append(Scored(c, share(n, total), why))
     resolution = share(top.voices, total)
-    extra = {"voices": total, "winning_voices": top.voices}
+    extra["winning_voices"] = top.voices
     return Outcome(winner, resolution, tuple(lines), extra=extra)
 
 

@@ -27,7 +27,11 @@ def layered(candidates: Sequence[Candidate], ctx: LensContext) -> Outcome:
     for tier in sorted({c.tier for c in candidates}):
         members = [c for c in candidates if c.tier == tier]
         out = consensus(members, ctx)
-        assert out.winner is not None  # a tier present has at least one candidate
+        lines += [
+            Scored(s.candidate, s.score, f"tier {tier_name(tier)}: {s.why}") for s in out.scored
+        ]
+        if out.winner is None:
+            continue  # every signer of this tier is too new under min_agent_age
         if not winners:
             top = out
         winners.append((tier, out.winner))
@@ -42,9 +46,6 @@ def layered(candidates: Sequence[Candidate], ctx: LensContext) -> Outcome:
                 "resolution_confidence": out.resolution,
             }
         )
-        lines += [
-            Scored(s.candidate, s.score, f"tier {tier_name(tier)}: {s.why}") for s in out.scored
-        ]
     cross = conflict_score((w.value_key, tier_weight(t)) for t, w in winners)
     extra = {"tiers": tiers, "cross_tier_conflict": cross}
     return Outcome(top.winner, top.resolution, tuple(lines), extra=extra)

@@ -17,6 +17,7 @@ from stemedb.errors import StemeError
 from stemedb.metrics import Metrics
 from stemedb.security.keys import ApiKey, KeyStore
 from stemedb.security.middleware import SecurityMiddleware
+from stemedb.security.new_agents import NewAgentLimit
 
 __all__ = ["ApiKey", "KeyStore", "SecurityMiddleware", "build_middleware"]
 
@@ -40,4 +41,7 @@ def build_middleware(settings: Settings, store: Any, metrics: Metrics | None) ->
                 "health, ready and metrics gets 401. Create one with `stemedb keys create "
                 "--role admin` or set STEMEDB_ROOT_API_KEY"
             )
-    return [SecurityMiddleware(settings, keys=keys, store=store, metrics=metrics)]
+    return [
+        SecurityMiddleware(settings, keys=keys, store=store, metrics=metrics),
+        NewAgentLimit(settings, store, metrics),  # after it: charged to the key it identified
+    ]

@@ -112,6 +112,13 @@ class QueryIn(BaseModel):
     agent_id: str | None = Field(None, pattern=HEX64)
     as_of: int | None = Field(None, ge=0, le=253402300799)
     known_at: int | None = Field(None, ge=0, le=253402300799)
+    min_agent_age: float | None = Field(
+        None,
+        ge=0,
+        le=100 * 365 * 86400,
+        description="Seconds: agents first seen less long before the query have no voice"
+        " in consensus/layered (docs/security.md, Floods of new agents)",
+    )
     decay: str = Field(
         "none", max_length=MAX_NAME_PARAM, description="`none`, `tier`, or a half-life in days"
     )
@@ -135,6 +142,13 @@ class PairQuery(BaseModel):
     lifecycle: str = Field("any", max_length=MAX_LIST_PARAM)
     as_of: int | None = Field(None, ge=0, le=253402300799)
     known_at: int | None = Field(None, ge=0, le=253402300799)
+    min_agent_age: float | None = Field(
+        None,
+        ge=0,
+        le=100 * 365 * 86400,
+        description="Seconds: agents first seen less long before the query have no voice"
+        " in consensus/layered (docs/security.md, Floods of new agents)",
+    )
     decay: str = Field("none", max_length=MAX_NAME_PARAM)
     include_superseded: bool = False
     resolve_aliases: bool = True

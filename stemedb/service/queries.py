@@ -26,7 +26,7 @@ from stemedb.records.fields import parse_lifecycle, parse_source_class
 from stemedb.service import tier_policy
 from stemedb.service.audit import AuditLog
 from stemedb.service.models import MAX_SEQ, PairQuery, QueryIn
-from stemedb.store import Store
+from stemedb.store import Store, agents_seen
 from stemedb.store import reads as store_reads
 from stemedb.store.candidates import CandidateFilter, CandidateRow, iter_groups, list_assertion_seqs
 
@@ -42,6 +42,7 @@ class Selection:
     ctx_decay: str | float | None
     at_s: float
     inner: str
+    min_agent_age: float | None = None  # consensus/layered: voices of old-enough agents only
 
 
 def _decode_cursor(cursor: str | None, field: str = "cursor") -> Any:
@@ -172,6 +173,36 @@ def _trust_scores(
     return store_reads.trust_scores_at(conn, agents, known_at_ms)
 
 
+# Lenses whose answer is a count of agents, so `min_agent_age` changes it.
+AGE_AWARE = frozenset({"consensus", "layered"})
+
+
+def _min_agent_age(value: float | None, lens: str | None, inner: str) -> float | None:
+    """`min_agent_age` only where agents are counted; elsewhere it would be silently ignored."""
+    if value is None:
+        return None
+    if lens in AGE_AWARE or (lens == "epoch" and inner in AGE_AWARE):
+        return value
+    raise InvalidRequest.field(
+        "min_agent_age",
+        f"applies to the consensus and layered lenses (and epoch with inner=consensus), "
+        f"not {lens or 'a query without a lens'}: only they count agents",
+    )
+
+
+def _first_seen(
+    conn: apsw.Connection,
+    rows: list[CandidateRow],
+    cosigners: dict[str, tuple[str, ...]],
+    known_at_ms: int | None,
+) -> dict[str, float]:
+    """First-seen time (Unix s) of every signer of the candidates, read before the lens runs."""
+    agents = {r.agent_id for r in rows if r.agent_id}
+    agents.update(bytes.fromhex(a) for extra in cosigners.values() for a in extra)
+    seen = agents_seen.first_seen_ms(conn, agents, known_at_ms)
+    return {agent.hex(): ms / 1000.0 for agent, ms in seen.items()}
+
+
 class QueryService:
     def __init__(
         self, store: Store, audit: AuditLog, *, on_query: QueryObserver | None = None
@@ -216,7 +247,14 @@ class QueryService:
             known_at_ms=q.known_at * 1000 if q.known_at is not None else None,
             include_superseded=q.include_superseded,
         )
-        return Selection(f, lens, _decay(q.decay), reading_instant(q.as_of, q.known_at), inner)
+        return Selection(
+            f,
+            lens,
+            _decay(q.decay),
+            reading_instant(q.as_of, q.known_at),
+            inner,
+            _min_agent_age(q.min_agent_age, lens, inner),
+        )
 
     def _context(
         self, conn: apsw.Connection, sel: Selection, rows: list[CandidateRow]
@@ -238,6 +276,9 @@ class QueryService:
                 h.hex(): tuple(a.hex() for a in agents)
                 for h, agents in store_reads.cosigners_of(conn, (r.hash for r in rows)).items()
             }
+        first_seen: dict[str, float] = {}
+        if sel.min_agent_age is not None:
+            first_seen = _first_seen(conn, rows, cosigners, known_at_ms)
         if lens == "epoch":
             try:
                 epochs = frozenset(
@@ -254,6 +295,8 @@ class QueryService:
             superseded_epochs=epochs,
             inner=sel.inner,
             cosigners=cosigners,
+            min_agent_age=sel.min_agent_age,
+            agent_first_seen=first_seen,
         )
 
     # ---- /v1/query ---------------------------------------------------------

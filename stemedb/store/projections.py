@@ -17,7 +17,7 @@ import apsw
 from stemedb.canonical import canonical_json
 from stemedb.errors import NotFound
 from stemedb.records import SourceClass
-from stemedb.store import agent_tiers, digests
+from stemedb.store import agent_tiers, agents_seen, digests
 from stemedb.store.schema import fetchall
 
 PROJECTION_TABLES = (
@@ -31,6 +31,7 @@ PROJECTION_TABLES = (
     "aliases",
     "trust",
     "agent_tiers",  # agent_tier registrations (migration 0005, store/agent_tiers.py)
+    "agents",  # agent first-seen times (migration 0006, store/agents_seen.py)
     # History for `known_at` and co-signers (migration 0004); never overwritten.
     "vote_history",
     "alias_history",
@@ -313,6 +314,7 @@ def apply(
     if applier is not None:
         applier(conn, seq, frame_hash, record, written_ms)
     agent_tiers.apply(conn, seq, kind, frame_hash, record, written_ms)  # agent_tier only
+    agents_seen.apply(conn, seq, kind, record, written_ms)  # every signer's first frame
     digests.note(conn, seq, kind, record, digest)  # every kind: identity by signed content
 
 
