@@ -138,7 +138,8 @@ class HardenedChannel(LoopServedChannel):
         """Close now, from the loop thread: frees the buffers (and their temporary
         files) and wakes a worker blocked writing to this connection."""
         log.warning(
-            "closing the connection from %s: %s (%d bytes unsent, %d sent)",
+            "closing the connection from %s: %s (%d bytes unsent, %d sent; see "
+            "docs/security.md, Hostile readers)",
             self.addr[0] if self.addr else "?",
             reason,
             self.total_outbufs_len,
