@@ -354,6 +354,11 @@ class AuditEntryOut(_Out):
     lens: str | None
     params: dict[str, Any]
     results: list[dict[str, Any]]
+    truncated: dict[str, Any] | None = Field(
+        None,
+        description="Present when the row was cut to its bounds: what was cut, how much, "
+        "and the limits (docs/security.md, Hostile readers)",
+    )
 
 
 class AuditListOut(_Out):
