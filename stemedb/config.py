@@ -37,6 +37,7 @@ DEFAULT_SCHEME_TIERS: dict[str, int] = {
 }
 
 SECRET_FIELDS = frozenset({"root_api_key"})
+AUTO_FIELDS = frozenset({"long_polls", "exports"})  # None means `auto`
 
 
 class ConfigError(ValueError):
@@ -146,7 +147,9 @@ class Settings:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in SECRET_FIELDS and value:
+            if f.name in AUTO_FIELDS and value is None:
+                value = "auto"
+            elif f.name in SECRET_FIELDS and value:
                 value = "********"
             elif isinstance(value, Path):
                 value = str(value)
