@@ -16,6 +16,7 @@ from pathlib import Path
 import apsw
 
 from stemedb.store import dirlock, schema
+from stemedb.store.consistency import classify
 from stemedb.store.dirlock import DirLock
 
 Progress = Callable[[int], None]
@@ -25,6 +26,12 @@ CHUNK = 1 << 20
 
 class DatabaseInUse(Exception):
     """Another connection (normally the running server) holds the database."""
+
+
+class DatabaseUnavailable(DatabaseInUse):
+    """The database cannot be opened for writing at all (read-only mount, full disk,
+    wrong owner). A DatabaseInUse so every caller that prints one line for "in use"
+    prints this one too, instead of a traceback."""
 
 
 def fsync_dir(path: Path) -> None:
@@ -96,6 +103,15 @@ def lock_directory(directory: Path, command: str | None = None) -> DirLock:
         return dirlock.acquire(directory, command)
     except dirlock.DirectoryLocked as exc:
         raise DatabaseInUse(f"{exc} ({exc.runbook})") from None
+    except OSError as exc:
+        raise _unavailable(exc, directory / dirlock.LOCK_NAME) from None
+
+
+def _unavailable(exc: BaseException, path: Path) -> DatabaseUnavailable:
+    known = classify(exc, path)
+    if known is None:
+        return DatabaseUnavailable(f"cannot open {path} for writing: {exc}")
+    return DatabaseUnavailable(f"{known} ({known.runbook})")
 
 
 def open_exclusive(path: Path, *, timeout_ms: int = 250) -> apsw.Connection:
@@ -127,9 +143,15 @@ def open_exclusive(path: Path, *, timeout_ms: int = 250) -> apsw.Connection:
         raise DatabaseInUse(
             f"{path} is in use (is the server running? stop it first: systemctl stop stemedb-api)"
         ) from None
+    except (apsw.ReadOnlyError, apsw.CantOpenError, apsw.FullError, apsw.IOError) as exc:
+        conn.close()
+        raise _unavailable(exc, path) from None
     except BaseException:
         conn.close()
         raise
+    if conn.readonly("main"):  # SQLite fell back to read-only: the first write would fail
+        conn.close()
+        raise _unavailable(apsw.ReadOnlyError("attempt to write a readonly database"), path)
     conn.set_busy_timeout(schema.BUSY_TIMEOUT_MS)
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA synchronous=FULL")

@@ -97,8 +97,6 @@ class Store:
                 f"{self.path} is not an SQLite database (journal magic check failed)",
                 f"{RUNBOOK} §3",
             ) from None
-        except apsw.CantOpenError as exc:
-            raise StartupError(f"cannot open {self.path}: {exc}", f"{RUNBOOK} §5") from None
         except apsw.CorruptError as exc:
             raise StartupError(
                 f"{self.path} is corrupt (SQLite: {exc}); run `stemedb verify --full` on it",

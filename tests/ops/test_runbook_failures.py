@@ -167,6 +167,14 @@ def test_read_only_file_system(tmp_path: Path) -> None:
         (db_dir,) = _doctor(cli_env(tmp_path, env))["db_dir"]
         assert db_dir["status"] == "fail" and "read-only file system" in db_dir["detail"]
         assert "§5" in db_dir["action"]
+        source = tmp_path / "in.ndjson"
+        source.write_text("")
+        for argv in (["reindex"], ["migrate"], ["import", str(source), "--db", str(mount / "db")]):
+            result = run_cli(*argv, env=cli_env(tmp_path, env))
+            assert result.returncode == 1, (argv, result.stdout, result.stderr)
+            assert "Traceback" not in result.stderr, (argv, result.stderr)
+            (line,) = result.stderr.strip().splitlines()
+            assert "read-only file system" in line and "§5" in line, (argv, line)
 
 
 def test_full_backup_destination(tmp_path: Path, run_server_process: StartServer) -> None:
