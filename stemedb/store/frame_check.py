@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +31,7 @@ from stemedb.records.fields import Lifecycle, ObjectType, SourceClass, Supersess
 RECORD_KINDS = ("assertion", "vote", "epoch", "supersession", "alias", "outcome", "agent_tier")
 HEADER_FORMAT = "stemedb-journal"
 HEADER_VERSION = 1
-_HEX = frozenset("0123456789abcdef")
+_HEX64 = re.compile("[0-9a-f]{64}")
 
 # Valid UTF-8 as a regular expression over upper-case hex digits (the shell has REGEXP;
 # it has no UTF-8 validator). Byte pairs: ASCII, 2-, 3- and 4-byte sequences without
@@ -101,7 +102,12 @@ def parse_body(text: str) -> Any:
 
 # ---- JSON paths, evaluated the way SQLite's json_type/json_extract do ----------------
 
-_ABSENT = object()
+
+class _Absent:
+    """A missing field (json_type NULL); its type stands for '-' in `_PY_TYPES`."""
+
+
+_ABSENT = _Absent()
 
 
 def _at(doc: Any, path: Path) -> Any:
@@ -141,7 +147,7 @@ def _q(values: Sequence[str]) -> str:
 
 
 def _is_hex64(value: Any) -> bool:
-    return isinstance(value, str) and len(value) == 64 and set(value) <= _HEX
+    return isinstance(value, str) and _HEX64.fullmatch(value) is not None
 
 
 def _sql_hex64(expr: str) -> str:
@@ -160,10 +166,29 @@ class Rule:
     bad_sql: str
 
 
+# json_type -> the Python type json.loads gives it (bool only for true/false: a bool is
+# not an "integer" here, as in SQLite); `_Absent` stands for a missing field ('-').
+_PY_TYPES: dict[str, type] = {
+    "text": str,
+    "integer": int,
+    "real": float,
+    "true": bool,
+    "false": bool,
+    "array": list,
+    "object": dict,
+    "null": type(None),
+    "-": _Absent,
+}
+
+
 def _typed(path: Path, types: Sequence[str], optional: bool = False) -> Rule:
     allowed = (*types, "-") if optional else tuple(types)
     sql = f"coalesce(json_type(body, '{_sql_path(path)}'), '-') NOT IN ({_q(allowed)})"
-    return Rule(_sql_path(path)[2:], lambda d: (json_type(_at(d, path)) or "-") not in allowed, sql)
+    py_types = frozenset(_PY_TYPES[t] for t in allowed)
+    if len(path) == 1:  # the common case, kept fast: readers check every frame they send
+        key = path[0]
+        return Rule(str(key), lambda d: type(d.get(key, _ABSENT)) not in py_types, sql)
+    return Rule(_sql_path(path)[2:], lambda d: type(_at(d, path)) not in py_types, sql)
 
 
 def _hex64(path: Path, optional: bool = False, when: Path | None = None) -> Rule:
@@ -308,12 +333,16 @@ def sha3(data: bytes) -> bytes:
     return hashlib.sha3_256(data).digest()
 
 
-def problem(frame: RawFrame, previous: RawFrame | None, *, link: bool = True) -> str | None:
+def problem(
+    frame: RawFrame, previous: RawFrame | None, *, link: bool = True, strict: bool = True
+) -> str | None:
     """The first thing wrong with `frame` (None = intact), in the query's words.
 
     `previous` is the stored frame seq-1 (None when there is none). With
     `link=False` (readers handing out one frame) the gap and chain checks are
-    skipped: they need the neighbour, and they are `verify`'s job.
+    skipped: they need the neighbour, and they are `verify`'s job. With
+    `strict=False` duplicate keys are not looked for (a slow Python hook per
+    object); a duplicated `kind` still fails the kind check.
     """
     seq = frame.seq
     if seq < 0:
@@ -345,7 +374,7 @@ def problem(frame: RawFrame, previous: RawFrame | None, *, link: bool = True) ->
         return "body is not valid UTF-8"
     duplicate = False
     try:
-        doc = parse_body(text)
+        doc = parse_body(text) if strict else json.loads(text, parse_constant=_reject_constant)
     except _Duplicate:  # well-formed but ambiguous: SQLite reads the first, Python the last
         duplicate = True
         doc = json.loads(text, parse_constant=_reject_constant)
