@@ -151,7 +151,8 @@ def _is_hex64(value: Any) -> bool:
 
 
 def _sql_hex64(expr: str) -> str:
-    return f"(length({expr}) = 64 AND {expr} NOT GLOB '*[^0-9a-f]*')"
+    # On the hex of the bytes, not the text: length() and GLOB stop at a NUL character.
+    return f"hex({expr}) REGEXP '^(3[0-9]|6[1-6]){{64}}$'"
 
 
 # ---- record rules: one field each --------------------------------------------------

@@ -7,7 +7,7 @@ and runs every checker on it:
 * `stemedb verify` (in-process `verify`, and `verify --full`),
 * doctor's journal check,
 * the server's start-up tail check (`Store.open_journal`),
-* the full check of docs/forensics.md in the real `sqlite3` shell (when installed).
+* the full check of docs/forensics.md in the real `sqlite3` shell.
 
 Flips aimed at one frame's columns (kind, hash, body, written_ms, chain) must be
 named by every checker with exactly that seq, and the shell query must say the
@@ -37,7 +37,8 @@ from stemedb.store import StartupError, Store
 from stemedb.store.frame_check import forensics_sql
 from stemedb.store.verify import verify
 
-SQLITE3 = shutil.which("sqlite3")
+# The forensics query is part of the product: CI has the stock shell (as the runbook tests).
+SQLITE3 = shutil.which("sqlite3") or "sqlite3"
 COLUMNS = ("kind", "hash", "body", "written_ms", "chain")
 SEQ_IN = re.compile(r"\bseq (-?\d+)|\bframe (-?\d+)")
 
@@ -139,7 +140,7 @@ class Verdicts:
     full: str | None
     doctor: str | None
     startup: str | None
-    shell: list[str] | None  # rows `seq|problem`; None when sqlite3 is absent or failed
+    shell: list[str] | None  # rows `seq|problem`; None when the shell stopped with an error
     shell_error: str
     pages_ok: bool  # quick_check passed: SQLite reads the same rows everywhere
 
@@ -154,20 +155,19 @@ def _run_checkers(path: Path) -> Verdicts:
     doctor = None if finding.status == "ok" else f"{finding.detail} [{finding.action}]"
     shell: list[str] | None = None
     shell_error = ""
-    if SQLITE3 is not None:
-        done = subprocess.run(
-            [SQLITE3, "-readonly", str(path), forensics_sql()],
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=60,
-            check=False,
-        )
-        assert "Traceback" not in done.stderr
-        if done.returncode == 0 and not done.stderr:
-            shell = done.stdout.splitlines()
-        else:
-            shell_error = done.stderr.strip()
+    done = subprocess.run(
+        [SQLITE3, "-readonly", str(path), forensics_sql()],
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=60,
+        check=False,
+    )
+    assert "Traceback" not in done.stderr
+    if done.returncode == 0 and not done.stderr:
+        shell = done.stdout.splitlines()
+    else:
+        shell_error = done.stderr.strip()
     # Last: the start-up check opens the file for writing (creates -wal/-shm).
     store = Store(Settings(db_dir=path.parent, wal_dir=path.parent / "wal"))
     startup: str | None = None
