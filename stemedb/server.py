@@ -229,7 +229,7 @@ class Server:
 
     def _step_app(self) -> str:
         from stemedb import admission
-        from stemedb.api.app import admitted, create_app
+        from stemedb.api.app import admitted, create_app, metrics_route
         from stemedb.api.routing import inline_matcher
 
         settings, store, metrics = self._require_settings(), self._require_store(), self.metrics
@@ -239,7 +239,8 @@ class Server:
         app = create_app(settings, routes, metrics, extra_middleware=extra)
         self.app = admitted(app, admission.configure(settings.active_requests))
         metrics.watch_admission(admission.current())
-        self.inline = inline_matcher(routes) if settings.inline_reads else None
+        served = [*routes, metrics_route(metrics)] if settings.meter_enabled else routes
+        self.inline = inline_matcher(served) if settings.inline_reads else None
         return f"{len(routes)} routes"
 
     def _step_bind(self) -> str:

@@ -231,3 +231,23 @@ def sqlite3_shell(db: Path, sql: str, *, readonly: bool = True) -> list[str]:
     argv = [SQLITE3, "-bail", *(["-readonly"] if readonly else []), str(db), sql]
     out = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=60)
     return [line for line in out.stdout.splitlines() if line.strip()]
+
+
+def metric_value(api: Api, name: str) -> float | None:
+    """One sample of `name` (no labels) from /metrics, or None when absent."""
+    text = api.call("GET", "/metrics", timeout=5).body.decode()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def wait_for_metric(api: Api, name: str, at_least: float, timeout: float = 15.0) -> None:
+    """Poll /metrics until `name` >= `at_least` (synchronise on state, never on sleeps)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = metric_value(api, name)
+        if value is not None and value >= at_least:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{name} did not reach {at_least} within {timeout} s")

@@ -44,6 +44,10 @@ def metrics_route(metrics: Metrics) -> Route:
         tag="operations",
         auth="public",
         response_media_type="text/plain",
+        # Rendering is CPU only (store gauges are in memory or one stat()), and a
+        # scrape must still answer when every worker thread is held: that is when
+        # an operator needs the numbers.
+        inline=True,
     )
 
 

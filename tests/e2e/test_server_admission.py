@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from e2ekit import Agent, RunningServer, ServerFactory, unique
+from e2ekit import Agent, RunningServer, ServerFactory, unique, wait_for_metric
 
 from stemedb.affinity import choose
 
@@ -74,7 +74,7 @@ def test_a_long_poll_gives_its_turn_back(server_factory: ServerFactory) -> None:
 
     poller = threading.Thread(target=long_poll)
     poller.start()
-    time.sleep(0.5)  # the poll is parked now, holding no slot
+    wait_for_metric(srv.api, "stemedb_long_polls_active", 1)  # parked, holding no slot
 
     started = time.monotonic()
     assert srv.api.get_ok("/v1/health")["status"] == "healthy"

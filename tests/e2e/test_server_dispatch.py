@@ -15,18 +15,21 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
-from e2ekit import Agent, RunningServer, ServerFactory, unique
+from e2ekit import Agent, RunningServer, ServerFactory, unique, wait_for_metric
 
 
 def _park_the_only_worker(srv: RunningServer, wait_s: int) -> threading.Thread:
-    """A feed long poll on the single worker thread (it gives back its slot, not its thread)."""
+    """A feed long poll on the single worker thread (it gives back its slot, not its thread).
+
+    Returns once the server counts the poll as parked: `/metrics` is served on the
+    event loop, so it answers while the only worker is held.
+    """
     head = srv.api.get_ok("/v1/feed", {"after": 0, "limit": 1000})["next_after"]
     poller = threading.Thread(
         target=lambda: srv.api.get("/v1/feed", {"after": head, "wait": wait_s}), daemon=True
     )
     poller.start()
-    time.sleep(0.5)  # parked now
+    wait_for_metric(srv.api, "stemedb_long_polls_active", 1)
     return poller
 
 
@@ -60,11 +63,22 @@ def test_quick_reads_answer_while_the_worker_pool_is_busy(server_factory: Server
 def test_with_inline_reads_off_reads_wait_for_a_worker(server_factory: ServerFactory) -> None:
     srv = server_factory({"STEMEDB_THREADS": "1", "STEMEDB_INLINE_READS": "false"})
     subject, _ = _seed(srv)
-    poller = _park_the_only_worker(srv, 4)
-    with pytest.raises(TimeoutError):
-        srv.api.post(
-            "/v1/query", {"subject": subject, "predicate": "p", "lens": "authority"}, timeout=1.5
-        )
+    head = srv.api.get_ok("/v1/feed", {"after": 0, "limit": 1000})["next_after"]
+    poller = threading.Thread(
+        target=lambda: srv.api.get("/v1/feed", {"after": head, "wait": 8}), daemon=True
+    )
+    poller.start()
+    # With inline reads off nothing (not even /metrics) can show the poll parked, so
+    # the proof is the wait itself: once the worker holds the poll, a query waits. A
+    # query that slipped in before the poll reached the worker is answered; try again.
+    query = {"subject": subject, "predicate": "p", "lens": "authority"}
+    for _ in range(5):
+        try:
+            srv.api.post("/v1/query", query, timeout=1.5)
+        except TimeoutError:
+            break
+    else:
+        raise AssertionError("a query was answered while the only worker held a long poll")
     poller.join(15)
     body = srv.api.ok(
         "POST", "/v1/query", {"subject": subject, "predicate": "p", "lens": "authority"}, timeout=5
