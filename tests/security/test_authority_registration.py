@@ -467,3 +467,20 @@ def test_the_agents_command_registers_lists_and_shows(live: Live, tmp_path: Path
     assert bad.returncode == 2 and bad.stderr.startswith(
         "stemedb agents show: expected an agent id"
     )
+
+
+def test_without_the_cap_the_fifty_fakes_win_as_they_did_before(
+    secure_app: Callable[..., Any],
+) -> None:
+    """The old behaviour, kept as a setting: this is what the cap prevents."""
+    app = secure_app(STEMEDB_UNREGISTERED_MAX_TIER="Regulatory")
+    registrar, regulator = Agent(), Agent()
+    _write(app, "/v1/admin/agents", registration(registrar, regulator, "Regulatory", "FDA"))
+    records = [signed_claim(regulator, "old", "warning", "Regulatory", 0.9, "fda://label")]
+    records += [
+        signed_claim(Agent(), "old", "no_risk", "Regulatory", 1.0, f"fda://anything/{i}")
+        for i in range(50)
+    ]
+    resp = app.client.simulate_post("/v1/assert/batch", json=records)
+    assert resp.status_code == 200 and resp.json["created"] == 51, resp.text
+    assert _authority(app, "old")["winner"]["object"]["value"] == "no_risk"
