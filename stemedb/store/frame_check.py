@@ -100,6 +100,32 @@ def parse_body(text: str) -> Any:
     return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
 
 
+def _escaped_key(text: str) -> bool:
+    """True when a key of this (valid) JSON text is written with an escape (`"\\u006bind"`).
+
+    SQLite versions differ on whether `$.kind` finds such a key and name it raw in
+    json_tree's `fullkey`; Python decodes it. Canonical bodies never escape a key,
+    so such a body is refused on both sides instead of read two ways.
+    """
+    at, end = 0, len(text)
+    while (start := text.find('"', at)) >= 0:
+        close = start
+        while True:  # the closing quote: one not preceded by an odd run of backslashes
+            close = text.find('"', close + 1)
+            run = close - 1
+            while text[run] == "\\":
+                run -= 1
+            if (close - 1 - run) % 2 == 0:
+                break
+        after = close + 1
+        while after < end and text[after] in " \t\n\r":
+            after += 1
+        if after < end and text[after] == ":" and "\\" in text[start:close]:
+            return True
+        at = close + 1
+    return False
+
+
 # ---- JSON paths, evaluated the way SQLite's json_type/json_extract do ----------------
 
 
@@ -383,6 +409,8 @@ def problem(
         return "body is not JSON"
     if not isinstance(doc, dict):
         return "body is not a JSON object"
+    if "\\" in text and _escaped_key(text):
+        return "body has an escaped key"
     if duplicate:
         return "body has a duplicate key"
     kind = (frame.kind or b"").decode("utf-8", "replace")
@@ -425,6 +453,10 @@ def _case_branches() -> list[tuple[str, str | None]]:
         (f"NOT hex(body) REGEXP '{UTF8_HEX_REGEXP}'", "body is not valid UTF-8"),
         ("NOT json_valid(body)", "body is not JSON"),
         ("json_type(body) <> 'object'", "body is not a JSON object"),
+        (
+            "EXISTS (SELECT 1 FROM json_tree(body) WHERE instr(fullkey, char(92)) > 0)",
+            "body has an escaped key",
+        ),
         (
             "EXISTS (SELECT 1 FROM json_tree(body) GROUP BY fullkey HAVING count(*) > 1)",
             "body has a duplicate key",

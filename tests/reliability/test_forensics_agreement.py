@@ -93,6 +93,7 @@ mutations = st.one_of(
     st.tuples(st.just("delete"), st.sampled_from(FIELDS), st.none()),
     st.tuples(st.just("duplicate"), st.sampled_from(FIELDS), values),
     st.tuples(st.just("byte"), st.integers(0, 10_000), st.integers(1, 255)),
+    st.tuples(st.just("escape"), st.sampled_from(FIELDS), st.booleans()),
     st.tuples(st.just("text"), texts, st.none()),
     st.tuples(st.just("kind"), st.sampled_from([*RECORD_KINDS, "header", "Vote", ""]), st.none()),
     st.tuples(
@@ -142,6 +143,10 @@ def _mutate(conn: apsw.Connection, seq: int, mutation: tuple[str, Any, Any]) -> 
         body = json.dumps(doc, ensure_ascii=seq % 2 == 0).encode()
     elif what == "duplicate":
         body = raw[:-1] + b"," + json.dumps({arg: value})[1:].encode()
+    elif what == "escape":  # a key written with an escape, alone or next to the plain one
+        escaped = f'"\\u{ord(arg[0]):04x}{arg[1:]}":'.encode()
+        plain = f'"{arg}":'.encode()
+        body = raw.replace(plain, escaped + b"1," + plain if value else escaped, 1)
     elif what == "byte":
         changed = bytearray(raw)
         changed[arg % len(changed)] ^= value
