@@ -248,6 +248,12 @@ def iter_raw(
         try:
             for row in conn.execute(sql, params):
                 raw = frame_check.raw_from_row(row)
+                if raw.seq <= cursor:  # `seq > cursor ORDER BY seq` went backwards
+                    raise JournalError(
+                        f"frame {cursor + 1} cannot be read: SQLite returned seq {raw.seq} "
+                        f"after {cursor} (a corrupt page)",
+                        cursor + 1,
+                    )
                 got += 1
                 cursor = raw.seq
                 yield raw
@@ -292,7 +298,17 @@ def checked_frames(
     columns, hash and body (a record of the kind its `kind` column says) are checked
     first, so a relabelled or damaged frame raises CorruptFrame instead of being
     shown as something it is not. The chain is `verify`'s job."""
-    for raw in iter_raw(conn, after, until, batch):
+    frames = iter_raw(conn, after, until, batch)
+    while True:
+        try:
+            raw = next(frames)
+        except StopIteration:
+            return
+        except CorruptFrame:
+            raise
+        except JournalError as exc:  # a page SQLite cannot read: the same 503, by seq
+            seq = exc.seq if exc.seq is not None else after + 1
+            raise CorruptFrame(seq, str(exc).removeprefix(f"frame {seq} ")) from None
         problem = frame_check.problem(raw, None, link=False, strict=False)
         if problem is not None:
             raise CorruptFrame(raw.seq, problem)

@@ -33,8 +33,9 @@ from rel_support import RELIABILITY_ENV, StartServer, http_json
 from stemedb.config import Settings
 from stemedb.ops.doctor_data import check_journal
 from stemedb.store import StartupError, Store
+from stemedb.store import reads as store_reads
 from stemedb.store.frame_check import forensics_sql, sha3
-from stemedb.store.journal import next_chain
+from stemedb.store.journal import CorruptFrame, next_chain
 from stemedb.store.verify import verify
 
 # The forensics query is part of the product: CI has the stock shell (as the runbook tests).
@@ -336,6 +337,19 @@ def test_the_cut_off_end_of_the_last_journal_page_is_named_by_seq(
     assert finding.status == "fail" and f"seq {seq}" in finding.detail, finding
     said = _startup(path)
     assert said is not None and f"at seq {seq}:" in said, said
+    # a reader reaching it gets the 503 error (corrupt_frame, by seq), not a 500
+    conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        with pytest.raises(CorruptFrame) as info:
+            store_reads.feed(conn, 0, 10_000, None)
+    finally:
+        conn.close()
+    assert info.value.seq == seq and info.value.code == "corrupt_frame"
+    conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    try:  # a range that stops before it still reads
+        assert [f.seq for f in store_reads.feed(conn, 0, 5, None)[0]] == [1, 2, 3, 4, 5]
+    finally:
+        conn.close()
 
 
 # ---- a running server: reads of healthy frames keep working ------------------------------
