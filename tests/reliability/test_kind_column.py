@@ -238,7 +238,12 @@ def _startup(path: Path) -> str | None:
 
 
 def test_the_forensics_doc_holds_the_exact_query_verify_runs() -> None:
-    assert forensics_sql() in FORENSICS.read_text()
+    assert forensics_sql() in FORENSICS.read_text(), (
+        "docs/forensics.md must hold frame_check.forensics_sql() verbatim (a record kind or "
+        "rule changed?): replace the ```sql block starting `WITH frame AS (` with the output "
+        "of: python -c 'from stemedb.store.frame_check import forensics_sql; "
+        "print(forensics_sql())'"
+    )
 
 
 def test_the_intact_corpus_passes_every_checker(golden: Path, tmp_path: Path) -> None:
@@ -405,3 +410,17 @@ def test_feed_export_and_admin_verify_name_a_damaged_frame_only_when_they_reach_
     assert status == 200 and health["status"] == "healthy"
     assert server.stop() == 0
     assert "Traceback" not in server.output, server.output[-3000:]
+
+
+@pytest.mark.parametrize("case", [CASES[0], CASES[-2], CASES[3]], ids=lambda c: c.name)
+def test_the_server_refuses_to_start_on_a_damaged_tail_with_one_line(
+    golden: Path, tmp_path: Path, run_server_process: StartServer, case: Case
+) -> None:
+    seq = case.damage(_copy(golden, tmp_path))
+    server = run_server_process(RELIABILITY_ENV, wait=False)
+    assert server.wait_ready("/v1/health", 60) is False
+    out = server.output
+    assert server.returncode == 1 and "Traceback" not in out, out[-3000:]
+    (line,) = [x for x in out.splitlines() if "[5/10] open the journal: FAILED" in x]
+    assert f"at seq {seq}: frame {seq}: {case.problem}" in line, line
+    assert "server-wont-start.md §3" in line
