@@ -229,7 +229,7 @@ class ReaderCollector(Collector):
         return iter(())  # described on collect: the values are read from live objects
 
     def collect(self) -> Iterator[Metric]:
-        from stemedb.security import channel  # lazy: keeps waitress out of library use
+        from stemedb.http import channel  # lazy: keeps waitress out of library use
 
         closed = CounterMetricFamily(
             "stemedb_slow_readers_closed",

@@ -16,35 +16,23 @@ import signal
 import socket
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
-from waitress import wasyncore
-from waitress.channel import HTTPChannel
-from waitress.server import BaseWSGIServer, create_server
-
 from stemedb import __version__, notify
 from stemedb.api.routing import Route
 from stemedb.config import KNOWN_VARIABLES, ConfigError, Settings, load_settings
-from stemedb.dispatch import InlinePredicate, LoopDispatcher, accept_in_bursts
+from stemedb.http.dispatch import InlinePredicate
 from stemedb.logs import setup_logging
 from stemedb.metrics import Metrics
-from stemedb.security.channel import OUTBUF_HIGH_WATERMARK, OUTBUF_OVERFLOW
 
 log = logging.getLogger("stemedb.server")
 
 RUNBOOK = "docs/operations/runbooks/server-wont-start.md"
 CONFIG_DOC = "docs/operations/configuration.md"
 DRAIN_SECONDS = 10.0
-LOOP_TIMEOUT = 0.25
-DEADLINE_SWEEP_S = 0.25  # request deadlines (STEMEDB_REQUEST_TIMEOUT) are checked this often
-# Waitress settings not worth a variable of their own.
-CHANNEL_TIMEOUT = 120  # > the feed's 30 s long poll
-CONNECTION_LIMIT = 1000
-CLEANUP_INTERVAL = 30
 
 
 class StoreLike(Protocol):
@@ -111,9 +99,8 @@ class Server:
         self.settings: Settings | None = None
         self.metrics: Metrics | None = None
         self.store: StoreLike | None = None
-        self.listener: Any = None
+        self.listener: Any = None  # a stemedb.http.listener.Listener from step 9
         self.inline: InlinePredicate | None = None
-        self.dispatcher = LoopDispatcher(0, None)  # replaced at step 9
         self.url = ""
         self._stop = threading.Event()
         self._stop_reason = ""
@@ -244,40 +231,24 @@ class Server:
         return f"{len(routes)} routes"
 
     def _step_bind(self) -> str:
+        from stemedb.http.listener import Listener  # lazy: keeps waitress out of library use
+
         settings = self._require_settings()
-        self.dispatcher = LoopDispatcher(settings.threads, self.inline)
         try:
-            self.listener = create_server(
+            self.listener = Listener(
                 self.app,
                 host=settings.bind_host,
                 port=settings.bind_port,
                 threads=settings.threads,
-                channel_timeout=CHANNEL_TIMEOUT,
-                outbuf_overflow=OUTBUF_OVERFLOW,  # per connection: see security/channel.py
-                outbuf_high_watermark=OUTBUF_HIGH_WATERMARK,
-                connection_limit=CONNECTION_LIMIT,
-                cleanup_interval=CLEANUP_INTERVAL,
+                inline=self.inline,
                 max_request_body_size=settings.max_body_bytes * 32 + 65536,
-                asyncore_use_poll=True,
-                ident="stemedb",
-                _dispatcher=self.dispatcher,
+                request_timeout_s=settings.request_timeout_s,
+                send_timeout_s=settings.send_timeout_s,
+                send_buffer_total_bytes=settings.send_buffer_total_bytes,
             )
         except OSError as exc:
-            self.dispatcher.shutdown(timeout=1)
             raise StepFailed(*_bind_failure(exc, settings)) from None
-        from stemedb.security.channel import install_channel  # request deadline, JSON errors
-
-        install_channel(
-            self._listeners(),
-            settings.request_timeout_s,
-            settings.send_timeout_s,
-            settings.send_buffer_total_bytes,
-        )
-        for listener in self._listeners():
-            accept_in_bursts(listener)
-        first = self._listeners()[0]
-        host, port = first.effective_host, first.effective_port  # type: ignore[attr-defined]
-        self.url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+        self.url = self.listener.url
         return f"listening on {self.url}"
 
     # ---- step 10 and shutdown ------------------------------------------------
@@ -287,32 +258,20 @@ class Server:
         settings = self._require_settings()
         notify.ready(f"serving on {self.url}", self.environ)
         log.info("[10/10] serve: ready on %s (%d threads)", self.url, settings.threads)
-        from stemedb.security.channel import sweep_deadlines
-
-        socket_map = self._socket_map()
-        dispatcher = self.dispatcher
-        dispatcher.bind_loop_thread()
         # What survived start-up (modules, models, routes, caches) lives as long as the
         # process: keep it out of every later collection, which would otherwise walk
         # it all in the middle of some unlucky request (6 ms of p99 at 32 connections).
         gc.collect()
         gc.freeze()
-        next_sweep = 0.0
         try:
-            while not self._stop.is_set():
-                wasyncore.loop(timeout=LOOP_TIMEOUT, map=socket_map, use_poll=True, count=1)
-                dispatcher.run_inline()
-                now = time.monotonic()
-                if now >= next_sweep:
-                    next_sweep = now + DEADLINE_SWEEP_S
-                    sweep_deadlines(socket_map, now)
+            self.listener.serve(self._stop)
         finally:
             notify.stopping(self.environ)
             log.info(
                 "stopping (%s): refusing new connections, draining in-flight requests",
                 self._stop_reason or "error",
             )
-            self._drain(socket_map)
+            self.listener.drain(DRAIN_SECONDS)
             self._close_store()
             self._release_lock()  # only now: the store is closed, its files are quiet
             log.info("stopped")
@@ -322,37 +281,6 @@ class Server:
         """Safe from a signal handler or another thread; serve() notices within 0.5 s."""
         self._stop_reason = reason
         self._stop.set()
-
-    def _drain(self, socket_map: dict[int, Any]) -> None:
-        for listener in self._listeners():
-            wasyncore.dispatcher.close(listener)  # not BaseWSGIServer.close: keep the trigger
-        deadline = time.monotonic() + DRAIN_SECONDS
-        while time.monotonic() < deadline:
-            channels = [obj for obj in socket_map.values() if isinstance(obj, HTTPChannel)]
-            busy = [ch for ch in channels if ch.requests or ch.total_outbufs_len]
-            for channel in channels:
-                if channel not in busy:
-                    channel.will_close = True  # idle keep-alive connection
-            if not channels:
-                break
-            wasyncore.loop(timeout=0.1, map=socket_map, use_poll=True, count=1)
-            self.dispatcher.run_inline()
-        else:
-            log.warning(
-                "drain timed out after %.0f s; closing remaining connections", DRAIN_SECONDS
-            )
-        self.dispatcher.cancel_inline()
-        self.listener.task_dispatcher.shutdown(cancel_pending=True, timeout=2)
-        wasyncore.close_all(socket_map, ignore_all=True)
-
-    def _socket_map(self) -> dict[int, Any]:
-        # One listener is a TcpWSGIServer (`_map`), several a MultiSocketServer (`map`).
-        if hasattr(self.listener, "_map"):
-            return self.listener._map  # type: ignore[no-any-return]
-        return self.listener.map  # type: ignore[no-any-return]
-
-    def _listeners(self) -> list[BaseWSGIServer]:
-        return [obj for obj in self._socket_map().values() if isinstance(obj, BaseWSGIServer)]
 
     def _close_store(self) -> None:
         if self.store is not None:

@@ -4,7 +4,7 @@ Loaded by the server under test through PYTHONPATH when BENCH_TRACE_FILE is
 set. It wraps three waitress internals to time, per request:
 
 * queue:   request parsed by the event loop -> a worker thread starts it (or,
-           for a quick read, the event loop itself: see stemedb.dispatch);
+           for a quick read, the event loop itself: see stemedb.http.dispatch);
 * service: the whole service() (admission wait + app + sending);
 * gap:     response sent -> the next request's first bytes read by the event
            loop on that keep-alive connection (the event loop's pick-up delay;
@@ -57,7 +57,7 @@ if _PATH:
 
     _task.ThreadedTaskDispatcher.add_task = add_task  # type: ignore[method-assign]
     try:
-        from stemedb import dispatch as _dispatch
+        from stemedb.http import dispatch as _dispatch
     except ImportError:  # a tree from before the loop dispatcher
         pass
     else:

@@ -28,9 +28,14 @@ closed: its buffers and temporary files are freed and the worker thread wakes
 with a disconnect. Across all connections, at most `STEMEDB_SEND_BUFFER_TOTAL`
 bytes may wait unsent; over that, the largest stalled buffers are closed first.
 
-This uses only waitress's extension points: the server's `channel_class`,
-the channel's `error_task_class`, its `received` and `send` methods; the
-server's loop calls `sweep_deadlines` a few times a second.
+Not only waitress's extension points: besides the server's `channel_class`
+and the channel's `error_task_class`, this overrides `received` and `send`,
+reads `request`, `requests`, `connected`, `addr` and `total_outbufs_len`, and
+the 408 is appended straight to `outbufs` under `outbuf_lock` (with
+`total_outbufs_len` / `current_outbuf_count` kept in step), because
+`write_soon` may block the loop thread. Each is in the inventory in
+`stemedb/http/__init__.py` with a canary test. The server's loop
+(listener.py) calls `sweep_deadlines` a few times a second.
 """
 
 from __future__ import annotations
@@ -43,13 +48,13 @@ from typing import Any
 
 from waitress.task import ErrorTask
 
-from stemedb.dispatch import LoopServedChannel
+from stemedb.http.dispatch import LoopServedChannel
 
 log = logging.getLogger("stemedb.security")
 
 MIN_RATE_BYTES_PER_S = 500.0
 SEND_PROGRESS_BYTES = 64 * 1024  # a reader must take this much per send timeout
-# waitress output buffering per connection (the server passes these to create_server):
+# waitress output buffering per connection (listener.py passes these to create_server):
 # past OUTBUF_OVERFLOW an answer spills to a temporary file; a worker streaming an
 # answer blocks while more than OUTBUF_HIGH_WATERMARK bytes wait unsent.
 OUTBUF_OVERFLOW = 1024 * 1024

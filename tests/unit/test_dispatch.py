@@ -1,4 +1,4 @@
-"""Which thread serves a request (stemedb.dispatch) and the route predicate behind it."""
+"""Which thread serves a request (stemedb.http.dispatch) and the route predicate behind it."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from waitress.adjustments import Adjustments
 
 from stemedb import admission
 from stemedb.api.routing import Route, inline_matcher
-from stemedb.dispatch import LoopDispatcher, LoopServedChannel
+from stemedb.http.dispatch import LoopDispatcher, LoopServedChannel
 
 
 def _noop(req: Any, resp: Any, **params: Any) -> None:
@@ -176,7 +176,7 @@ def _accepted(listener: Any) -> int:
 def test_one_loop_turn_accepts_every_waiting_connection(
     limit: int, burst: int, expected: int
 ) -> None:
-    from stemedb.dispatch import accept_in_bursts
+    from stemedb.http.dispatch import accept_in_bursts
 
     listener = _listener(limit)
     clients = []
