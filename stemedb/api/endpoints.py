@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from stemedb.api.resources import admin_agents, admin_keys, admin_ops, ops, reads, writes
+from stemedb.api.resources import admin_agents, admin_keys, admin_ops, agents, ops, reads, writes
 from stemedb.api.routing import Route
 from stemedb.config import Settings
 from stemedb.metrics import Metrics
@@ -51,4 +51,5 @@ def build_routes(settings: Settings, store: Store, metrics: Metrics) -> list[Rou
         *admin_ops.routes(settings, store, metrics),
         *admin_keys.routes(KeyStore.for_store(store)),
         *admin_agents.routes(write_service, AgentRegistry(store)),
+        *agents.routes(store),  # public agent profiles (stemedb/service/agents.py)
     ]

@@ -16,6 +16,9 @@ from typing import Any, cast
 from stemedb.client.base import BaseClient, drop_none, dumps, is_signed
 from stemedb.client.errors import ApiError, ConnectionFailed
 from stemedb.client.types import (
+    AgentProfile,
+    AgentsPage,
+    AgentSummary,
     BatchResult,
     Feed,
     Frame,
@@ -332,6 +335,41 @@ class Client(BaseClient):
             if line:
                 yield cast(dict[str, Any], json.loads(line))
 
+    def agent(
+        self,
+        agent_id: str,
+        *,
+        as_of: int | None = None,
+        known_at: int | None = None,
+        history_limit: int | None = None,
+    ) -> AgentProfile:
+        """One agent's public profile: trust relaxed to now (or `as_of`), its outcome
+        history, counts of claims, co-signatures and votes, first seen (404 if unknown)."""
+        params = {"as_of": as_of, "known_at": known_at, "history_limit": history_limit}
+        return cast(AgentProfile, self._get(f"/v1/agents/{_quote(agent_id)}", params))
+
+    def agents(
+        self,
+        *,
+        as_of: int | None = None,
+        known_at: int | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> AgentsPage:
+        """One page of agents by trust, highest first (`next_cursor` for the next)."""
+        params = {"as_of": as_of, "known_at": known_at, "limit": limit, "cursor": cursor}
+        return cast(AgentsPage, self._get("/v1/agents", params))
+
+    def agents_all(self, **params: Any) -> Iterator[AgentSummary]:
+        """Every agent by trust, following `next_cursor`."""
+        cursor = params.pop("cursor", None)
+        while True:
+            page = self.agents(cursor=cursor, **params)
+            yield from page["agents"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
     def audit_queries(
         self,
         *,
@@ -467,6 +505,8 @@ ENDPOINT_METHODS: dict[str, str] = {
     "GET /v1/epochs/{id}": "epoch",
     "GET /v1/feed": "feed",
     "GET /v1/export": "export",
+    "GET /v1/agents": "agents",
+    "GET /v1/agents/{agent_id}": "agent",
     "GET /v1/audit/queries": "audit_queries",
     "GET /v1/audit/query/{query_id}": "audit_query",
     "GET /v1/health": "health",
@@ -484,4 +524,8 @@ ENDPOINT_METHODS: dict[str, str] = {
     "GET /openapi.json": "",
     "GET /docs": "",
     "GET /docs/{name}": "",
+    "GET /console": "",  # the web console (docs/console.md)
+    "GET /console/{name}": "",
+    "GET /v1/console/session": "",
+    "GET /v1/triage": "",
 }

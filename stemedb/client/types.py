@@ -112,3 +112,29 @@ class Health(TypedDict, total=False):
 class Ready(TypedDict, total=False):
     ready: bool
     reason: str | None
+
+
+class AgentSummary(TypedDict, total=False):
+    agent_id: str
+    trust: float
+    rated: bool
+    first_seen_seq: int | None
+    first_seen_ms: int | None
+
+
+class AgentsPage(TypedDict, total=False):
+    agents: list[AgentSummary]
+    count: int
+    next_cursor: str | None
+    at: float
+    known_at: int | None
+
+
+class AgentProfile(AgentSummary, total=False):
+    at: float
+    known_at: int | None
+    stored_score: float | None
+    last_updated: int | None
+    counts: dict[str, int]
+    history: list[dict[str, Any]]
+    history_truncated: bool
