@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from stemedb.api.console import console_routes
 from stemedb.api.resources import admin_agents, admin_keys, admin_ops, agents, ops, reads, writes
 from stemedb.api.routing import Route
 from stemedb.config import Settings
@@ -52,4 +53,5 @@ def build_routes(settings: Settings, store: Store, metrics: Metrics) -> list[Rou
         *admin_keys.routes(KeyStore.for_store(store)),
         *admin_agents.routes(write_service, AgentRegistry(store)),
         *agents.routes(store),  # public agent profiles (stemedb/service/agents.py)
+        *console_routes(store),  # /console and /v1/triage (issue 16)
     ]
