@@ -22,9 +22,9 @@ from types import FrameType
 from typing import Any, Protocol
 
 from stemedb import __version__, notify
-from stemedb.api.routing import Route
 from stemedb.config import KNOWN_VARIABLES, ConfigError, Settings, load_settings
 from stemedb.http.dispatch import InlinePredicate
+from stemedb.http.route import Route
 from stemedb.logs import setup_logging
 from stemedb.metrics import Metrics
 
@@ -217,7 +217,7 @@ class Server:
     def _step_app(self) -> str:
         from stemedb import admission
         from stemedb.api.app import admitted, create_app, metrics_route
-        from stemedb.api.routing import inline_matcher
+        from stemedb.http.route import inline_matcher
 
         settings, store, metrics = self._require_settings(), self._require_store(), self.metrics
         assert metrics is not None

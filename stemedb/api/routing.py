@@ -7,67 +7,17 @@ one Falcon resource whose `on_<method>` attributes dispatch to the handlers.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import falcon
-from pydantic import BaseModel
 
-AUTH_LEVELS = ("public", "read", "write", "admin")
-Handler = Callable[..., None]
-
-_FIELD = re.compile(r"{(\w+)(?::[^}]*)?}")
-
-
-@dataclass(frozen=True)
-class Route:
-    """One endpoint: `handler(req, resp, **path_params)` plus what the docs need to know.
-
-    `auth` is the role the security layer requires ("public" needs none).
-    `content_types` are the request media types accepted for a body;
-    `body_limit_factor` multiplies STEMEDB_MAX_BODY_BYTES (the batch route uses 32).
-    `response_media_type` is what a 2xx answers with (e.g. text/plain for /metrics).
-    `inline`: a quick read that never blocks, served on the event loop (stemedb.dispatch).
-    """
-
-    method: str
-    template: str
-    handler: Handler
-    summary: str = ""
-    tag: str = "default"
-    request_model: type[BaseModel] | None = None
-    query_model: type[BaseModel] | None = None
-    responses: dict[int, type[BaseModel] | None] = field(default_factory=lambda: {200: None})
-    auth: str = "read"
-    content_types: tuple[str, ...] = ("application/json",)
-    streaming: bool = False
-    body_limit_factor: int = 1
-    response_media_type: str = "application/json"
-    description: str = ""
-    operation_id: str | None = None
-    inline: bool = False
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "method", self.method.upper())
-        if self.auth not in AUTH_LEVELS:
-            raise ValueError(f"{self.method} {self.template}: auth must be one of {AUTH_LEVELS}")
-        if not self.template.startswith("/"):
-            raise ValueError(f"route template must start with '/': {self.template!r}")
-
-    @property
-    def path_params(self) -> list[str]:
-        return _FIELD.findall(self.template)
-
-    @property
-    def openapi_path(self) -> str:
-        """`/v1/aliases/{path:path}` -> `/v1/aliases/{path}`."""
-        return _FIELD.sub(r"{\1}", self.template)
-
-    @property
-    def key(self) -> str:
-        return f"{self.method} {self.template}"
+# The route description lives in stemedb.http.route (the security layer uses it too).
+from stemedb.http.route import AUTH_LEVELS as AUTH_LEVELS
+from stemedb.http.route import Handler as Handler
+from stemedb.http.route import Route as Route
+from stemedb.http.route import current_route as current_route
+from stemedb.http.route import inline_matcher as inline_matcher
 
 
 class RouteResource:
@@ -106,41 +56,8 @@ def mount(
     return resources
 
 
-def inline_matcher(routes: Sequence[Route]) -> Callable[[str, str], bool]:
-    """(method, path) -> is it one of the `inline` routes (HEAD as its GET)."""
-    patterns: dict[str, list[re.Pattern[str]]] = {}
-    for route in routes:
-        if route.inline:
-            regex = re.compile(_template_regex(route.template))
-            patterns.setdefault(route.method, []).append(regex)
-            if route.method == "GET":
-                patterns.setdefault("HEAD", []).append(regex)
-
-    def matches(method: str, path: str) -> bool:
-        return any(p.fullmatch(path) for p in patterns.get(method, ()))
-
-    return matches
-
-
-def _template_regex(template: str) -> str:
-    """`/v1/assertions/{hash}` -> `/v1/assertions/[^/]+` (`{x:path}` spans slashes)."""
-    out, last = [], 0
-    for field_match in _FIELD.finditer(template):
-        out.append(re.escape(template[last : field_match.start()]))
-        out.append(".+" if ":path" in field_match.group(0) else "[^/]+")
-        last = field_match.end()
-    out.append(re.escape(template[last:]))
-    return "".join(out)
-
-
 def route_for(req: falcon.Request, resource: Any) -> Route | None:
     """The Route serving this request, or None (unknown route or method)."""
     if isinstance(resource, RouteResource):
         return resource.routes.get(req.method)
     return None
-
-
-def current_route(req: falcon.Request) -> Route | None:
-    """The Route set on `req.context.route` by the routing middleware, if any."""
-    route = getattr(req.context, "route", None)
-    return route if isinstance(route, Route) else None

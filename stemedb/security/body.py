@@ -17,9 +17,9 @@ from typing import Any, BinaryIO
 
 import falcon
 
-from stemedb.api.media import NDJSON, iter_ndjson, loads_strict, media_type
-from stemedb.api.routing import Route
 from stemedb.errors import InvalidJson
+from stemedb.http.route import Route
+from stemedb.http.wire import NDJSON, iter_ndjson, loads_strict, media_type
 
 FIRST_RECORD_BYTES = (1 << 20) + 1024
 

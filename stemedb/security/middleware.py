@@ -25,9 +25,9 @@ from typing import Any
 
 import falcon
 
-from stemedb.api.routing import Route, current_route
 from stemedb.config import Settings
 from stemedb.errors import Forbidden, RateLimited, Unauthorized
+from stemedb.http.route import Route, current_route
 from stemedb.metrics import Metrics
 from stemedb.security.body import body_limit
 from stemedb.security.keys import REQUIRED_ROLE, ApiKey, KeyStore

@@ -35,9 +35,9 @@ from typing import Any, NoReturn
 
 import falcon
 
-from stemedb.api.routing import current_route
 from stemedb.config import Settings
 from stemedb.errors import RateLimited
+from stemedb.http.route import current_route
 from stemedb.metrics import Metrics
 from stemedb.security.body import iter_records, readable_body
 from stemedb.security.ratelimit import BucketTable, client_address, parse_networks

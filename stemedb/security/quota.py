@@ -43,8 +43,8 @@ from typing import Any
 
 import falcon
 
-from stemedb.api.routing import Route
 from stemedb.config import Settings
+from stemedb.http.route import Route
 from stemedb.security.body import first_record, readable_body
 from stemedb.security.ratelimit import BucketTable, Decision
 

@@ -27,8 +27,8 @@ from typing import Any
 
 import falcon
 
-from stemedb.api.routing import Route
 from stemedb.errors import Forbidden
+from stemedb.http.route import Route
 from stemedb.paths import PathError, check_path, is_under
 from stemedb.security.body import iter_records, readable_body
 

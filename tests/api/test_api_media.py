@@ -173,7 +173,7 @@ def test_responses_are_compact_json(make_client: Client) -> None:
 
 @pytest.mark.parametrize("chunk", [1, 3, 7, 1 << 16])
 def test_iter_ndjson_lines_survive_any_chunking(chunk: int) -> None:
-    from stemedb.api import media
+    from stemedb.http import wire as media
 
     body = b'{"a":1}\n' + b'"' + b"y" * 60 + b'"\n' + b"[2]\n\n" + b'"' + b"z" * 40 + b'"'
     lines = list(media._lines(io.BytesIO(body), max_line_bytes=50, chunk_bytes=chunk))
