@@ -6,6 +6,7 @@ import time
 
 from stemedb.api.console import console_routes
 from stemedb.api.resources import admin_agents, admin_keys, admin_ops, agents, ops, reads, writes
+from stemedb.api.resources import sources as source_routes
 from stemedb.api.routing import Route
 from stemedb.config import Settings
 from stemedb.metrics import Metrics
@@ -13,6 +14,7 @@ from stemedb.security.keys import KeyStore
 from stemedb.service.audit import AuditLog
 from stemedb.service.browse import BrowseService
 from stemedb.service.queries import QueryService
+from stemedb.service.sources import SourceRegistry
 from stemedb.service.tier_policy import AgentRegistry
 from stemedb.service.writes import WriteService
 from stemedb.store import Store
@@ -52,6 +54,7 @@ def build_routes(settings: Settings, store: Store, metrics: Metrics) -> list[Rou
         *admin_ops.routes(settings, store, metrics),
         *admin_keys.routes(KeyStore.for_store(store)),
         *admin_agents.routes(write_service, AgentRegistry(store)),
+        *source_routes.routes(write_service, SourceRegistry(store)),  # issue 17
         *agents.routes(store),  # public agent profiles (stemedb/service/agents.py)
         *console_routes(store),  # /console and /v1/triage (issue 16)
     ]

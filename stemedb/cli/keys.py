@@ -24,6 +24,7 @@ from stemedb.cli.remote import CliError, guarded
 from stemedb.config import ConfigError, Settings, load_settings
 from stemedb.errors import StemeError
 from stemedb.security.keys import ROLES, insert_key, list_keys, parse_duration_s, revoke_key
+from stemedb.store import api_keys
 
 T = TypeVar("T")
 KEY_COLUMNS = ("id", "name", "role", "scope", "status", "created", "expires", "revoked")
@@ -67,14 +68,7 @@ def _database(path: Path, *, create: bool = False) -> Iterator[apsw.Connection]:
 
 
 def _write(conn: apsw.Connection, fn: Callable[[apsw.Connection], T]) -> T:
-    conn.execute("BEGIN IMMEDIATE")  # take the write lock first: no stale-snapshot upgrade
-    try:
-        result = fn(conn)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-    return result
+    return api_keys.immediate(conn, fn)  # the write lock first: no stale-snapshot upgrade
 
 
 def _when(ms: int | None) -> str:

@@ -156,7 +156,7 @@ def assemble(
     )
 
 
-HIDDEN = frozenset({"superseded", "epoch_superseded"})
+HIDDEN = frozenset({"superseded", "epoch_superseded", "retracted"})
 
 
 def _visible(out: Outcome) -> list[Candidate]:

@@ -56,6 +56,10 @@ class LensContext:
     # seconds); an agent absent here counts as never seen. Read only when
     # min_agent_age is set.
     agent_first_seen: Mapping[str, float] = field(default_factory=dict)
+    # assertion hash -> the retraction of the source it cites (a JSON-ready dict
+    # with at least `message`), as known at the query's known_at (lenses/retraction.py).
+    retracted: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    exclude_retracted: bool = False  # True: those candidates do not compete
 
 
 class Explanation(NamedTuple):

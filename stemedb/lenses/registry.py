@@ -6,6 +6,7 @@ import difflib
 from collections.abc import Sequence
 from dataclasses import replace
 
+from stemedb.lenses import retraction
 from stemedb.lenses.authority import authority, best, trust
 from stemedb.lenses.base import LensFn, Outcome, assemble, check_context, split_superseded
 from stemedb.lenses.candidate import Candidate, LensContext, LensResult
@@ -99,12 +100,16 @@ def resolve(
     check_context(ctx)
     ordered = sorted(candidates, key=total_key)
     competing, superseded = split_superseded(ordered, ctx)
+    competing, withdrawn = retraction.split_retracted(competing, ctx)  # exclude_retracted
+    superseded += withdrawn
     if name == "skeptic":
-        report = skeptic_report(subject, predicate, ordered, ctx)
+        report = skeptic_report(subject, predicate, retraction.kept(ordered, ctx), ctx)
+        report = retraction.annotate_report(report, ctx)
         out: Outcome = replace(skeptic(competing, ctx), extra=report)
     elif name == "epoch":
         inner_name = inner_lens_name(ctx)
         out = epoch(competing, ctx, _LENSES[inner_name], inner_name)
     else:
         out = _LENSES[name](competing, ctx)
-    return assemble(name, subject, predicate, len(ordered), out.with_excluded(superseded), ctx)
+    result = assemble(name, subject, predicate, len(ordered), out.with_excluded(superseded), ctx)
+    return retraction.flag(result, ctx)  # warnings for retracted sources

@@ -399,6 +399,7 @@ class OutcomeIn(RecordIn):
 
 # A kind in a module of its own (it builds on RecordIn above, hence the late import).
 from .agent_tier import AgentTierIn  # noqa: E402
+from .source import RetractionIn, SourceIn  # noqa: E402
 
 RECORD_KINDS: tuple[str, ...] = (
     "assertion",
@@ -408,6 +409,8 @@ RECORD_KINDS: tuple[str, ...] = (
     "alias",
     "outcome",
     "agent_tier",
+    "source",
+    "retraction",
 )
 
 MODELS: dict[str, type[RecordIn]] = {
@@ -418,4 +421,6 @@ MODELS: dict[str, type[RecordIn]] = {
     "alias": AliasIn,
     "outcome": OutcomeIn,
     "agent_tier": AgentTierIn,
+    "source": SourceIn,
+    "retraction": RetractionIn,
 }

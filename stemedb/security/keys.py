@@ -31,6 +31,7 @@ import apsw
 from stemedb.crypto import sha3_256
 from stemedb.errors import InvalidRequest, NotFound, Unauthorized
 from stemedb.paths import PathError, check_path
+from stemedb.store import api_keys
 
 KEY_PREFIX = "stemedb_"
 ROLES: tuple[str, ...] = ("reader", "writer", "admin")
@@ -43,10 +44,6 @@ ROOT_KEY_NAME = "root (STEMEDB_ROOT_API_KEY)"
 # are 12 random hex digits, so no created key can carry this mark.
 ROOT_ID_PREFIX = "root-"
 ROOT_ID_HEX = 12
-_IS_ROOT_SQL = (
-    f"(id LIKE '{ROOT_ID_PREFIX}%' AND "
-    f"id = '{ROOT_ID_PREFIX}' || lower(hex(substr(key_hash, 1, {ROOT_ID_HEX // 2}))))"
-)
 MIN_ROOT_KEY_CHARS = 32
 MAX_NAME_CHARS = 128
 CACHE_TTL_S = 1.0
@@ -56,7 +53,6 @@ MAX_DURATION_S = 100 * 365 * 86400
 _ID = re.compile(r"^[0-9a-f]{12}$|^root-[0-9a-f]{12}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_COLUMNS = "id, name, role, scope, created_ms, expires_ms, revoked_ms"
 
 
 @dataclass(frozen=True)
@@ -168,33 +164,26 @@ def insert_key(
         raise InvalidRequest.field("expires_ms", "must be in the future")
     key_id, secret = generate_key()
     record = ApiKey(key_id, name or f"{role} key", role, scope, now, expires_ms, None)
-    conn.execute(
-        "INSERT INTO api_keys (id, key_hash, name, role, scope, created_ms, expires_ms, "
-        "revoked_ms) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
-        (key_id, hash_key(secret), record.name, role, scope, now, expires_ms),
-    )
+    api_keys.insert(conn, key_id, hash_key(secret), record.name, role, scope, now, expires_ms)
     return record, secret
 
 
 def list_keys(conn: apsw.Connection) -> list[ApiKey]:
-    rows = conn.execute(f"SELECT {_COLUMNS} FROM api_keys ORDER BY created_ms, id").fetchall()
-    return [_row(row) for row in rows]
+    return [_row(row) for row in api_keys.all_rows(conn)]
 
 
 def get_key(conn: apsw.Connection, key_id: str) -> ApiKey | None:
-    rows = conn.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)).fetchall()
-    return _row(rows[0]) if rows else None
+    row = api_keys.row_by_id(conn, key_id)
+    return _row(row) if row is not None else None
 
 
 def find_by_secret(conn: apsw.Connection, secret: str) -> ApiKey | None:
     digest = hash_key(secret)
-    rows = conn.execute(
-        f"SELECT {_COLUMNS}, key_hash FROM api_keys WHERE key_hash = ?", (digest,)
-    ).fetchall()
-    stored = rows[0][-1] if rows else None
-    if not isinstance(stored, bytes) or not hmac.compare_digest(stored, digest):
+    found = api_keys.row_by_hash(conn, digest)
+    stored = found[1] if found else None
+    if found is None or not isinstance(stored, bytes) or not hmac.compare_digest(stored, digest):
         return None
-    return _row(rows[0][:-1])
+    return _row(found[0])
 
 
 def revoke_key(conn: apsw.Connection, key_id: str, now_ms: int | None = None) -> ApiKey:
@@ -202,9 +191,7 @@ def revoke_key(conn: apsw.Connection, key_id: str, now_ms: int | None = None) ->
     if not _ID.match(key_id):
         raise NotFound(f"no API key with id {key_id[:40]!r}")
     now = _now_ms() if now_ms is None else now_ms
-    conn.execute(
-        "UPDATE api_keys SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL", (now, key_id)
-    )
+    api_keys.revoke(conn, key_id, now)
     key = get_key(conn, key_id)
     if key is None:
         raise NotFound(f"no API key with id {key_id!r}")
@@ -228,25 +215,13 @@ def seed_root_key(conn: apsw.Connection, secret: str, now_ms: int | None = None)
     now = _now_ms() if now_ms is None else now_ms
     digest = hash_key(secret)
     existing = find_by_secret(conn, secret)
-    rotated = conn.execute(
-        f"UPDATE api_keys SET revoked_ms = ? WHERE {_IS_ROOT_SQL} AND key_hash != ? "
-        "AND revoked_ms IS NULL RETURNING id",
-        (now, digest),
-    ).fetchall()
-    note = (
-        f"; revoked the previous root key {', '.join(str(r[0]) for r in rotated)}"
-        if rotated
-        else ""
-    )
+    rotated = api_keys.revoke_other_roots(conn, digest, now, ROOT_ID_PREFIX, ROOT_ID_HEX)
+    note = f"; revoked the previous root key {', '.join(rotated)}" if rotated else ""
     if existing is not None:
         state = existing.status(now)
         return f"root API key {existing.id} present ({state}){note}"
     key_id = root_key_id(digest)
-    conn.execute(
-        "INSERT INTO api_keys (id, key_hash, name, role, scope, created_ms, expires_ms, "
-        "revoked_ms) VALUES (?, ?, ?, 'admin', NULL, ?, NULL, NULL)",
-        (key_id, digest, ROOT_KEY_NAME, now),
-    )
+    api_keys.insert(conn, key_id, digest, ROOT_KEY_NAME, "admin", None, now, None)
     return f"root API key {key_id} seeded{note}"
 
 

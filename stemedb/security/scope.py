@@ -31,6 +31,7 @@ from stemedb.errors import Forbidden
 from stemedb.http.route import Route
 from stemedb.paths import PathError, check_path, is_under
 from stemedb.security.body import iter_records, readable_body
+from stemedb.store import reads
 
 ROUTE_KINDS = {
     "/v1/assert": "assertion",
@@ -66,15 +67,14 @@ def _subject_of(store: Any, hash_value: Any) -> str | None:
     except ValueError:
         return None
     with store.reader() as conn:
-        rows = conn.execute("SELECT subject FROM assertions WHERE hash = ?", (raw,)).fetchall()
-    return str(rows[0][0]) if rows else None
+        return reads.assertion_subject(conn, raw)
 
 
 def record_problems(kind: str, record: Any, scope: str, store: Any) -> list[tuple[str, str]]:
     """(field, problem) for each way `record` reaches outside `scope`."""
     if not isinstance(record, dict):
         return []  # not a record at all: the write service refuses it
-    if kind in ("epoch", "outcome"):
+    if kind in ("epoch", "outcome", "source", "retraction"):  # global: no subtree holds them
         return [("kind", f"a key scoped to {scope!r} cannot write {kind} records")]
     problems = []
     for field in _PATH_FIELDS.get(kind, ()):

@@ -43,8 +43,7 @@ from stemedb.service.audit_bounds import (
     Budget,
     bounded_row,
 )
-from stemedb.store import Store
-from stemedb.store.schema import fetchall
+from stemedb.store import Store, query_audit
 
 log = logging.getLogger("stemedb.audit")
 
@@ -141,12 +140,12 @@ class AuditLog:
         if not entries:
             return
         rows = entries
-        conn.executemany("INSERT OR REPLACE INTO query_audit VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        query_audit.insert(conn, rows)
         self._since_purge += len(rows)
         if self._since_purge >= PURGE_EVERY:
             self._since_purge = 0
             cutoff = int(time.time() * 1000) - self.retention_ms
-            conn.execute("DELETE FROM query_audit WHERE at_ms < ?", (cutoff,))
+            query_audit.purge_before(conn, cutoff)
 
     def _flush_now(self) -> None:
         """Commit pending rows before reading them (read-your-audit)."""
@@ -164,33 +163,22 @@ class AuditLog:
     def list(
         self, agent_id: str | None, from_s: int | None, to_s: int | None, limit: int
     ) -> list[dict[str, Any]]:
-        clauses: list[str] = ["1"]
-        params: list[Any] = []
-        if agent_id:
-            clauses.append("agent_id = ?")
-            params.append(agent_id)
-        if from_s is not None:
-            clauses.append("at_ms >= ?")
-            params.append(from_s * 1000)
-        if to_s is not None:
-            clauses.append("at_ms <= ?")
-            params.append(to_s * 1000)
-        where = " AND ".join(clauses)
-        sql = f"SELECT * FROM query_audit WHERE {where} ORDER BY at_ms DESC, query_id LIMIT ?"
+        from_ms = None if from_s is None else from_s * 1000
+        to_ms = None if to_s is None else to_s * 1000
         self._flush_now()
         with self.store.reader() as conn:
-            rows = fetchall(conn, sql, (*params, limit))
+            rows = query_audit.newest(conn, agent_id, from_ms, to_ms, limit)
         return [_entry(r) for r in rows]
 
     def get(self, query_id: str) -> dict[str, Any]:
         self._flush_now()
         with self.store.reader() as conn:
-            rows = fetchall(conn, "SELECT * FROM query_audit WHERE query_id = ?", (query_id,))
-        if not rows:
+            row = query_audit.by_id(conn, query_id)
+        if row is None:
             raise NotFound(
                 f"no audited query {query_id}", [{"field": "query_id", "problem": "unknown"}]
             )
-        return _entry(rows[0])
+        return _entry(row)
 
 
 def _entry(row: tuple[Any, ...]) -> dict[str, Any]:

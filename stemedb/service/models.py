@@ -75,7 +75,15 @@ class BatchQuery(BaseModel):
 class NormalizeQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal[
-        "assertion", "vote", "epoch", "supersession", "alias", "outcome", "agent_tier"
+        "assertion",
+        "vote",
+        "epoch",
+        "supersession",
+        "alias",
+        "outcome",
+        "agent_tier",
+        "source",
+        "retraction",
     ] = "assertion"
 
 
@@ -123,6 +131,9 @@ class QueryIn(BaseModel):
         "none", max_length=MAX_NAME_PARAM, description="`none`, `tier`, or a half-life in days"
     )
     include_superseded: bool = False
+    exclude_retracted: bool = Field(
+        False, description="Leave out claims whose source is retracted (else they carry warnings)"
+    )
     resolve_aliases: bool = True
     limit: int = Field(100, ge=1, le=1000)
     cursor: str | None = Field(None, max_length=4096)
@@ -151,6 +162,9 @@ class PairQuery(BaseModel):
     )
     decay: str = Field("none", max_length=MAX_NAME_PARAM)
     include_superseded: bool = False
+    exclude_retracted: bool = Field(
+        False, description="Leave out claims whose source is retracted (else they carry warnings)"
+    )
     resolve_aliases: bool = True
 
     _decay = field_validator("decay")(lambda value: check_decay(value))

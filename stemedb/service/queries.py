@@ -20,10 +20,10 @@ import apsw
 from stemedb import lenses
 from stemedb.errors import InvalidRequest
 from stemedb.ids import new_id
-from stemedb.lenses import Candidate, LensContext, LensResult
+from stemedb.lenses import Candidate, LensContext, LensResult, retraction
 from stemedb.paths import normalise_path
 from stemedb.records.fields import parse_lifecycle, parse_source_class
-from stemedb.service import tier_policy
+from stemedb.service import sources, tier_policy
 from stemedb.service.audit import AuditLog
 from stemedb.service.models import MAX_SEQ, PairQuery, QueryIn
 from stemedb.store import Store, agents_seen
@@ -43,6 +43,7 @@ class Selection:
     at_s: float
     inner: str
     min_agent_age: float | None = None  # consensus/layered: voices of old-enough agents only
+    exclude_retracted: bool = False  # claims citing a retracted source stop competing
 
 
 def _decode_cursor(cursor: str | None, field: str = "cursor") -> Any:
@@ -254,6 +255,7 @@ class QueryService:
             reading_instant(q.as_of, q.known_at),
             inner,
             _min_agent_age(q.min_agent_age, lens, inner),
+            q.exclude_retracted,
         )
 
     def _context(
@@ -297,6 +299,8 @@ class QueryService:
             cosigners=cosigners,
             min_agent_age=sel.min_agent_age,
             agent_first_seen=first_seen,
+            retracted=sources.retracted_candidates(self.store, conn, rows, known_at_ms),
+            exclude_retracted=sel.exclude_retracted,
         )
 
     # ---- /v1/query ---------------------------------------------------------
@@ -415,7 +419,7 @@ class QueryService:
             ],
         }
         body.update(result.extra)
-        return body
+        return sources.spread_warnings(body)  # retracted sources (issue 17)
 
     # ---- one pair: skeptic and layered -----------------------------------
 
@@ -428,7 +432,13 @@ class QueryService:
             rows, candidates, caps = self._tiered(conn, sel, rows)
             ctx = self._context(conn, sel, rows)
             body = tier_policy.annotate(
-                lenses.skeptic_report(subject, q.predicate, candidates, ctx), caps
+                retraction.annotate_report(
+                    lenses.skeptic_report(
+                        subject, q.predicate, retraction.kept(candidates, ctx), ctx
+                    ),
+                    ctx,
+                ),
+                caps,
             )
         self.on_query("skeptic", "skeptic", time.perf_counter() - started)
         self.audit.record(

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stemedb.errors import Forbidden, NotFound
+from stemedb.service.source_rights import check_source_rights
 from stemedb.store.signers import assertion_signers
 
 RecordCheck = Callable[[str, Any], None]
@@ -98,6 +99,8 @@ class SupersessionRights:
 
     def check(self, kind: str, record: dict[str, Any]) -> None:
         """Raise Forbidden (403) or NotFound (404) if this record may not be written."""
+        if kind in ("source", "retraction"):  # issue 17: service/source_rights.py
+            return check_source_rights(self.store, self.caller, record, self.require_signatures)
         if kind != "supersession" or self.caller.supersede_any:
             return
         own = signers_of(record)

@@ -44,7 +44,7 @@ CORRUPTION_RUNBOOK = "docs/operations/runbooks/corruption.md"
 
 
 # Projection tables that stay empty in most databases, by the record kind filling them.
-SPARSE_TABLES = {"alias": "aliases", "outcome": "trust"}
+SPARSE_TABLES = {"alias": "aliases", "outcome": "trust", "retraction": "retractions"}
 
 
 class Store:

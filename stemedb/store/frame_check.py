@@ -28,7 +28,17 @@ from typing import Any
 
 from stemedb.records.fields import Lifecycle, ObjectType, SourceClass, SupersessionType
 
-RECORD_KINDS = ("assertion", "vote", "epoch", "supersession", "alias", "outcome", "agent_tier")
+RECORD_KINDS = (
+    "assertion",
+    "vote",
+    "epoch",
+    "supersession",
+    "alias",
+    "outcome",
+    "agent_tier",
+    "source",
+    "retraction",
+)
 HEADER_FORMAT = "stemedb-journal"
 HEADER_VERSION = 1
 _HEX64 = re.compile("[0-9a-f]{64}")
@@ -330,6 +340,13 @@ RECORD_RULES: dict[str, tuple[Rule, ...]] = {
         _typed(("note",), ("text",), optional=True),
         *_COMMON,
     ),
+    "source": (  # records/source.py
+        _typed(("identifier",), ("text",)),
+        _hex64(("publisher_key",), optional=True),
+        _hex64(("content_hash",), optional=True),
+        *_COMMON,
+    ),
+    "retraction": (_hex64(("source_id",)), _typed(("reason",), ("text",)), *_COMMON),
 }
 
 

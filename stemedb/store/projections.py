@@ -17,7 +17,7 @@ import apsw
 from stemedb.canonical import canonical_json
 from stemedb.errors import NotFound
 from stemedb.records import SourceClass
-from stemedb.store import agent_tiers, agents_seen, digests
+from stemedb.store import agent_tiers, agents_seen, digests, sources
 from stemedb.store.schema import fetchall
 
 PROJECTION_TABLES = (
@@ -32,6 +32,8 @@ PROJECTION_TABLES = (
     "trust",
     "agent_tiers",  # agent_tier registrations (migration 0005, store/agent_tiers.py)
     "agents",  # agent first-seen times (migration 0006, store/agents_seen.py)
+    "sources",  # source registrations (migration 0009, store/sources.py)
+    "retractions",  # source retractions (migration 0009, store/sources.py)
     # History for `known_at` and co-signers (migration 0004); never overwritten.
     "vote_history",
     "alias_history",
@@ -85,6 +87,7 @@ def check_references(conn: apsw.Connection, kind: str, record: Record) -> None:
     elif kind == "epoch":
         for index, epoch_id in enumerate(record.get("supersedes") or []):
             _require(conn, "epochs", f"supersedes.{index}", epoch_id)
+    sources.check_references(conn, kind, record)  # a retraction names a registered source
 
 
 def _apply_assertion(
@@ -314,6 +317,7 @@ def apply(
     if applier is not None:
         applier(conn, seq, frame_hash, record, written_ms)
     agent_tiers.apply(conn, seq, kind, frame_hash, record, written_ms)  # agent_tier only
+    sources.apply(conn, seq, kind, frame_hash, record, written_ms)  # source, retraction only
     agents_seen.apply(conn, seq, kind, record, written_ms)  # every signer's first frame
     digests.note(conn, seq, kind, record, digest)  # every kind: identity by signed content
 

@@ -62,6 +62,12 @@ def assertion_by_hash(conn: apsw.Connection, assertion_hash: bytes) -> dict[str,
     return assertion_view(Frame.from_row(row[:6]), int(row[6]), bool(row[7])) if row else None
 
 
+def assertion_subject(conn: apsw.Connection, assertion_hash: bytes) -> str | None:
+    """The subject of an assertion, without decoding its frame (the scope check's need)."""
+    row = _one(conn, "SELECT subject FROM assertions WHERE hash = ?", (assertion_hash,))
+    return str(row[0]) if row else None
+
+
 def assertion_at(
     conn: apsw.Connection, seq: int, tier: int, superseded: bool
 ) -> dict[str, Any] | None:

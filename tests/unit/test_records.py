@@ -321,6 +321,8 @@ def test_every_kind_has_a_model_and_a_json_schema() -> None:
         "alias",
         "outcome",
         "agent_tier",
+        "source",
+        "retraction",
     )
     assert set(MODELS) == set(RECORD_KINDS)
     for kind, model in MODELS.items():
