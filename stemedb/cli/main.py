@@ -18,6 +18,7 @@ from stemedb import __version__
 # Modules of stemedb.cli that register subcommands (serve also registers `config`).
 COMMANDS: tuple[str, ...] = ("serve", "keys", "keygen", "records", "transfer", "demo")
 COMMANDS += ("agents",)  # the agent tier registry (stemedb/cli/agents.py)
+COMMANDS += ("agent", "mcp")  # public agent profiles; the MCP server (stemedb/mcp)
 COMMANDS += ("backup", "archive", "restore", "verify", "doctor")  # operations (stemedb.ops)
 
 
