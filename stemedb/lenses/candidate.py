@@ -60,6 +60,34 @@ class LensContext:
     # with at least `message`), as known at the query's known_at (lenses/retraction.py).
     retracted: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     exclude_retracted: bool = False  # True: those candidates do not compete
+    # `truth`: the other claims of this group's agents and of their pairs, read
+    # before the lens runs (service/truth_inputs.py). None: only the group.
+    truth: TruthEvidence | None = None
+
+
+class TruthClaim(NamedTuple):
+    """An assertion on another (subject, predicate) pair, evidence for the `truth` lens.
+
+    The truth lens learns each agent's reliability from everything the agents
+    of a group said elsewhere; the service reads these (under the query's time
+    filters and tier caps) before the lens runs, so the lens stays pure.
+    """
+
+    pair: str  # subject + "\x00" + predicate
+    value_key: str
+    signers: tuple[str, ...]  # agent ids (64 hex), first signer first
+    tier: int  # effective (capped) tier
+    timestamp: int
+    hash: str
+
+
+@dataclass(frozen=True)
+class TruthEvidence:
+    """The neighbourhood the `truth` lens learns reliabilities from (read beforehand)."""
+
+    claims: tuple[TruthClaim, ...] = ()
+    bounded: bool = False  # True: a read limit cut the neighbourhood short
+    limits: Mapping[str, int] = field(default_factory=dict)  # the limits applied
 
 
 class Explanation(NamedTuple):

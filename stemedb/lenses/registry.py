@@ -16,6 +16,7 @@ from stemedb.lenses.layered import layered
 from stemedb.lenses.scoring import total_key
 from stemedb.lenses.simple import confidence, recency
 from stemedb.lenses.skeptic import skeptic, skeptic_report
+from stemedb.lenses.truth import truth as truth_lens
 from stemedb.lenses.votes import votes
 
 LENS_NAMES: tuple[str, ...] = (
@@ -29,6 +30,7 @@ LENS_NAMES: tuple[str, ...] = (
     "epoch",
     "skeptic",
     "layered",
+    "truth",
 )
 LENS_ALIASES: dict[str, str] = {
     "trust_aware_authority": "trust",
@@ -46,6 +48,7 @@ _LENSES: dict[str, LensFn] = {
     "votes": votes,
     "best": best,
     "layered": layered,
+    "truth": truth_lens,
 }
 
 

@@ -23,7 +23,7 @@ from stemedb.ids import new_id
 from stemedb.lenses import Candidate, LensContext, LensResult, retraction
 from stemedb.paths import normalise_path
 from stemedb.records.fields import parse_lifecycle, parse_source_class
-from stemedb.service import sources, tier_policy
+from stemedb.service import sources, tier_policy, truth_inputs
 from stemedb.service.audit import AuditLog
 from stemedb.service.models import MAX_SEQ, PairQuery, QueryIn
 from stemedb.store import Store, agents_seen
@@ -133,7 +133,7 @@ def _winner_row(
 
 
 # Lenses that count agents: every co-signer of an assertion is a voice (lenses.md).
-AGENT_COUNTING = frozenset({"consensus", "layered", "skeptic"})
+AGENT_COUNTING = frozenset({"consensus", "layered", "skeptic", "truth"})
 
 
 def reading_instant(as_of: int | None, known_at: int | None) -> float:
@@ -288,6 +288,9 @@ class QueryService:
                 )
             except apsw.Error:
                 epochs = None  # fail open: unreadable epoch metadata never hides data
+        evidence = None
+        if lens == "truth" or (lens == "epoch" and sel.inner == "truth"):  # issue 18
+            evidence = truth_inputs.gather(conn, sel.filter, rows, cosigners, self._tier_policy)
         return LensContext(
             at_s=sel.at_s,
             decay=sel.ctx_decay,
@@ -299,6 +302,7 @@ class QueryService:
             cosigners=cosigners,
             min_agent_age=sel.min_agent_age,
             agent_first_seen=first_seen,
+            truth=evidence,
             retracted=sources.retracted_candidates(self.store, conn, rows, known_at_ms),
             exclude_retracted=sel.exclude_retracted,
         )

@@ -185,6 +185,7 @@ def test_lens_names_and_aliases() -> None:
         "epoch",
         "skeptic",
         "layered",
+        "truth",
     )
     assert canonical_lens_name("ReCency") == "recency"
     assert canonical_lens_name("TRUST_AWARE_AUTHORITY") == "trust"

@@ -1,0 +1,144 @@
+"""`truth`: the value most likely true, with each agent's reliability learned from the data.
+
+Every other lens follows a fixed rule (newest, highest tier, most agents).
+This one learns how often each agent is right from everything the group's
+agents said on other pairs (`LensContext.truth`, read by the service before
+the lens runs, under the same `as_of` / `known_at`), and discounts agents
+that look like copies of one another; the method is in `truth_model.py`.
+
+One voice per agent and pair: its newest assertion (as in `consensus`); every
+co-signer is a voice. An unsigned assertion is a voice of its own with only
+the tier prior to go on. The winner is the value with the highest
+probability, represented by its newest counted assertion; the resolution
+confidence is that probability.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from stemedb.lenses.base import EMPTY, Outcome, Scored, fmt_num, show_value, signers
+from stemedb.lenses.candidate import Candidate, LensContext
+from stemedb.lenses.scoring import tie_value, total_key
+from stemedb.lenses.truth_model import Estimate, Model
+
+SEP = "\x00"
+
+
+def _voices(
+    ordered: Sequence[Candidate], ctx: LensContext
+) -> tuple[dict[str, str], dict[str, int], dict[int, list[str]], dict[int, Candidate]]:
+    """Newest claim of each agent of the group: agent → value, agent → tier, speakers by position.
+
+    Also, for each position whose every signer speaks through a newer
+    assertion, that newer assertion.
+    """
+    value: dict[str, str] = {}
+    tier: dict[str, int] = {}
+    speaks: dict[int, list[str]] = {}
+    at: dict[str, int] = {}
+    silenced: dict[int, Candidate] = {}
+    for i, c in enumerate(ordered):
+        who = signers(c, ctx) or (f"unsigned:{c.hash}",)
+        for agent in who:
+            if agent not in value:
+                value[agent] = c.value_key
+                tier[agent] = c.tier
+                at[agent] = i
+                speaks.setdefault(i, []).append(agent)
+        if i not in speaks:
+            silenced[i] = ordered[at[who[0]]]
+    return value, tier, speaks, silenced
+
+
+def _model(pair: str, group: dict[str, str], group_tier: dict[str, int], ctx: LensContext) -> Model:
+    """The pairs → {agent: value} the model learns from: the group plus its neighbourhood."""
+    pairs: dict[str, dict[str, str]] = {pair: dict(group)}
+    tiers = dict(group_tier)
+    claims = ctx.truth.claims if ctx.truth is not None else ()
+    # newest first within each pair, so an agent's first claim seen is its newest
+    for claim in sorted(claims, key=lambda c: (c.pair, -c.timestamp, c.tier, c.hash)):
+        if claim.pair == pair:
+            continue  # the group itself comes from the candidates
+        speakers = pairs.setdefault(claim.pair, {})
+        for agent in claim.signers:
+            if agent not in speakers:
+                speakers[agent] = claim.value_key
+            tiers[agent] = min(tiers.get(agent, claim.tier), claim.tier)
+    return Model(pairs, tiers)
+
+
+def _agent_line(agent: str, est: Estimate, counted: float) -> str:
+    own = est.weight[agent]
+    text = (
+        f"{agent[:12]} (reliability {fmt_num(round(est.accuracy[agent], 4))} over "
+        f"{est.evidence[agent]} pairs, weight {fmt_num(round(own, 4))}"
+    )
+    if own > 0 and counted < own * 0.999:
+        text += f", counted ×{fmt_num(round(counted / own, 3))} as a likely copy"
+    return text + ")"
+
+
+def truth(candidates: Sequence[Candidate], ctx: LensContext) -> Outcome:
+    """The most probable value given learned agent reliabilities (see module docstring)."""
+    if not candidates:
+        return EMPTY
+    ordered = sorted(candidates, key=total_key)
+    first = ordered[0]
+    pair = f"{first.subject}{SEP}{first.predicate}"
+    group, group_tier, speaks, silenced = _voices(ordered, ctx)
+    model = _model(pair, group, group_tier, ctx)
+    est = model.run()
+    speakers = sorted(group.items())
+    counted = model.contributions(speakers, est.weight, est.dependence)
+    probs = model.probabilities(speakers, counted)
+    newest: dict[str, Candidate] = {}
+    for i, c in enumerate(ordered):
+        if i in speaks:
+            newest.setdefault(c.value_key, c)
+    best = sorted(probs, key=lambda v: (-tie_value(probs[v]), total_key(newest[v])))[0]
+    winner = newest[best]
+    lines = []
+    for i, c in enumerate(ordered):
+        if i in silenced:
+            newer = silenced[i].hash[:12]
+            why = f"not counted: its signers speak through the newer assertion {newer}"
+            lines.append(Scored(c, 0.0, why))
+            continue
+        who = "; ".join(_agent_line(a, est, counted[a]) for a in speaks[i])
+        why = f"value {show_value(c.value_key)} probability {fmt_num(round(probs[c.value_key], 6))}"
+        why += f"; voice of {who}"
+        if c is winner:
+            why += "; newest counted assertion of the most probable value"
+        lines.append(Scored(c, probs[c.value_key], why))
+    return Outcome(winner, probs[best], tuple(lines), extra=_extra(model, est, group, ctx))
+
+
+def _extra(model: Model, est: Estimate, group: dict[str, str], ctx: LensContext) -> dict[str, Any]:
+    agents = {
+        a: {
+            "reliability": round(est.accuracy[a], 6),
+            "weight": round(est.weight[a], 6),
+            "evidence": est.evidence[a],
+            "prior": est.prior[a],
+        }
+        for a in sorted(group)
+    }
+    copying = [
+        {"agents": [a, b], "probability": round(p, 6)}
+        for (a, b), p in sorted(est.dependence.items())
+        if p >= 0.5 and (a in group or b in group)
+    ]
+    evidence = ctx.truth
+    return {
+        "truth": {
+            "agents": agents,
+            "iterations": list(est.iterations),
+            "pairs": len(model.pairs),
+            "claims": sum(len(s) for _, s in model.pairs),
+            "bounded": bool(evidence.bounded) if evidence is not None else False,
+            "limits": dict(evidence.limits) if evidence is not None else {},
+            "copying": copying[:50],
+        }
+    }

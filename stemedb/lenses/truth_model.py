@@ -1,0 +1,271 @@
+"""The estimation behind the `truth` lens: agent reliability and value probability, jointly.
+
+Method (cited in docs/lenses.md, "truth"): TruthFinder (Yin, Han, Yu, KDD
+2007) alternates between how trustworthy each source is and how likely each
+value is; ACCU (Dong, Berti-Equille, Srivastava, VLDB 2009) gives both a
+Bayesian reading and adds copy detection. Here:
+
+* every agent has one voice per (subject, predicate) pair: its newest claim;
+* an agent's accuracy A is a Beta posterior: the tier of its claims sets the
+  prior (TIER_PRIOR, worth PRIOR_STRENGTH claims), each pair it spoke on adds
+  the probability, *computed without its own voice* (leave-one-out), that its
+  value is right. Its vote weight is the log-odds of a lower confidence bound
+  of A, so an agent with little history (a freshly minted key) weighs almost
+  nothing however confident its tier prior, and an agent no better than chance
+  weighs MIN_WEIGHT: enough to break a tie by numbers, far less than a proven
+  agent;
+* a value's score is the sum of its supporters' weights, and its probability
+  exp(score) / (Σ exp(scores) + UNSEEN), UNSEEN being the mass of a value
+  nobody claimed;
+* after a first convergence, each pair of agents that spoke on the same pairs
+  gets a probability of dependence (ACCU's likelihood ratio: sharing *false*
+  values is what copiers do and independent sources rarely do), and every
+  supporter of a value is discounted by the chance it copied a
+  higher-weighted supporter of the same value; then the iteration runs again.
+
+Everything is iterated in sorted order with fixed constants, so the same
+claims give the same numbers bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+TIER_PRIOR: tuple[float, ...] = (0.85, 0.8, 0.7, 0.65, 0.6, 0.55)
+PRIOR_STRENGTH = 4.0  # the tier prior counts as this many claims
+LCB_Z = 1.0  # weights use A = mean − LCB_Z × sd of the accuracy posterior
+MAX_WEIGHT = 8.0  # ln(n·A/(1−A)) at A ≈ 0.9997: no agent is certain
+MIN_WEIGHT = 0.02  # an unproven agent: enough to break a tie by numbers, no more
+UNSEEN = 1.0  # probability mass (in exp-score units) of each value nobody claimed
+COPY_RATE = 0.8  # ACCU's c: how much of its source a copier copies
+COPY_PRIOR = 0.2  # ACCU's alpha: prior probability that two agents are dependent
+FALSE_VALUES = 10.0  # ACCU's n: how many false values an independent error picks from
+MIN_TWIN_CLAIMS = 3  # identical claim sets at least this long are clones
+MAX_ITERATIONS = 30
+TOLERANCE = 1e-9
+
+Pair = str
+Agent = str
+
+
+@dataclass
+class Estimate:
+    """What the iteration learned: per agent and per value of each pair."""
+
+    accuracy: dict[Agent, float] = field(default_factory=dict)  # posterior mean
+    weight: dict[Agent, float] = field(default_factory=dict)  # vote weight (log-odds)
+    evidence: dict[Agent, int] = field(default_factory=dict)  # pairs it spoke on
+    prior: dict[Agent, float] = field(default_factory=dict)
+    dependence: dict[tuple[Agent, Agent], float] = field(default_factory=dict)  # a < b
+    iterations: tuple[int, int] = (0, 0)  # before / after copy detection
+
+
+def _weight(alpha: float, beta: float) -> float:
+    """ACCU's vote count ln(n·A / (1 − A)) at a lower confidence bound of A."""
+    total = alpha + beta
+    mean = alpha / total
+    sd = math.sqrt(mean * (1.0 - mean) / (total + 1.0))
+    lcb = min(1.0 - 1e-9, max(1e-9, mean - LCB_Z * sd))
+    return min(MAX_WEIGHT, max(MIN_WEIGHT, math.log(FALSE_VALUES * lcb / (1.0 - lcb))))
+
+
+def _unseen(claimed: int) -> float:
+    """Values nobody claimed, out of a domain of FALSE_VALUES + 1 (never fewer than claimed)."""
+    return max(0.0, FALSE_VALUES + 1.0 - claimed) * UNSEEN
+
+
+class Model:
+    """Claims as sorted pairs → {agent: value}; `run` estimates everything."""
+
+    def __init__(self, pairs: Mapping[Pair, Mapping[Agent, str]], tiers: Mapping[Agent, int]):
+        self.pairs: list[tuple[Pair, list[tuple[Agent, str]]]] = [
+            (p, sorted(pairs[p].items())) for p in sorted(pairs)
+        ]
+        self.agents = sorted(tiers)
+        self.prior = {a: TIER_PRIOR[min(5, max(0, tiers[a]))] for a in self.agents}
+        self.evidence = {a: 0 for a in self.agents}
+        said: dict[Agent, list[tuple[Pair, str]]] = {a: [] for a in self.agents}
+        for pair, speakers in self.pairs:
+            for a, v in speakers:
+                self.evidence[a] += 1
+                said[a].append((pair, v))
+        self.twins = _twins(said)
+
+    # ---- value scores -------------------------------------------------------
+
+    def contributions(
+        self,
+        speakers: Sequence[tuple[Agent, str]],
+        weight: Mapping[Agent, float],
+        dep: Mapping[tuple[Agent, Agent], float],
+    ) -> dict[Agent, float]:
+        """Each speaker's counted weight: its own, discounted for likely copying.
+
+        Supporters of one value are taken in order of weight (then agent id);
+        each keeps Π (1 − COPY_RATE × P(dependent on an earlier one)).
+        """
+        by_value: dict[str, list[Agent]] = {}
+        for a, v in speakers:
+            by_value.setdefault(v, []).append(a)
+        out: dict[Agent, float] = {}
+        for members in by_value.values():
+            members.sort(key=lambda a: (-weight[a], a))
+            for i, a in enumerate(members):
+                keep = 1.0
+                if dep:
+                    for b in members[:i]:
+                        d = dep.get((a, b) if a < b else (b, a), 0.0)
+                        keep *= 1.0 - COPY_RATE * d
+                out[a] = weight[a] * keep
+        return out
+
+    @staticmethod
+    def probabilities(
+        speakers: Sequence[tuple[Agent, str]], counted: Mapping[Agent, float]
+    ) -> dict[str, float]:
+        """P(value) = exp(score) / (Σ exp(scores) + UNSEEN), computed stably."""
+        score: dict[str, float] = {}
+        for a, v in speakers:
+            score[v] = score.get(v, 0.0) + counted[a]
+        top = max(score.values(), default=0.0)
+        mass = {v: math.exp(s - top) for v, s in sorted(score.items())}
+        total = math.fsum(mass.values()) + _unseen(len(mass)) * math.exp(-top)
+        return {v: m / total for v, m in mass.items()}
+
+    # ---- iteration ------------------------------------------------------------
+
+    def _update(
+        self, weight: dict[Agent, float], dep: Mapping[tuple[Agent, Agent], float]
+    ) -> tuple[dict[Agent, float], dict[Agent, float]]:
+        right = {a: 0.0 for a in self.agents}
+        partners: dict[Agent, list[tuple[Agent, float]]] = {}
+        for (a, b), d in dep.items():
+            partners.setdefault(a, []).append((b, d))
+            partners.setdefault(b, []).append((a, d))
+        for _, speakers in self.pairs:
+            counted = self.contributions(speakers, weight, dep)
+            score: dict[str, float] = {}
+            for a, v in speakers:
+                score[v] = score.get(v, 0.0) + counted[a]
+            top = max(score.values())
+            mass = {v: math.exp(s - top) for v, s in score.items()}
+            total = math.fsum(mass[v] for v in sorted(mass)) + _unseen(len(mass)) * math.exp(-top)
+            said = dict(speakers) if partners else {}
+            for a, v in speakers:
+                # leave-one-out: the probability of a's value without a's own voice,
+                # nor the part of its likely copies' voices (copies are no evidence)
+                removed = counted[a]
+                for b, d in partners.get(a, ()):
+                    if said.get(b) == v:
+                        removed += counted[b] * d
+                own = mass[v]
+                without = own * math.exp(-removed)
+                right[a] += without / (total - own + without)
+        accuracy: dict[Agent, float] = {}
+        new_weight: dict[Agent, float] = {}
+        for a in self.agents:
+            alpha = PRIOR_STRENGTH * self.prior[a] + right[a]
+            beta = PRIOR_STRENGTH * (1.0 - self.prior[a]) + (self.evidence[a] - right[a])
+            accuracy[a] = alpha / (alpha + beta)
+            new_weight[a] = _weight(alpha, beta)
+        return accuracy, new_weight
+
+    def _converge(
+        self, weight: dict[Agent, float], dep: Mapping[tuple[Agent, Agent], float]
+    ) -> tuple[dict[Agent, float], dict[Agent, float], int]:
+        accuracy = dict(self.prior)
+        for step in range(1, MAX_ITERATIONS + 1):
+            accuracy, new_weight = self._update(weight, dep)
+            change = max((abs(new_weight[a] - weight[a]) for a in self.agents), default=0.0)
+            weight = new_weight
+            if change < TOLERANCE:
+                return accuracy, weight, step
+        return accuracy, weight, MAX_ITERATIONS
+
+    def dependence(
+        self, accuracy: Mapping[Agent, float], weight: Mapping[Agent, float]
+    ) -> dict[tuple[Agent, Agent], float]:
+        """ACCU's posterior that two agents are dependent, from what they share."""
+        shared: dict[tuple[Agent, Agent], list[float]] = {}  # [k_true, k_false, k_diff]
+        for _, speakers in self.pairs:
+            probs = self.probabilities(speakers, self.contributions(speakers, weight, {}))
+            for i, (a, va) in enumerate(speakers):
+                for b, vb in speakers[i + 1 :]:
+                    k = shared.setdefault((a, b), [0.0, 0.0, 0.0])
+                    if va == vb:
+                        k[0] += probs[va]
+                        k[1] += 1.0 - probs[va]
+                    else:
+                        k[2] += 1.0
+        out: dict[tuple[Agent, Agent], float] = {}
+        for (a, b), (kt, kf, kd) in sorted(shared.items()):
+            p = _dependent(accuracy[a], accuracy[b], kt, kf, kd)
+            if p > 1e-6:
+                out[(a, b)] = p
+        return out
+
+    def run(self) -> Estimate:
+        weight = {
+            a: _weight(PRIOR_STRENGTH * p, PRIOR_STRENGTH * (1.0 - p))
+            for a, p in self.prior.items()
+        }
+        accuracy, weight, first = self._converge(weight, self.twins)
+        dep = self.dependence(accuracy, weight)
+        for key, p in self.twins.items():
+            dep[key] = max(p, dep.get(key, 0.0))
+        second = 0
+        if dep:
+            accuracy, weight, second = self._converge(weight, dep)
+        return Estimate(
+            accuracy, weight, dict(self.evidence), dict(self.prior), dep, (first, second)
+        )
+
+
+def _twins(said: Mapping[Agent, list[tuple[Pair, str]]]) -> dict[tuple[Agent, Agent], float]:
+    """Agents that said exactly the same values on exactly the same pairs (at least
+    MIN_TWIN_CLAIMS): clones, dependent for certain, before any value is judged.
+
+    A family of fresh keys pushing the same values, or a copier of everything
+    one source says, is this; independent sources practically never are. Found
+    before the first iteration, so a clone army never gets to vote its own
+    values true (which the likelihood test, run on those judgements, would
+    then fail to see through: copies of *true* values prove little).
+    """
+    groups: dict[tuple[tuple[Pair, str], ...], list[Agent]] = {}
+    for agent in sorted(said):
+        claims = said[agent]
+        if len(claims) >= MIN_TWIN_CLAIMS:
+            groups.setdefault(tuple(claims), []).append(agent)
+    out: dict[tuple[Agent, Agent], float] = {}
+    for members in groups.values():
+        for i, a in enumerate(members):
+            for b in members[i + 1 :]:
+                out[(a, b)] = 1.0
+    return out
+
+
+def _dependent(a1: float, a2: float, kt: float, kf: float, kd: float) -> float:
+    """P(dependent | shared true kt, shared false kf, different kd), after ACCU (VLDB 2009).
+
+    Independent agents share a true value with probability A1·A2, a false one
+    with (1−A1)(1−A2)/n; a copier copies with probability c, so it shares
+    whatever its source said. A difference is (1−c) times as likely under
+    dependence, whatever the independent probability of a difference.
+    """
+    a = min(1.0 - 1e-6, max(1e-6, (a1 + a2) / 2.0))
+    pt = a1 * a2
+    pf = (1.0 - a1) * (1.0 - a2) / FALSE_VALUES
+    log_ratio = (
+        kt * math.log((COPY_RATE * a + (1.0 - COPY_RATE) * pt) / pt)
+        + kf * math.log((COPY_RATE * (1.0 - a) + (1.0 - COPY_RATE) * pf) / pf)
+        + kd * math.log(1.0 - COPY_RATE)
+    )
+    prior_odds = COPY_PRIOR / (1.0 - COPY_PRIOR)
+    log_odds = math.log(prior_odds) + log_ratio
+    if log_odds > 50:
+        return 1.0
+    if log_odds < -50:
+        return 0.0
+    return 1.0 / (1.0 + math.exp(-log_odds))

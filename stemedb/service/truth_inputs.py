@@ -1,0 +1,97 @@
+"""The evidence the `truth` lens learns from, read before it runs (lenses stay pure).
+
+For one (subject, predicate) group: every signer of its candidates; the pairs
+of each signer's newest claims (at most PER_AGENT); then every visible claim
+on those pairs (at most MAX_PAIRS pairs, MAX_CLAIMS claims), at their
+effective (capped) tiers with their co-signers. All of it under the query's
+`as_of` and `known_at`, in the query's snapshot, so the answer at T uses only
+what was known at T. The limits keep a query's cost bounded whatever the
+journal's size; `bounded` tells the lens (and the reader) when one applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import apsw
+
+from stemedb.lenses.candidate import TruthClaim, TruthEvidence
+from stemedb.service import tier_policy
+from stemedb.store import reliability
+from stemedb.store.candidates import CandidateFilter, CandidateRow, iter_groups
+
+PER_AGENT = 200  # newest claims read per agent
+MAX_AGENTS = 100  # agents of one group whose history is read
+MAX_PAIRS = 400  # other pairs read
+MAX_CLAIMS = 20_000  # claims read in all
+LIMITS = {
+    "per_agent": PER_AGENT,
+    "agents": MAX_AGENTS,
+    "pairs": MAX_PAIRS,
+    "claims": MAX_CLAIMS,
+}
+
+
+def _signers(row: CandidateRow, cosigners: Mapping[bytes, tuple[bytes, ...]]) -> tuple[str, ...]:
+    if row.agent_id is None:
+        return (f"unsigned:{row.hash.hex()}",)
+    extra = tuple(a.hex() for a in cosigners.get(row.hash, ()) if a != row.agent_id)
+    return (row.agent_id.hex(), *extra)
+
+
+def gather(
+    conn: apsw.Connection,
+    f: CandidateFilter,
+    rows: Sequence[CandidateRow],
+    group_cosigners: Mapping[str, tuple[str, ...]],
+    policy: tier_policy.TierPolicy,
+) -> TruthEvidence:
+    """The neighbourhood of one group (see the module docstring)."""
+    agents = {r.agent_id for r in rows if r.agent_id is not None}
+    agents.update(bytes.fromhex(a) for extra in group_cosigners.values() for a in extra)
+    ordered = sorted(agents)
+    bounded = len(ordered) > MAX_AGENTS
+    here = {(r.subject, r.predicate) for r in rows}
+    pairs: dict[tuple[str, str], None] = {}
+    for agent in ordered[:MAX_AGENTS]:
+        for pair in reliability.recent_pairs(
+            conn, agent, as_of=f.as_of, known_at_ms=f.known_at_ms, limit=PER_AGENT
+        ):
+            if pair not in here:
+                pairs.setdefault(pair, None)
+    chosen = sorted(pairs)
+    if len(chosen) > MAX_PAIRS:
+        bounded = True
+        chosen = chosen[:MAX_PAIRS]
+    found: list[CandidateRow] = []
+    for subject, predicate in chosen:
+        one = CandidateFilter(
+            subjects=(subject,),
+            predicate=predicate,
+            as_of=f.as_of,
+            known_at_ms=f.known_at_ms,
+            include_superseded=f.include_superseded,
+        )
+        for _s, _p, group in iter_groups(conn, one):
+            found.extend(r for r in group if f.include_superseded or not r.superseded)
+        if len(found) >= MAX_CLAIMS:
+            bounded = True
+            found = found[:MAX_CLAIMS]
+            break
+    caps = policy.caps(conn, found, f.known_at_ms) if found else {}
+    cosigners = reliability.cosigners_of(conn, (r.hash for r in found))
+    claims = []
+    for r in found:
+        cap = caps.get(r.hash)
+        tier = max(r.tier, cap.allowed) if cap is not None else r.tier
+        claims.append(
+            TruthClaim(
+                f"{r.subject}\x00{r.predicate}",
+                r.value_key,
+                _signers(r, cosigners),
+                tier,
+                r.timestamp,
+                r.hash.hex(),
+            )
+        )
+    return TruthEvidence(tuple(claims), bounded, dict(LIMITS))
