@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from stemedb.api.console import console_routes
 from stemedb.api.resources import admin_agents, admin_keys, admin_ops, agents, ops, reads, writes
 from stemedb.api.resources import sources as source_routes
@@ -13,6 +11,7 @@ from stemedb.metrics import Metrics
 from stemedb.security.keys import KeyStore
 from stemedb.service.audit import AuditLog
 from stemedb.service.browse import BrowseService
+from stemedb.service.operations import Operations
 from stemedb.service.queries import QueryService
 from stemedb.service.sources import SourceRegistry
 from stemedb.service.tier_policy import AgentRegistry
@@ -28,8 +27,8 @@ def build_routes(settings: Settings, store: Store, metrics: Metrics) -> list[Rou
         metrics.journal_batch_size.observe(records)
         browse.notify_commit()
 
-    if store.writer is not None:
-        store.writer.on_commit = on_commit
+    operations = Operations(store, settings)
+    operations.observe_commits(on_commit)
     audit = AuditLog(
         store, enabled=settings.query_audit, retention_days=settings.audit_retention_days
     )
@@ -50,8 +49,8 @@ def build_routes(settings: Settings, store: Store, metrics: Metrics) -> list[Rou
     return [
         *writes.routes(write_service),
         *reads.routes(query_service, browse, audit),
-        *ops.routes(store, time.time()),
-        *admin_ops.routes(settings, store, metrics),
+        *ops.routes(operations),
+        *admin_ops.routes(operations, metrics),
         *admin_keys.routes(KeyStore.for_store(store)),
         *admin_agents.routes(write_service, AgentRegistry(store)),
         *source_routes.routes(write_service, SourceRegistry(store)),  # issue 17

@@ -1,17 +1,16 @@
 """`POST /v1/admin/backup` and the backup/archive gauges of the running server.
 
-The backup runs in the request thread through `stemedb.ops.backup` with its
-own read connection to the database file (a snapshot: the writer keeps
-committing meanwhile). The gauges read the backup and archive folders at
-scrape time, so backups and archives made by the CLI timers show up too.
+The backup runs in the request thread through stemedb.service.operations
+(which runs `stemedb.ops.backup`) with its own read connection to the
+database file (a snapshot: the writer keeps committing meanwhile). The gauges
+read the backup and archive folders at scrape time, so backups and archives
+made by the CLI timers show up too.
 """
 
 from __future__ import annotations
 
 import errno
 import logging
-from pathlib import Path
-from typing import Any
 
 import falcon
 from pydantic import BaseModel, ConfigDict
@@ -20,10 +19,8 @@ from stemedb import admission
 from stemedb.api.errors import ErrorResponse
 from stemedb.api.resources.common import json_response
 from stemedb.api.routing import Route
-from stemedb.config import Settings
 from stemedb.metrics import Metrics
-from stemedb.ops import archive, backup
-from stemedb.store import Store
+from stemedb.service.operations import BackupDiskFull, BackupError, Operations
 
 log = logging.getLogger("stemedb.api.admin")
 
@@ -39,48 +36,25 @@ class BackupOut(BaseModel):
     removed: list[str]
 
 
-class _DirCache:
-    """A value derived from a folder, recomputed only when the folder changes."""
-
-    def __init__(self, path: Path, compute: Any) -> None:
-        self.path, self.compute = path, compute
-        self.stamp: int | None = None
-        self.value: float = 0.0
-
-    def get(self) -> float:
-        try:
-            stamp = self.path.stat().st_mtime_ns
-        except OSError:
-            return 0.0
-        if stamp != self.stamp:
-            self.value, self.stamp = float(self.compute(self.path) or 0.0), stamp
-        return self.value
-
-
-def bind_metrics(settings: Settings, store: Store, metrics: Metrics) -> None:
+def bind_metrics(operations: Operations, metrics: Metrics) -> None:
     """Replace the store-stats placeholders of the two gauges with real readings."""
-    last_backup = _DirCache(settings.backup_dir, backup.last_backup_timestamp)
-    metrics.last_backup_timestamp_seconds.set_function(last_backup.get)
-    metrics.archive_lag_frames.set_function(
-        lambda: float(archive.archive_lag(settings.wal_dir, store.current_head.seq))
-    )
+    metrics.last_backup_timestamp_seconds.set_function(operations.last_backup_timestamp)
+    metrics.archive_lag_frames.set_function(operations.archive_lag)
 
 
-def routes(settings: Settings, store: Store, metrics: Metrics) -> list[Route]:
-    bind_metrics(settings, store, metrics)
+def routes(operations: Operations, metrics: Metrics) -> list[Route]:
+    bind_metrics(operations, metrics)
 
     def run_backup(req: falcon.Request, resp: falcon.Response) -> None:
         try:
             with admission.blocking():  # minutes of I/O must not hold a request slot
-                result = backup.backup(
-                    settings.db_path, settings.backup_dir, keep=settings.backup_keep
-                )
-        except backup.BackupDiskFull as exc:
+                result = operations.backup()
+        except BackupDiskFull as exc:
             log.error("backup failed: %s", exc)
             no_space = {"error": {"code": "insufficient_storage", "message": str(exc)}}
             json_response(resp, no_space, 507)
             return
-        except backup.BackupError as exc:
+        except BackupError as exc:
             log.error("backup failed: %s", exc)
             json_response(resp, {"error": {"code": "backup_failed", "message": str(exc)}}, 500)
             return

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import falcon
 
 from stemedb import __version__, admission
@@ -11,18 +9,17 @@ from stemedb.api.errors import ErrorResponse
 from stemedb.api.resources.common import json_response
 from stemedb.api.routing import Route
 from stemedb.service.models import HealthOut, ReadyOut, StatsOut, VerifyOut
-from stemedb.store import Store
-from stemedb.store.verify import verify
+from stemedb.service.operations import Operations
 
 
-def routes(store: Store, started: float) -> list[Route]:
+def routes(operations: Operations) -> list[Route]:
     def health(req: falcon.Request, resp: falcon.Response) -> None:
-        stats = store.stats()
+        stats = operations.stats()
         degraded = stats["degraded"]
         body = {
             "status": "degraded" if degraded else "healthy",
             "version": __version__,
-            "uptime_seconds": int(time.time() - started),
+            "uptime_seconds": operations.uptime_seconds(),
             "assertion_count": stats["assertion_count"],
             "journal_seq": stats["journal_seq"],
             "chain_head": stats["chain_head"],
@@ -32,20 +29,20 @@ def routes(store: Store, started: float) -> list[Route]:
         json_response(resp, body, 503 if degraded else 200)
 
     def ready(req: falcon.Request, resp: falcon.Response) -> None:
-        reason = store.degraded_reason()  # full disk or I/O error: writes are refused
+        reason = operations.degraded_reason()  # full disk or I/O error: writes are refused
         json_response(
             resp, {"ready": reason is None, "reason": reason}, 200 if reason is None else 503
         )
 
     def stats(req: falcon.Request, resp: falcon.Response) -> None:
-        body = store.stats()
-        body["uptime_seconds"] = int(time.time() - started)
+        body = operations.stats()
+        body["uptime_seconds"] = operations.uptime_seconds()
         body["version"] = __version__
         json_response(resp, body)
 
     def verify_now(req: falcon.Request, resp: falcon.Response) -> None:
         with admission.blocking():  # a long scan must not hold a request slot
-            report = verify(store.path, full=False)
+            report = operations.verify()
         json_response(resp, report.to_dict(), 200 if report.ok else 500)
 
     return [
