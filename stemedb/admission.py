@@ -48,7 +48,7 @@ class Admission:
         return bool(getattr(self._local, "held", False))
 
     def exempt_this_thread(self) -> None:
-        """Admit this thread's requests without a slot (the event loop: see stemedb.dispatch)."""
+        """Admit this thread's requests without a slot (the event loop: stemedb.http.dispatch)."""
         self._local.exempt = True
 
     def _acquire(self) -> None:

@@ -58,9 +58,11 @@ class StepFailed(Exception):
 
 
 def default_store(settings: Settings, metrics: Metrics) -> StoreLike:
+    from stemedb import admission
     from stemedb.store import Store  # lazy: tests run the server with fake stores
 
-    return Store(settings, on_commit=metrics.observe_commit)
+    # A request waiting for its group commit gives its admission slot back.
+    return Store(settings, on_commit=metrics.observe_commit, while_waiting=admission.blocking)
 
 
 def default_routes(settings: Settings, store: Any, metrics: Metrics) -> Sequence[Route]:

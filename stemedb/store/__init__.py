@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from stemedb.store import (
 from stemedb.store.consistency import StartupError, require_writable, startup_errors
 from stemedb.store.journal import Head, JournalError
 from stemedb.store.schema import fetchall
-from stemedb.store.writer import CommitObserver, PendingRecord, WriteOutcome, Writer
+from stemedb.store.writer import CommitObserver, PendingRecord, WaitHook, WriteOutcome, Writer
 
 __all__ = ["PendingRecord", "StartupError", "Store", "WriteOutcome"]
 
@@ -48,10 +48,17 @@ SPARSE_TABLES = {"alias": "aliases", "outcome": "trust", "retraction": "retracti
 
 
 class Store:
-    def __init__(self, settings: Settings, *, on_commit: CommitObserver | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        on_commit: CommitObserver | None = None,
+        while_waiting: WaitHook = nullcontext,
+    ) -> None:
         self.settings = settings
         self.path: Path = settings.db_path
         self.on_commit = on_commit
+        self.while_waiting = while_waiting  # see store.writer.WaitHook
         self._write_conn: apsw.Connection | None = None
         self._local = threading.local()
         self._readers: list[apsw.Connection] = []  # every read connection, to close them
@@ -227,6 +234,7 @@ class Store:
             max_batch=self.settings.group_commit_max_batch,
             max_delay_ms=self.settings.group_commit_max_delay_ms,
             on_commit=self.on_commit,
+            while_waiting=self.while_waiting,
         )
         self.writer.start()
         self.checkpointer = checkpointer.Checkpointer(self.path, sync=self.settings.sync)

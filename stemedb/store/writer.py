@@ -15,12 +15,12 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 import apsw
 
-from stemedb import admission
 from stemedb.errors import InsufficientStorage, StemeError, Unavailable
 from stemedb.store import digests, journal, projections
 from stemedb.store.journal import Head
@@ -115,6 +115,10 @@ class _Job:
 
 
 CommitObserver = Callable[[float, int], None]
+# Wraps a request thread's wait for its commit. The server passes
+# `admission.blocking` (a parked request gives its CPU slot back); the store itself
+# reads no process-wide setting, so offline tools and tests wait plainly.
+WaitHook = Callable[[], AbstractContextManager[object]]
 
 
 class Writer:
@@ -128,8 +132,10 @@ class Writer:
         max_batch: int = 512,
         max_delay_ms: float = 2.0,
         on_commit: CommitObserver | None = None,
+        while_waiting: WaitHook = nullcontext,
     ) -> None:
         self._conn = conn
+        self.while_waiting = while_waiting
         self.head = head  # advances record by record inside a batch
         self.committed = head  # the head readers can see: moves only after COMMIT
         self._last_ms: int | None = None  # written_ms of the committed head frame
@@ -209,7 +215,7 @@ class Writer:
         self._queue.put(job)
 
     def _wait(self, job: _Job) -> None:
-        with admission.blocking():  # parked on the commit, the request needs no CPU slot
+        with self.while_waiting():  # parked on the commit (the server: give the CPU slot back)
             while not job.done.wait(1.0):
                 if not self._thread.is_alive():
                     raise Unavailable("the writer stopped before this write was committed")
