@@ -110,6 +110,18 @@ class Settings:
     read_only_on_corruption: bool = False
     scheme_tiers: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_SCHEME_TIERS))
     unregistered_max_tier: int = 2  # Observational: docs/security.md "Authority cannot be ..."
+    # Quarantine (issue 19 item 1, docs/security.md "Quarantine"): every rule off by default.
+    quarantine_new_agent_s: float = 0.0  # hold assertions of agents first seen < N s ago
+    quarantine_min_trust: float = 0.0  # hold assertions of agents whose TrustRank is below
+    quarantine_near_duplicates: bool = False  # hold an agent's near-duplicate repeats
+    # Circuit breakers (issue 19 item 3, docs/security.md "Circuit breakers"); in memory.
+    breaker_enabled: bool = False
+    breaker_window_s: float = 60.0
+    breaker_min_records: int = 20
+    breaker_reject_ratio: float = 0.5
+    breaker_rate_min: int = 1000
+    breaker_rate_factor: float = 10.0
+    breaker_open_s: float = 300.0
 
     @property
     def db_path(self) -> Path:
@@ -332,6 +344,14 @@ def _optional_path(variable: str, raw: str) -> Path | None:
     return Path(raw.strip()) if raw.strip() else None
 
 
+def _fraction(variable: str, raw: str) -> float:
+    """A number from 0 to 1 (0 = the rule is off)."""
+    value = parse_float(variable, raw)
+    if value > 1.0:
+        raise ConfigError(variable, f"expected a number from 0 to 1, got {raw!r}")
+    return value
+
+
 _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "STEMEDB_DB_DIR": ("db_dir", _path),
     "STEMEDB_WAL_DIR": ("wal_dir", _path),
@@ -387,6 +407,16 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "STEMEDB_READ_ONLY_ON_CORRUPTION": ("read_only_on_corruption", parse_bool),
     "STEMEDB_SCHEME_TIERS": ("scheme_tiers", parse_scheme_tiers),
     "STEMEDB_UNREGISTERED_MAX_TIER": ("unregistered_max_tier", parse_tier),
+    "STEMEDB_QUARANTINE_NEW_AGENT_S": ("quarantine_new_agent_s", parse_float),
+    "STEMEDB_QUARANTINE_MIN_TRUST": ("quarantine_min_trust", _fraction),
+    "STEMEDB_QUARANTINE_NEAR_DUPLICATES": ("quarantine_near_duplicates", parse_bool),
+    "STEMEDB_BREAKER_ENABLED": ("breaker_enabled", parse_bool),
+    "STEMEDB_BREAKER_WINDOW": ("breaker_window_s", lambda v, r: parse_float(v, r, 1.0)),
+    "STEMEDB_BREAKER_MIN_RECORDS": ("breaker_min_records", lambda v, r: parse_int(v, r, 1)),
+    "STEMEDB_BREAKER_REJECT_RATIO": ("breaker_reject_ratio", _fraction),
+    "STEMEDB_BREAKER_RATE_MIN": ("breaker_rate_min", lambda v, r: parse_int(v, r, 1)),
+    "STEMEDB_BREAKER_RATE_FACTOR": ("breaker_rate_factor", lambda v, r: parse_float(v, r, 1.0)),
+    "STEMEDB_BREAKER_OPEN_S": ("breaker_open_s", lambda v, r: parse_float(v, r, 1.0)),
 }
 
 KNOWN_VARIABLES = frozenset({"STEMEDB_BIND_ADDR", *_PARSERS})

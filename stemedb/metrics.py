@@ -134,6 +134,25 @@ class Metrics:
         self.rate_limited_total = Counter(
             "stemedb_rate_limited", "Requests refused with 429", ["route"], registry=r
         )
+        # Issue 19 defences (docs/security.md "Circuit breakers", "Quarantine").
+        self.breaker_trips_total = Counter(
+            "stemedb_breaker_trips",
+            "Agents whose circuit breaker tripped, by reason (rejections, rate_jump)",
+            ["reason"],
+            registry=r,
+        )
+        self.breakers_open = Gauge(
+            "stemedb_breakers_open", "Agents whose circuit breaker is open now", registry=r
+        )
+        self.quarantined_total = Counter(
+            "stemedb_quarantined_records",
+            "Records held in quarantine when written, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.quarantine_held = Gauge(
+            "stemedb_quarantine_held", "Records held in quarantine, awaiting a decision", registry=r
+        )
         self.readers = ReaderCollector()
         r.register(self.readers)
         self.tls_cert_expiry_seconds: Gauge | None = None

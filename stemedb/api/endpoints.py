@@ -5,13 +5,17 @@ from __future__ import annotations
 from stemedb.api.console import console_routes
 from stemedb.api.resources import admin_agents, admin_keys, admin_ops, agents, ops, reads, writes
 from stemedb.api.resources import sources as source_routes
+from stemedb.api.resources.admin_breakers import routes as breaker_routes
+from stemedb.api.resources.admin_quarantine import routes as quarantine_routes
 from stemedb.api.routing import Route
 from stemedb.config import Settings
 from stemedb.metrics import Metrics
+from stemedb.security.breakers import Breakers
 from stemedb.security.keys import KeyStore
 from stemedb.service.audit import AuditLog
 from stemedb.service.browse import BrowseService
 from stemedb.service.operations import Operations
+from stemedb.service.quarantine import QuarantineService
 from stemedb.service.queries import QueryService
 from stemedb.service.sources import SourceRegistry
 from stemedb.service.tier_policy import AgentRegistry
@@ -39,6 +43,9 @@ def build_routes(settings: Settings, store: Store, metrics: Metrics) -> list[Rou
         on_ingested=metrics.assertions_ingested_total.inc,
     )
 
+    quarantine = QuarantineService(store, settings, metrics)  # records the policy in force
+    quarantine.wire(write_service)
+
     def on_query(endpoint: str, lens: str, seconds: float) -> None:
         metrics.queries_total.labels(endpoint, lens).inc()
         metrics.query_latency_seconds.labels(endpoint, lens).observe(seconds)
@@ -56,4 +63,6 @@ def build_routes(settings: Settings, store: Store, metrics: Metrics) -> list[Rou
         *source_routes.routes(write_service, SourceRegistry(store)),  # issue 17
         *agents.routes(store),  # public agent profiles (stemedb/service/agents.py)
         *console_routes(store),  # /console and /v1/triage (issue 16)
+        *breaker_routes(Breakers.for_store(store, settings, metrics)),  # issue 19
+        *quarantine_routes(write_service, quarantine),  # issue 19
     ]

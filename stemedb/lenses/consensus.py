@@ -19,6 +19,7 @@ from typing import Any
 
 from stemedb.lenses.base import EMPTY, Outcome, Scored, fmt_num, share, show_value, signers
 from stemedb.lenses.candidate import Candidate, LensContext
+from stemedb.lenses.dedupe import near_duplicates, near_key, repeat_note
 from stemedb.lenses.scoring import TotalKey, total_key
 
 
@@ -95,17 +96,24 @@ def count_voices(
 
 
 def consensus(candidates: Sequence[Candidate], ctx: LensContext) -> Outcome:
-    """Most voices wins; the representative is the newest voiced assertion of that value."""
+    """Most voices wins; the representative is the newest voiced assertion of that value.
+
+    Values that differ only trivially (lenses/dedupe.py `near_key`) are one
+    value; an agent's repeats already count once (its newest assertion speaks),
+    and the explanation names each near-duplicate and the assertion it repeats.
+    """
     if not candidates:
         return EMPTY
     ordered = sorted(candidates, key=total_key)
     voices, silenced, unvoiced = count_voices(ordered, ctx)
+    repeats = near_duplicates(ordered)
     held: dict[str, int] = {}
     newest: dict[str, Candidate] = {}
     for c, n in zip(ordered, voices, strict=True):
         if n:
-            held[c.value_key] = held.get(c.value_key, 0) + n
-            newest.setdefault(c.value_key, c)
+            near = near_key(c.value_key)
+            held[near] = held.get(near, 0) + n
+            newest.setdefault(near, c)
     extra: dict[str, Any] = {"voices": sum(voices)}
     if ctx.min_agent_age is not None:
         extra["min_agent_age"] = ctx.min_agent_age
@@ -113,8 +121,11 @@ def consensus(candidates: Sequence[Candidate], ctx: LensContext) -> Outcome:
     if not held:  # every signer too new under min_agent_age: no answer rather than theirs
         lines = [Scored(ordered[i], 0.0, f"not counted: {why}") for i, why in unvoiced.items()]
         return Outcome(None, 0.0, tuple(lines), extra={**extra, "winning_voices": 0})
-    groups = sorted((_Group(k, n, newest[k]) for k, n in held.items()), key=_Group.key)
+    groups = sorted(
+        (_Group(newest[k].value_key, n, newest[k]) for k, n in held.items()), key=_Group.key
+    )
     top = groups[0]
+    top_near = near_key(top.value_key)
     winner = top.newest
     total = sum(voices)
     lines = []
@@ -128,15 +139,18 @@ def consensus(candidates: Sequence[Candidate], ctx: LensContext) -> Outcome:
                 f"not counted: agent {_short(c.agent_id)} speaks through its newer "
                 f"assertion {_short(speaker.hash)}"
             )
+            if c.hash in repeats:
+                why += f"; {repeat_note(c, repeats[c.hash])}"
             lines.append(Scored(c, 0.0, why))
             continue
-        n = held[c.value_key]
+        near = near_key(c.value_key)
+        n = held[near]
         why = f"value {show_value(c.value_key)} held by {n} of {total} voices"
         if voices[i] > 1:
             why += f"; carries the voices of {voices[i]} signers"
         if c == winner:
             why += "; newest counted assertion of the winning value"
-        elif c.value_key == top.value_key:
+        elif near == top_near:
             why += "; holds the winning value, older than the representative"
         elif n == top.voices:
             why += "; ties the winning value, whose newest voice is newer"

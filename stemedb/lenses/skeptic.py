@@ -26,6 +26,7 @@ from stemedb.lenses.base import (
     weight,
 )
 from stemedb.lenses.candidate import Candidate, LensContext
+from stemedb.lenses.dedupe import near_duplicates, near_key, repeat_note, report
 from stemedb.lenses.scoring import tie_value, tier_name, tier_weight, total_key
 
 CONTESTED_AT = 0.4
@@ -42,18 +43,23 @@ def status_of(groups: int, conflict: float) -> str:
 
 
 def _groups(competing: Sequence[Candidate]) -> dict[str, list[Candidate]]:
+    """Candidates by value, trivial variations together (dedupe.near_key), newest first."""
     groups: dict[str, list[Candidate]] = {}
     for c in sorted(competing, key=total_key):
-        groups.setdefault(c.value_key, []).append(c)
+        groups.setdefault(near_key(c.value_key), []).append(c)
     return groups
 
 
 def _claim(
-    value_key: str, members: list[Candidate], w: float, total: float, ctx: LensContext
+    value_key: str,
+    members: list[Candidate],
+    w: float,
+    total: float,
+    ctx: LensContext,
 ) -> dict[str, Any]:
     tiers = sorted({c.tier for c in members})
     return {
-        "object": parse_value(value_key),
+        "object": parse_value(members[0].value_key),  # the newest spelling of the value
         "weight": w,
         "share": share(w, total),
         "assertion_count": len(members),
@@ -66,8 +72,14 @@ def _claim(
 
 
 def analyse(competing: Sequence[Candidate], ctx: LensContext) -> dict[str, Any]:
-    """Status, conflict score and ranked claims of the competing candidates."""
+    """Status, conflict score and ranked claims of the competing candidates.
+
+    Skeptic shows the shape of what was written, so an agent's repeats keep
+    their weight; they are named in `near_duplicates` (lenses/dedupe.py), and
+    values that differ only trivially are one claim.
+    """
     groups = _groups(competing)
+    repeats = near_duplicates(competing)
     weights = {k: math.fsum(weight(c, ctx) for c in ms) for k, ms in groups.items()}
     total = math.fsum(weight(c, ctx) for c in competing)
     order = sorted(
@@ -75,11 +87,14 @@ def analyse(competing: Sequence[Candidate], ctx: LensContext) -> dict[str, Any]:
         key=lambda k: (-tie_value(share(weights[k], total)), total_key(groups[k][0]), k),
     )
     conflict = conflict_of(competing, ctx)
-    return {
+    body: dict[str, Any] = {
         "status": status_of(len(groups), conflict),
         "conflict_score": conflict,
         "claims": [_claim(k, groups[k], weights[k], total, ctx) for k in order],
     }
+    if repeats:
+        body["near_duplicates"] = report(repeats)
+    return body
 
 
 def skeptic_report(
@@ -94,7 +109,7 @@ def skeptic_report(
     check_context(ctx)
     competing, _ = split_superseded(sorted(candidates, key=total_key), ctx)
     body = analyse(competing, ctx)
-    return {
+    answer = {
         "subject": subject,
         "predicate": predicate,
         "status": body["status"],
@@ -102,10 +117,14 @@ def skeptic_report(
         "candidates_count": len(candidates),
         "claims": body["claims"],
     }
+    if "near_duplicates" in body:
+        answer["near_duplicates"] = body["near_duplicates"]
+    return answer
 
 
 def skeptic(candidates: Sequence[Candidate], ctx: LensContext) -> Outcome:
     """Per-candidate weights for the explanation; the report goes in `extra` (no winner)."""
+    repeats = near_duplicates(candidates)
     total = math.fsum(weight(c, ctx) for c in candidates)
     groups = _groups(candidates)
     group_share = {
@@ -117,8 +136,10 @@ def skeptic(candidates: Sequence[Candidate], ctx: LensContext) -> Outcome:
             weight(c, ctx),
             f"weight {fmt_num(weight(c, ctx))} = {confidence_text(c, ctx)} × tier weight "
             f"{fmt_num(tier_weight(c.tier))} for value {show_value(c.value_key)} "
-            f"(claim share {fmt_num(group_share[c.value_key])})",
+            f"(claim share {fmt_num(group_share[near_key(c.value_key)])})"
+            + (f"; {repeat_note(c, repeats[c.hash])}" if c.hash in repeats else ""),
         )
         for c in sorted(candidates, key=total_key)
     )
-    return Outcome(winner=None, resolution=0.0, scored=lines)
+    extra = {"near_duplicates": report(repeats)} if repeats else {}
+    return Outcome(winner=None, resolution=0.0, scored=lines, extra=extra)

@@ -399,6 +399,7 @@ class OutcomeIn(RecordIn):
 
 # A kind in a module of its own (it builds on RecordIn above, hence the late import).
 from .agent_tier import AgentTierIn  # noqa: E402
+from .quarantine import QuarantineDecisionIn  # noqa: E402
 from .source import RetractionIn, SourceIn  # noqa: E402
 
 RECORD_KINDS: tuple[str, ...] = (
@@ -409,6 +410,7 @@ RECORD_KINDS: tuple[str, ...] = (
     "alias",
     "outcome",
     "agent_tier",
+    "quarantine_decision",
     "source",
     "retraction",
 )
@@ -421,6 +423,7 @@ MODELS: dict[str, type[RecordIn]] = {
     "alias": AliasIn,
     "outcome": OutcomeIn,
     "agent_tier": AgentTierIn,
+    "quarantine_decision": QuarantineDecisionIn,
     "source": SourceIn,
     "retraction": RetractionIn,
 }

@@ -15,6 +15,7 @@ from typing import Any
 from stemedb.config import Settings
 from stemedb.errors import StemeError
 from stemedb.metrics import Metrics
+from stemedb.security.breakers import Breakers, CircuitBreakers
 from stemedb.security.keys import ApiKey, KeyStore
 from stemedb.security.middleware import SecurityMiddleware
 from stemedb.security.new_agents import NewAgentLimit
@@ -44,4 +45,5 @@ def build_middleware(settings: Settings, store: Any, metrics: Metrics | None) ->
     return [
         SecurityMiddleware(settings, keys=keys, store=store, metrics=metrics),
         NewAgentLimit(settings, store, metrics),  # after it: charged to the key it identified
+        CircuitBreakers(settings, Breakers.for_store(store, settings, metrics)),  # issue 19
     ]

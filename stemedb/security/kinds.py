@@ -35,6 +35,7 @@ KIND_AUTH: dict[str, str] = {
     "alias": "write",
     "outcome": "admin",
     "agent_tier": "admin",  # POST /v1/admin/agents (issue 19 item 5)
+    "quarantine_decision": "admin",  # POST /v1/admin/quarantine/{hash}/... (issue 19)
     # Sources (issue 17): any writer registers; a retraction further needs an admin key
     # or the source's publisher signature (service/source_rights.py).
     "source": "write",

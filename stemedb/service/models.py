@@ -131,6 +131,9 @@ class QueryIn(BaseModel):
         "none", max_length=MAX_NAME_PARAM, description="`none`, `tier`, or a half-life in days"
     )
     include_superseded: bool = False
+    include_quarantined: bool = Field(
+        False, description="Let held (quarantined) assertions compete; the answer says which"
+    )
     exclude_retracted: bool = Field(
         False, description="Leave out claims whose source is retracted (else they carry warnings)"
     )
@@ -162,6 +165,9 @@ class PairQuery(BaseModel):
     )
     decay: str = Field("none", max_length=MAX_NAME_PARAM)
     include_superseded: bool = False
+    include_quarantined: bool = Field(
+        False, description="Let held (quarantined) assertions compete; the answer says which"
+    )
     exclude_retracted: bool = Field(
         False, description="Leave out claims whose source is retracted (else they carry warnings)"
     )

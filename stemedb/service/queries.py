@@ -23,7 +23,7 @@ from stemedb.ids import new_id
 from stemedb.lenses import Candidate, LensContext, LensResult, retraction
 from stemedb.paths import normalise_path
 from stemedb.records.fields import parse_lifecycle, parse_source_class
-from stemedb.service import sources, tier_policy, truth_inputs
+from stemedb.service import quarantine, sources, tier_policy, truth_inputs
 from stemedb.service.audit import AuditLog
 from stemedb.service.models import MAX_SEQ, PairQuery, QueryIn
 from stemedb.store import Store, agents_seen
@@ -44,6 +44,7 @@ class Selection:
     inner: str
     min_agent_age: float | None = None  # consensus/layered: voices of old-enough agents only
     exclude_retracted: bool = False  # claims citing a retracted source stop competing
+    include_quarantined: bool = False  # held assertions compete too (service/quarantine.py)
 
 
 def _decode_cursor(cursor: str | None, field: str = "cursor") -> Any:
@@ -256,6 +257,7 @@ class QueryService:
             inner,
             _min_agent_age(q.min_agent_age, lens, inner),
             q.exclude_retracted,
+            include_quarantined=q.include_quarantined,
         )
 
     def _context(
@@ -371,12 +373,14 @@ class QueryService:
                 last = results[-1]
                 next_cursor = _encode_cursor([last["subject"], last["predicate"]])
                 break
+            rows, held = quarantine.split_rows(conn, rows, sel)  # issue 19
             rows, candidates, caps = self._tiered(conn, sel, rows)
             if not rows:
                 continue  # every candidate's effective tier is outside the tier filter
             result = self._run_lens(conn, sel, lens, subject, predicate, rows, candidates)
             winner_row = _winner_row(result, rows, candidates)
             results.append(tier_policy.annotate(self._group_body(conn, result, winner_row), caps))
+            quarantine.annotate(results[-1], held, sel.include_quarantined)
         return {"lens": lens, "query_id": query_id, "results": results, "next_cursor": next_cursor}
 
     def _run_lens(
@@ -433,6 +437,7 @@ class QueryService:
             sel = self._select(conn, q, lens="skeptic", predicate=q.predicate)
             subject = sel.filter.subjects[0]
             rows = next((g[2] for g in iter_groups(conn, sel.filter)), [])
+            rows, held = quarantine.split_rows(conn, rows, sel)  # issue 19
             rows, candidates, caps = self._tiered(conn, sel, rows)
             ctx = self._context(conn, sel, rows)
             body = tier_policy.annotate(
@@ -444,6 +449,7 @@ class QueryService:
                 ),
                 caps,
             )
+        quarantine.annotate(body, held, sel.include_quarantined)
         self.on_query("skeptic", "skeptic", time.perf_counter() - started)
         self.audit.record(
             new_id(),
@@ -461,10 +467,12 @@ class QueryService:
             sel = self._select(conn, q, lens="layered", predicate=q.predicate)
             subject = sel.filter.subjects[0]
             rows = next((g[2] for g in iter_groups(conn, sel.filter)), [])
+            rows, held = quarantine.split_rows(conn, rows, sel)  # issue 19
             rows, candidates, caps = self._tiered(conn, sel, rows)
             result = self._run_lens(conn, sel, "layered", subject, q.predicate, rows, candidates)
             body = self._group_body(conn, result, _winner_row(result, rows, candidates))
             tier_policy.annotate(body, caps)
+            quarantine.annotate(body, held, sel.include_quarantined)
         self.on_query("layered", "layered", time.perf_counter() - started)
         query_id = new_id()
         body["query_id"] = query_id

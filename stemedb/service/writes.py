@@ -19,6 +19,7 @@ from stemedb.store import PendingRecord, Store
 
 RejectedHook = Callable[[str], None]
 IngestedHook = Callable[[int], None]
+WrittenHook = Callable[[list[dict[str, Any]]], None]
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,9 @@ class WriteAnswer:
 
 
 class WriteService:
+    # Quarantine (service/quarantine.py) marks written items whose record was held.
+    on_written: WrittenHook = staticmethod(lambda items: None)
+
     def __init__(
         self,
         store: Store,
@@ -101,6 +105,7 @@ class WriteService:
         if outcome.status == "created":
             self.on_ingested(1)
         body = {"hash": outcome.hash.hex(), "seq": outcome.seq, "status": outcome.status}
+        self.on_written([body])
         return WriteAnswer(outcome.status == "created", body)
 
     def write_batch(
@@ -153,6 +158,7 @@ class WriteService:
                     "status": outcome.status,
                 }
         final = [r or _not_written(i) for i, r in enumerate(results)]
+        self.on_written(final)
         body = _summary(final)
         if body["created"]:
             self.on_ingested(body["created"])

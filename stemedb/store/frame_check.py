@@ -36,6 +36,7 @@ RECORD_KINDS = (
     "alias",
     "outcome",
     "agent_tier",
+    "quarantine_decision",
     "source",
     "retraction",
 )
@@ -338,6 +339,12 @@ RECORD_RULES: dict[str, tuple[Rule, ...]] = {
         _enum(("max_tier",), [c.name for c in SourceClass]),
         _typed(("name",), ("text",), optional=True),
         _typed(("note",), ("text",), optional=True),
+        *_COMMON,
+    ),
+    "quarantine_decision": (  # records/quarantine.py
+        _hex64(("target_hash",)),
+        _enum(("decision",), ["release", "reject"]),
+        _typed(("reason",), ("text",), optional=True),
         *_COMMON,
     ),
     "source": (  # records/source.py

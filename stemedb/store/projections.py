@@ -17,7 +17,7 @@ import apsw
 from stemedb.canonical import canonical_json
 from stemedb.errors import NotFound
 from stemedb.records import SourceClass
-from stemedb.store import agent_tiers, agents_seen, digests, sources
+from stemedb.store import agent_tiers, agents_seen, digests, quarantine, sources
 from stemedb.store.schema import fetchall
 
 PROJECTION_TABLES = (
@@ -32,6 +32,7 @@ PROJECTION_TABLES = (
     "trust",
     "agent_tiers",  # agent_tier registrations (migration 0005, store/agent_tiers.py)
     "agents",  # agent first-seen times (migration 0006, store/agents_seen.py)
+    "quarantine",  # held assertions and decisions (migration 0008, store/quarantine.py)
     "sources",  # source registrations (migration 0009, store/sources.py)
     "retractions",  # source retractions (migration 0009, store/sources.py)
     # History for `known_at` and co-signers (migration 0004); never overwritten.
@@ -319,6 +320,7 @@ def apply(
     agent_tiers.apply(conn, seq, kind, frame_hash, record, written_ms)  # agent_tier only
     sources.apply(conn, seq, kind, frame_hash, record, written_ms)  # source, retraction only
     agents_seen.apply(conn, seq, kind, record, written_ms)  # every signer's first frame
+    quarantine.apply(conn, seq, kind, frame_hash, record, written_ms)  # after agents_seen
     digests.note(conn, seq, kind, record, digest)  # every kind: identity by signed content
 
 

@@ -76,7 +76,7 @@ def content(db: Path) -> dict[str, list[tuple[Any, ...]]]:
             columns = [
                 row[1]
                 for row in conn.execute(f"PRAGMA table_info({table})")
-                if row[1] != "written_ms"
+                if not str(row[1]).endswith("written_ms")  # written_ms, first_written_ms, ...
             ]
             rows = conn.execute(f"SELECT {', '.join(columns)} FROM {table}").fetchall()
             tables[table] = sorted(map(tuple, rows), key=repr)

@@ -241,7 +241,9 @@ def test_an_altered_written_ms_or_a_removed_frame_breaks_the_chain(
     assert shell(copy, CHAIN_QUERY) == ["12"]
     copy = _tampered(store, tmp_path, "gap", "DELETE FROM journal WHERE seq = 20")
     report = verify(copy)
-    assert not report.ok and report.first_bad_seq == 20
+    # Named like the forensics query names it: the first frame that exists after the gap.
+    assert not report.ok and report.first_bad_seq == 21
+    assert "the frame before it is missing" in str(report.to_dict())
     copy = _tampered(store, tmp_path, "hdr", "UPDATE journal SET body = '{}' WHERE seq = 0")
     report = verify(copy)
     assert not report.ok and report.first_bad_seq == 0

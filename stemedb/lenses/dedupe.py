@@ -1,0 +1,105 @@
+"""Near-duplicates: the same claim with trivial variations counts once (issue 19 item 2).
+
+An agent (or a script behind a cluster of agents) can repeat one claim with
+cosmetic changes — `"Nausea"`, `"nausea."`, `" NAUSEA "`; `7` and
+`7.0000001`; the same text a few seconds later — so that every copy is a
+distinct record (a new id, a new digest) and looks like more support. Two
+rules make such repeats count once, without touching the journal:
+
+* **one value**: `near_key` maps a value to a normal form — text NFKC
+  normalised, case-folded, split into word tokens (so surrounding
+  punctuation and runs of whitespace vanish, while `7.5` stays unlike `75`);
+  numbers rounded to `NUMBER_DIGITS` significant digits. Values with the same
+  near key are one value in `consensus` and `skeptic`;
+* **one voice per agent**: among the candidates of one agent with the same
+  near key, only the newest counts; each older one whose claim time lies
+  within `WINDOW_S` seconds of a newer copy is a *near-duplicate* and is
+  reported (`near_duplicates` in consensus and skeptic answers, and the
+  explanation line says which assertion it repeats).
+
+Pure functions of the candidates, like every lens: the store is never read.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import re
+import unicodedata
+from collections.abc import Sequence
+from typing import Any
+
+from stemedb.lenses.candidate import Candidate
+
+NUMBER_DIGITS = 6  # numbers equal to 6 significant digits are one value
+WINDOW_S = 300  # an agent's copies of one claim within 5 minutes of each other repeat it
+_TOKEN = re.compile(r"\w+(?:[.,/:'\-]\w+)*")
+
+
+@functools.lru_cache(maxsize=65536)
+def near_key(value_key: str) -> str:
+    """The normal form of a canonical value (`value_key`): equal for trivial variations."""
+    try:
+        parsed: Any = json.loads(value_key)
+    except ValueError:
+        return value_key
+    if not isinstance(parsed, dict):
+        return value_key
+    kind, value = parsed.get("type"), parsed.get("value")
+    if isinstance(value, str) and kind == "Text":
+        folded = unicodedata.normalize("NFKC", value).casefold()
+        return "Text:" + " ".join(_TOKEN.findall(folded))
+    if isinstance(value, int | float) and not isinstance(value, bool) and kind == "Number":
+        number = float(value)
+        if not math.isfinite(number):
+            return value_key
+        if number == 0:
+            return "Number:0"
+        return f"Number:{number:.{NUMBER_DIGITS}g}"
+    return value_key
+
+
+def near_duplicates(candidates: Sequence[Candidate]) -> dict[str, Candidate]:
+    """Each near-duplicate's hash -> the newer assertion of the same agent it repeats.
+
+    Only signed candidates: an unsigned one has no author to repeat itself.
+    Candidates are compared newest first (claim time, then hash), so the
+    newest copy of a run is the one that counts.
+    """
+    ordered = sorted(candidates, key=lambda c: (-c.timestamp, c.hash))
+    newest: dict[tuple[str, str], Candidate] = {}
+    last: dict[tuple[str, str], Candidate] = {}
+    found: dict[str, Candidate] = {}
+    for c in ordered:
+        if c.agent_id is None:
+            continue
+        key = (c.agent_id, near_key(c.value_key))
+        previous = last.get(key)
+        if previous is not None and previous.timestamp - c.timestamp <= WINDOW_S:
+            found[c.hash] = newest[key]
+        else:
+            newest[key] = c
+        last[key] = c
+    return found
+
+
+def report(duplicates: dict[str, Candidate]) -> list[dict[str, Any]]:
+    """`near_duplicates` of an answer: per counted assertion, the copies that repeat it."""
+    kept: dict[str, dict[str, Any]] = {}
+    for copy, original in sorted(duplicates.items()):
+        entry = kept.setdefault(
+            original.hash,
+            {"agent_id": original.agent_id, "counted": original.hash, "repeats": []},
+        )
+        entry["repeats"].append(copy)
+    return [kept[h] for h in sorted(kept)]
+
+
+def repeat_note(c: Candidate, original: Candidate) -> str:
+    """What the explanation line of a near-duplicate adds: which assertion it repeats."""
+    same = "the same value" if original.value_key == c.value_key else "a trivial variation"
+    return (
+        f"near-duplicate: {same}, repeated by the same agent in assertion "
+        f"{original.hash[:12]} {original.timestamp - c.timestamp} s later"
+    )
