@@ -24,11 +24,12 @@ entropy of confidence × tier weight per live value, on the stored tier.
 
 from __future__ import annotations
 
+import gc
 import heapq
-import math
 import threading
 import time
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from stemedb.errors import InvalidRequest
@@ -81,14 +82,19 @@ class PairTally:
         self.newest_live_side = max((self.first_seen[k] for k in live), default=0)
         self.dirty = False
 
-    def classify(self, window_start: int) -> tuple[str, str]:
-        if self.live_values <= 1:
-            return "Resolved", "supersessions leave one live value"
-        if self.best_tier_values == 1:
-            return "Resolved", f"one value at the best tier ({TIER_NAMES[self.best_tier]})"
-        if self.newest_live_side >= window_start:
-            return "Emerging", "a live side was first claimed within the window"
-        return "Active", f"{self.best_tier_values} values contest tier {TIER_NAMES[self.best_tier]}"
+    @property
+    def resolved(self) -> bool:
+        """One live value (supersessions settled it) or one value at the best tier."""
+        return self.live_values <= 1 or self.best_tier_values == 1
+
+    def why(self, klass: str) -> str:
+        if klass == "Resolved":
+            if self.live_values <= 1:
+                return "supersessions leave one live value"
+            return f"one value at the best tier ({TIER_NAMES[self.best_tier]})"
+        if klass == "Emerging":
+            return "a live side was first claimed within the window"
+        return f"{self.best_tier_values} values contest tier {TIER_NAMES[self.best_tier]}"
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,12 @@ class TriageService:
         try:
             with self._lock:
                 self._catch_up()
+                self._promote()
+                for tally in self.contested.values():
+                    tally.refresh()  # now, not on the first request
+            # The tallies live as long as the process: keep the cyclic GC from walking
+            # them on every full collection (seconds of pauses at 1M assertions).
+            gc.freeze()
         except Exception:  # a store closed at shutdown; the next request retries
             pass
         finally:
@@ -178,29 +190,36 @@ class TriageService:
             self._lock.release()
 
     def _answer(self, q: TriageQuery, started: float) -> dict[str, Any]:
+        # The hot loop of the view: one pass over the contested pairs with cached
+        # summaries, a tuple only for pairs that pass the filters.
         ref = q.now if q.now is not None else self.newest
         window = max(1, int(q.window_days * DAY))
         window_start = ref - window
         counts = dict.fromkeys(CLASSES, 0)
         prefix = q.prefix.rstrip("/") if q.prefix else None
-        scored: list[tuple[float, int, str, str, PairTally, str, str]] = []
+        below = prefix + "/" if prefix else ""
+        tier, wanted = q.tier, q.klass
+        scored: list[tuple[float, PairTally, str]] = []
         for tally in self.contested.values():
-            if prefix is not None and not (
-                tally.subject == prefix or tally.subject.startswith(prefix + "/")
-            ):
+            subject = tally.subject
+            if prefix is not None and subject != prefix and not subject.startswith(below):
                 continue
             if tally.dirty:
                 tally.refresh()
-            if q.tier is not None and q.tier not in tally.tiers:
+            if tier is not None and tier not in tally.tiers:
                 continue
-            klass, why = tally.classify(window_start)
+            if tally.resolved:
+                klass = "Resolved"
+            elif tally.newest_live_side >= window_start:
+                klass = "Emerging"
+            else:
+                klass = "Active"
             counts[klass] += 1
-            if q.klass is not None and klass != q.klass:
+            if wanted is not None and klass != wanted:
                 continue
-            age = max(0, ref - tally.newest)
-            score = tally.conflict * math.exp(-age / window)
-            scored.append((score, tally.newest, tally.subject, tally.predicate, tally, klass, why))
-        top = heapq.nlargest(q.limit, scored, key=lambda s: (s[0], s[1], s[2], s[3]))
+            age = ref - tally.newest if ref > tally.newest else 0
+            scored.append((tally.conflict / (1.0 + age / window), tally, klass))
+        top = heapq.nlargest(q.limit, scored, key=itemgetter(0))
         return {
             "status": "ready",
             "reference_time": ref,
@@ -208,17 +227,17 @@ class TriageService:
             "indexed_seq": max(self.seq_a, self.seq_s),
             "counts": counts,
             "total": len(scored),
-            "pairs": [_pair_out(s[4], s[5], s[6], s[0]) for s in top],
+            "pairs": [_pair_out(t, klass, score) for score, t, klass in top],
             "server_ms": round((time.perf_counter() - started) * 1000, 3),
         }
 
 
-def _pair_out(t: PairTally, klass: str, why: str, score: float) -> dict[str, Any]:
+def _pair_out(t: PairTally, klass: str, score: float) -> dict[str, Any]:
     return {
         "subject": t.subject,
         "predicate": t.predicate,
         "class": klass,
-        "why": why,
+        "why": t.why(klass),
         "conflict_score": t.conflict,
         "score": score,
         "newest_timestamp": t.newest,

@@ -7,7 +7,7 @@ export const title = "Agents";
 const SVG = "http://www.w3.org/2000/svg";
 
 function plot(history) {
-  const pts = history.filter((o) => typeof o.score === "number" || typeof o.trust === "number");
+  const pts = history.filter((o) => typeof o.score_after === "number");
   const el = document.createElementNS(SVG, "svg");
   el.setAttribute("viewBox", "0 0 600 160");
   el.setAttribute("class", "plot");
@@ -18,7 +18,7 @@ function plot(history) {
   const [x0, x1] = [Math.min(...xs), Math.max(...xs)];
   const sx = (x) => 20 + (x1 === x0 ? 280 : ((x - x0) / (x1 - x0)) * 560);
   const sy = (y) => 150 - y * 140;
-  const d = pts.map((o, i) => `${i ? "L" : "M"}${sx(o.timestamp || 0).toFixed(1)},${sy(o.score ?? o.trust).toFixed(1)}`).join(" ");
+  const d = pts.map((o, i) => `${i ? "L" : "M"}${sx(o.timestamp || 0).toFixed(1)},${sy(o.score_after).toFixed(1)}`).join(" ");
   const path = document.createElementNS(SVG, "path");
   path.setAttribute("d", d);
   path.setAttribute("class", "line");

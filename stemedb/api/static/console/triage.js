@@ -44,7 +44,7 @@ export async function show(main, { params }) {
   const rows = body.pairs.map((p) => h("tr", { dataset: { subject: p.subject, predicate: p.predicate, class: p.class } },
     h("td", {}, badge(p.class, p.class.toLowerCase())),
     h("th", { scope: "row" }, link(route("claim", { subject: p.subject, predicate: p.predicate }), `${p.subject} · ${p.predicate}`)),
-    h("td", {}, bar(p.conflict_score, "conflict"), " ", num(p.conflict_score, 2)),
+    h("td", { class: "conflict" }, bar(p.conflict_score, "conflict"), " ", num(p.conflict_score, 2)),
     h("td", { class: "num" }, num(p.score, 3)),
     h("td", {}, `${p.live_values} live / ${p.values_ever} ever`),
     h("td", {}, p.best_tier),

@@ -1,0 +1,132 @@
+"""Server time of GET /v1/triage's work at scale, in-process, on synthetic rows.
+
+Signing and importing 1,000,000 real records costs far more than this machine can
+spare, and the triage index reads only the `assertions` and `supersessions`
+projections. So this fills those two tables (real schema, real migrations) with N
+unsigned synthetic rows shaped like bench/datasets.py (10 claims per pair, five
+values, six tiers, 1% of assertions superseded), then measures with the real
+TriageService:
+
+* the first fold (what the background warm-up does once after start);
+* a triage request (median, p99) over a mix of filters: none, a concept prefix,
+  a tier, a class;
+* a request after 1,000 new assertions arrived (the incremental catch-up).
+
+    .venv/bin/python -m bench.console_triage 1000000
+
+It measures the service, not HTTP (add the framework's ~1 ms) and not signature
+checks (not involved in triage).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import apsw
+
+from stemedb.service.triage import TriageQuery, TriageService
+from stemedb.store import schema
+
+T0 = 1_700_000_000
+PER_PAIR = 10
+
+
+class RowStore:
+    """Just what TriageService needs of a Store: `reader()`."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = schema.connect(path, sync="off")
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[apsw.Connection]:
+        yield self.conn
+
+
+def fill(conn: apsw.Connection, start: int, n: int) -> None:
+    tiers = 6
+    rows = []
+    for i in range(start, start + n):
+        pair = i // PER_PAIR
+        value = f'{{"type":"Text","value":"v{(i * 7919) % 5}"}}'
+        rows.append(
+            (
+                i + 1,
+                i.to_bytes(32, "big"),
+                f"bench/s{pair // 4}",
+                f"p{pair % 4}",
+                "Text",
+                value,
+                round(0.5 + (i % 50) / 100, 2),
+                i % tiers,
+                "Proposed",
+                T0 + i,
+                0,
+            )
+        )
+    with conn:
+        conn.executemany(
+            "INSERT INTO assertions (seq, hash, subject, predicate, object_type, value_key, "
+            "confidence, tier, lifecycle, timestamp, written_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            rows,
+        )
+        sup = [
+            (10_000_000 + i, (10**12 + i).to_bytes(32, "big"), i.to_bytes(32, "big"), T0 + i)
+            for i in range(start, start + n, 100)
+        ]
+        conn.executemany(
+            "INSERT INTO supersessions (seq, hash, target_hash, type, timestamp, written_ms) "
+            "VALUES (?,?,?,'Invalidate',?,0)",
+            sup,
+        )
+
+
+def timed(fn: Any) -> tuple[float, Any]:
+    started = time.perf_counter()
+    out = fn()
+    return (time.perf_counter() - started) * 1000, out
+
+
+def main(argv: list[str]) -> int:
+    n = int(argv[0]) if argv else 100_000
+    with tempfile.TemporaryDirectory(prefix="stemedb-triage-") as tmp:
+        path = Path(tmp) / "triage.db"
+        store = RowStore(path)
+        schema.apply_migrations(store.conn)
+        fill_ms, _ = timed(lambda: fill(store.conn, 0, n))
+        service = TriageService(store)  # type: ignore[arg-type]
+        fold_ms, _ = timed(service._warm)
+        queries = [
+            TriageQuery(),
+            TriageQuery(prefix="bench/s1"),
+            TriageQuery(tier=0),
+            TriageQuery(klass="Active"),
+            TriageQuery(klass="Emerging", window_days=7),
+        ]
+        times = []
+        for i in range(60):
+            query = queries[i % len(queries)]
+            ms, body = timed(lambda q=query: service.triage(q))  # type: ignore[misc]
+            assert body["status"] == "ready", body
+            times.append(ms)
+        fill(store.conn, n, 1000)
+        catch_ms, body = timed(lambda: service.triage(TriageQuery()))
+        times.sort()
+        print(
+            f"assertions={n:,} contested_pairs={len(service.contested):,} "
+            f"fill={fill_ms / 1000:.1f}s first_fold={fold_ms / 1000:.1f}s "
+            f"triage_median={statistics.median(times):.0f}ms "
+            f"p99={times[int(len(times) * 0.99) - 1]:.0f}ms max={times[-1]:.0f}ms "
+            f"after_1000_new={catch_ms:.0f}ms"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
