@@ -18,6 +18,7 @@ from stemedb.paths import normalise_path
 from stemedb.records import RECORD_KINDS
 from stemedb.service.export_guard import CorruptGuard
 from stemedb.store import Store
+from stemedb.store import quarantine as store_quarantine
 from stemedb.store import reads as store_reads
 
 LONG_POLL_RETRY_S = 1  # a poll over the long-poll cap: poll again after this long
@@ -117,6 +118,7 @@ class BrowseService:
                 "same_source": store_reads.same_source(conn, bytes.fromhex(source_hash), target)
                 if source_hash
                 else [],
+                **store_quarantine.trace_notes(conn, target),  # issue 19: held? repeated?
             }
 
     def concepts(self, prefix: str | None) -> dict[str, Any]:

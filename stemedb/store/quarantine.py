@@ -328,3 +328,54 @@ def held_count(conn: apsw.Connection) -> int:
 def held_among(conn: apsw.Connection, seqs: Iterable[int]) -> dict[int, tuple[str, str]]:
     """(reason, detail) of each just-written assertion among `seqs` that was held."""
     return {seq: (reason, detail) for seq, (_, reason, detail) in states(conn, seqs).items()}
+
+
+def trace_notes(conn: apsw.Connection, frame_hash: bytes) -> dict[str, Any]:
+    """What `trace` adds for an assertion: its quarantine row and its near-duplicates.
+
+    Near-duplicates are the same signer's assertions on the same (subject,
+    predicate) with the same value up to trivial variations (dedupe.near_key)
+    within `WINDOW_S` seconds; each counts once in consensus. Empty when
+    there is nothing to say, so ordinary traces are unchanged.
+    """
+    notes: dict[str, Any] = {}
+    row = get(conn, frame_hash) if has_rows(conn) else None
+    if row is not None:
+        notes["quarantine"] = row
+    rows = fetchall(
+        conn,
+        "SELECT subject, predicate, agent_id, value_key, timestamp FROM assertions WHERE hash = ?",
+        (frame_hash,),
+    )
+    if not rows or rows[0][2] is None:
+        return notes
+    subject, predicate, agent, value_key, timestamp = rows[0]
+    wanted = near_key(str(value_key))
+    others = fetchall(
+        conn,
+        "SELECT hash, seq, value_key, timestamp FROM assertions WHERE subject = ? AND"
+        " predicate = ? AND agent_id = ? AND hash <> ? AND timestamp BETWEEN ? AND ?"
+        " ORDER BY timestamp DESC, hash",
+        (
+            subject,
+            predicate,
+            agent,
+            frame_hash,
+            int(timestamp) - WINDOW_S,
+            int(timestamp) + WINDOW_S,
+        ),
+    )
+    found = [
+        {
+            "hash": bytes(h).hex(),
+            "seq": int(seq),
+            "object": json.loads(str(vk)),
+            "timestamp": int(ts),
+            "same_value": str(vk) == str(value_key),
+        }
+        for h, seq, vk, ts in others
+        if near_key(str(vk)) == wanted
+    ]
+    if found:
+        notes["near_duplicates"] = found
+    return notes
