@@ -30,6 +30,20 @@ test-slow: setup
 test-fast: setup
 	$(BIN)/pytest -q -x
 
+## test-waitress-latest: the waitress canaries (tests/http) and the end-to-end tests
+## against the newest waitress release, in a venv of their own. Needs the package
+## registry, so it is not part of `make test`; run it before taking a waitress
+## release (docs/architecture.md, "Taking a waitress release").
+WAITRESS_VENV := .venv-waitress-latest
+.PHONY: test-waitress-latest
+test-waitress-latest:
+	$(PYTHON) -m venv $(WAITRESS_VENV)
+	$(WAITRESS_VENV)/bin/pip install --quiet --upgrade pip
+	$(WAITRESS_VENV)/bin/pip install --quiet -e '.[dev]'
+	$(WAITRESS_VENV)/bin/pip install --quiet --upgrade waitress
+	$(WAITRESS_VENV)/bin/python -c "from importlib.metadata import version; print('waitress', version('waitress'))"
+	$(WAITRESS_VENV)/bin/pytest -q -p no:cacheprovider tests/http tests/e2e
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

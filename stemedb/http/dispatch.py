@@ -11,7 +11,7 @@ sends the answer at once. Anything that can block (a write waiting for its
 group commit, a long poll, an export, an admin job) still goes to the
 worker pool, so the loop never waits on anything but the CPU.
 
-The routes say which they are (`Route.inline`); `stemedb.api.routing.inline_matcher`
+The routes say which they are (`Route.inline`); `stemedb.http.route.inline_matcher`
 turns them into the predicate given here. `STEMEDB_INLINE_READS=false` sends
 everything to the pool (waitress's own behaviour).
 """

@@ -1,4 +1,4 @@
-"""Authentication, authorisation, rate limits, quotas and request deadlines.
+"""Authentication, authorisation, rate limits and quotas (request deadlines: stemedb.http.channel).
 
 `build_middleware(settings, store, metrics)` is what the server adds to the
 Falcon app (`create_app(..., extra_middleware=...)`); `KeyStore.for_store`
