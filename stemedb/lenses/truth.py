@@ -76,7 +76,8 @@ def _agent_line(agent: str, est: Estimate, counted: float) -> str:
         f"{est.evidence[agent]} pairs, weight {fmt_num(round(own, 4))}"
     )
     if own > 0 and counted < own * 0.999:
-        text += f", counted ×{fmt_num(round(counted / own, 3))} as a likely copy"
+        why = "as a likely copy" if counted < own * 0.9 else "for possible copying"
+        text += f", counted ×{fmt_num(round(counted / own, 3))} {why}"
     return text + ")"
 
 

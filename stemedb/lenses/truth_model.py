@@ -185,12 +185,19 @@ class Model:
         return accuracy, weight, MAX_ITERATIONS
 
     def dependence(
-        self, accuracy: Mapping[Agent, float], weight: Mapping[Agent, float]
+        self,
+        accuracy: Mapping[Agent, float],
+        weight: Mapping[Agent, float],
+        known: Mapping[tuple[Agent, Agent], float],
     ) -> dict[tuple[Agent, Agent], float]:
-        """ACCU's posterior that two agents are dependent, from what they share."""
+        """ACCU's posterior that two agents are dependent, from what they share.
+
+        Values are judged with the dependence already `known` (the clones), so
+        a clone army's values do not make honest agreement look like copying.
+        """
         shared: dict[tuple[Agent, Agent], list[float]] = {}  # [k_true, k_false, k_diff]
         for _, speakers in self.pairs:
-            probs = self.probabilities(speakers, self.contributions(speakers, weight, {}))
+            probs = self.probabilities(speakers, self.contributions(speakers, weight, known))
             for i, (a, va) in enumerate(speakers):
                 for b, vb in speakers[i + 1 :]:
                     k = shared.setdefault((a, b), [0.0, 0.0, 0.0])
@@ -212,7 +219,7 @@ class Model:
             for a, p in self.prior.items()
         }
         accuracy, weight, first = self._converge(weight, self.twins)
-        dep = self.dependence(accuracy, weight)
+        dep = self.dependence(accuracy, weight, self.twins)
         for key, p in self.twins.items():
             dep[key] = max(p, dep.get(key, 0.0))
         second = 0
