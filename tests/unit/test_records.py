@@ -321,6 +321,7 @@ def test_every_kind_has_a_model_and_a_json_schema() -> None:
         "alias",
         "outcome",
         "agent_tier",
+        "quarantine_decision",
         "source",
         "retraction",
     )

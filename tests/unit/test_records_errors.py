@@ -171,7 +171,7 @@ def test_unknown_kind() -> None:
         {
             "field": "kind",
             "problem": "unknown record kind 'opinion'; expected one of assertion, vote, epoch, "
-            "supersession, alias, outcome, agent_tier",
+            "supersession, alias, outcome, agent_tier, quarantine_decision, source, retraction",
         }
     ]
 
