@@ -19,6 +19,12 @@ def value_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
 
 
+def _score(value: Any) -> str:
+    """Scores in [0, 1] to four places; a recency score (a timestamp) as an integer."""
+    number = float(value)
+    return f"{number:.0f}" if abs(number) >= 1e6 else f"{number:.4f}"
+
+
 def explain_text(
     subject: str,
     predicate: str,
@@ -31,6 +37,7 @@ def explain_text(
         return f"No claims for {subject} / {predicate}: nothing for lens {lens} to choose from."
     group = groups[0]
     winner = group.get("winner") or {}
+    explanation = list(group.get("explanation") or [])
     lines = [f"{subject} / {predicate} through lens {lens}:"]
     if winner:
         lines.append(
@@ -39,15 +46,20 @@ def explain_text(
             f"conflict score {float(group.get('conflict_score', 0)):.3f}, "
             f"{group.get('candidates_count')} candidates)."
         )
-    else:
+    elif explanation and all(line.get("excluded") for line in explanation):
         lines.append("no winner: every candidate was excluded.")
+    else:
+        lines.append(
+            f"no single winner: lens {lens} reports the conflict instead "
+            "(see the ranking; the skeptic tool gives the full picture)."
+        )
     lines.append("Ranking (best first):")
-    for rank, line in enumerate(group.get("explanation") or [], start=1):
+    for rank, line in enumerate(explanation, start=1):
         digest = str(line.get("hash", ""))
         shown = value_text(values[digest]) if digest in values else "(value not fetched)"
         state = f" EXCLUDED: {line['excluded']}" if line.get("excluded") else ""
         lines.append(
-            f"{rank}. {shown} [{digest[:12]}] score {float(line.get('score', 0)):.4f}: "
+            f"{rank}. {shown} [{digest[:12]}] score {_score(line.get('score', 0))}: "
             f"{line.get('why', '')}{state}"
         )
     for cap in group.get("tier_caps") or []:

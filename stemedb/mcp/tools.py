@@ -109,6 +109,22 @@ class StemeTools:
         lifecycle: Annotated[Lifecycle | None, Field(description="Only this lifecycle")] = None,
         agent_id: Annotated[Hex64 | None, Field(description="Only claims by this agent")] = None,
         include_superseded: Annotated[bool, Field(description="Show hidden claims")] = False,
+        decay: Annotated[
+            str | None,
+            Field(
+                pattern=r"^(none|tier|[0-9]+(\.[0-9]+)?)$",
+                description="Age decay of scores: none, tier (per-tier half-lives) or a "
+                "half-life in days",
+            ),
+        ] = None,
+        min_agent_age: Annotated[
+            float | None,
+            Field(
+                ge=0,
+                description="Seconds: agents first seen less long ago have no voice in "
+                "consensus/layered (defends against floods of fresh keys)",
+            ),
+        ] = None,
         limit: Annotated[int, Field(ge=1, le=1000, description="Page size")] = 50,
         cursor: Annotated[str | None, Field(description="next_cursor of a previous page")] = None,
     ) -> dict[str, Any]:
@@ -127,6 +143,8 @@ class StemeTools:
             "lifecycle": lifecycle,
             "agent_id": agent_id,
             "include_superseded": include_superseded or None,
+            "decay": decay,
+            "min_agent_age": min_agent_age,
             "limit": limit,
             "cursor": cursor,
         }
