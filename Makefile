@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup run test test-slow test-fast lint fmt bench packages install-test clean
+.PHONY: setup run test test-slow test-fast lint fmt bench packages install-test repo repo-publish repo-test clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,21 @@ packages:
 
 install-test:
 	bash packaging/test-install.sh
+
+## repo: build the packages, then publish them into the signed APT and RPM
+## repositories in dist/repo (needs STEMEDB_REPO_GNUPGHOME or STEMEDB_REPO_KEY_FILE;
+## see docs/operations/packaging.md)
+repo: packages
+	$(MAKE) --no-print-directory repo-publish
+
+## repo-publish: publish already built packages (STEMEDB_REPO_PACKAGES, default the
+## pyproject version in dist/) without rebuilding them
+repo-publish:
+	bash packaging/repo.sh $(STEMEDB_REPO_PACKAGES)
+
+## repo-test: the repositories used by apt and dnf (root; after install-test)
+repo-test:
+	bash packaging/test-repo.sh
 
 clean:
 	rm -rf $(VENV) dist build .pytest_cache .mypy_cache .ruff_cache
