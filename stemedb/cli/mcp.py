@@ -38,9 +38,9 @@ def parse_http(text: str) -> tuple[str, int]:
 def run(args: argparse.Namespace) -> int:
     try:
         from stemedb.mcp.server import run as serve
-    except ImportError as exc:
+    except ImportError:
         raise CliError(
-            f"the MCP SDK is not installed ({exc.name}): pip install 'stemedb[mcp]' "
+            "the MCP SDK (package mcp) is not installed: pip install 'stemedb[mcp]' "
             "(docs/agents.md, Install)"
         ) from None
     http = parse_http(args.http) if args.http else None

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import ServerFactory
 from e2ekit import poll, unique
 from mcp import Client as McpClient
 from mcpkit import STEMEDB, TOOLS, call, run
 
+from stemedb.cli.main import main as cli_main
 from stemedb.crypto import generate_signing_key, public_key_hex, write_key_file
 
 
@@ -79,3 +82,18 @@ def test_command_line_mistakes_are_one_line(tmp_path: Path) -> None:
     lines = missing.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("stemedb mcp: --key:") and "absent" in lines[0]
     assert lines[0].endswith("(docs/agents.md, Troubleshooting)")
+
+
+def test_without_the_sdk_the_command_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The server packages do not ship the MCP SDK: one line, not a traceback."""
+    for name in [m for m in sys.modules if m == "mcp" or m.startswith(("mcp.", "stemedb.mcp"))]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "mcp", None)  # import mcp -> ImportError
+    assert cli_main(["mcp"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "stemedb mcp: the MCP SDK (package mcp) is not installed: pip install 'stemedb[mcp]' "
+        "(docs/agents.md, Install)"
+    ]
