@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from stemedb.api.console import console_routes
 from stemedb.api.resources import admin_agents, admin_keys, admin_ops, agents, ops, reads, writes
+from stemedb.api.resources import constraints as constraint_routes
 from stemedb.api.resources import sources as source_routes
 from stemedb.api.resources.admin_breakers import routes as breaker_routes
 from stemedb.api.resources.admin_quarantine import routes as quarantine_routes
@@ -17,6 +18,7 @@ from stemedb.service.browse import BrowseService
 from stemedb.service.operations import Operations
 from stemedb.service.quarantine import QuarantineService
 from stemedb.service.queries import QueryService
+from stemedb.service.constraints import ConstraintService
 from stemedb.service.sources import SourceRegistry
 from stemedb.service.tier_policy import AgentRegistry
 from stemedb.service.writes import WriteService
@@ -61,6 +63,7 @@ def build_routes(settings: Settings, store: Store, metrics: Metrics) -> list[Rou
         *admin_keys.routes(KeyStore.for_store(store)),
         *admin_agents.routes(write_service, AgentRegistry(store)),
         *source_routes.routes(write_service, SourceRegistry(store)),  # issue 17
+        *constraint_routes.routes(ConstraintService(store)),  # issue 17
         *agents.routes(store),  # public agent profiles (stemedb/service/agents.py)
         *console_routes(store),  # /console and /v1/triage (issue 16)
         *breaker_routes(Breakers.for_store(store, settings, metrics)),  # issue 19

@@ -19,6 +19,7 @@ from stemedb import __version__
 COMMANDS: tuple[str, ...] = ("serve", "keys", "keygen", "records", "transfer", "demo")
 COMMANDS += ("agents",)  # the agent tier registry (stemedb/cli/agents.py)
 COMMANDS += ("agent", "mcp")  # public agent profiles; the MCP server (stemedb/mcp)
+COMMANDS += ("constraints",)  # rules in force in a context (stemedb/cli/constraints.py)
 COMMANDS += ("backup", "archive", "restore", "verify", "doctor")  # operations (stemedb.ops)
 
 

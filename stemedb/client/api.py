@@ -13,6 +13,7 @@ import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
+from stemedb.client import sources
 from stemedb.client.base import BaseClient, drop_none, dumps, is_signed
 from stemedb.client.errors import ApiError, ConnectionFailed
 from stemedb.client.types import (
@@ -480,6 +481,14 @@ class Client(BaseClient):
         """One agent's registration in force and its history (404 if never registered)."""
         return cast(dict[str, Any], self._get(f"/v1/admin/agents/{_quote(agent_id)}"))
 
+    # ---- sources and constraints (issue 17; stemedb/client/sources.py) -----
+
+    register_source = sources.register_source
+    source = sources.source
+    retract_source = sources.retract_source
+    constraints = sources.constraints
+    check_constraints = sources.check_constraints
+
 
 # Every route of the API and the Client method that calls it ("" = not for a client:
 # the browsable docs). docs/gen_api.py prints it; a test checks it covers every route.
@@ -521,6 +530,11 @@ ENDPOINT_METHODS: dict[str, str] = {
     "POST /v1/admin/agents": "admin_agents_register",
     "GET /v1/admin/agents": "admin_agents_list",
     "GET /v1/admin/agents/{agent_id}": "admin_agent",
+    "POST /v1/sources": "register_source",
+    "GET /v1/sources/{source_id}": "source",
+    "POST /v1/retractions": "retract_source",
+    "GET /v1/constraints": "constraints",
+    "POST /v1/constraints/check": "check_constraints",
     "GET /openapi.json": "",
     "GET /docs": "",
     "GET /docs/{name}": "",

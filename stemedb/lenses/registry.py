@@ -11,6 +11,7 @@ from stemedb.lenses.authority import authority, best, trust
 from stemedb.lenses.base import LensFn, Outcome, assemble, check_context, split_superseded
 from stemedb.lenses.candidate import Candidate, LensContext, LensResult
 from stemedb.lenses.consensus import consensus
+from stemedb.lenses.constraints import constraints
 from stemedb.lenses.epoch import epoch
 from stemedb.lenses.layered import layered
 from stemedb.lenses.scoring import total_key
@@ -31,13 +32,14 @@ LENS_NAMES: tuple[str, ...] = (
     "skeptic",
     "layered",
     "truth",
+    "constraints",  # rules in force in a context (lenses/constraints.py, issue 17)
 )
 LENS_ALIASES: dict[str, str] = {
     "trust_aware_authority": "trust",
     "vote_aware_consensus": "votes",
     "epoch_aware": "epoch",
 }
-NOT_INNER = frozenset({"epoch", "skeptic", "layered"})
+NOT_INNER = frozenset({"epoch", "skeptic", "layered", "constraints"})
 
 _LENSES: dict[str, LensFn] = {
     "recency": recency,
@@ -49,6 +51,7 @@ _LENSES: dict[str, LensFn] = {
     "best": best,
     "layered": layered,
     "truth": truth_lens,
+    "constraints": constraints,
 }
 
 

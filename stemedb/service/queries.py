@@ -23,7 +23,7 @@ from stemedb.ids import new_id
 from stemedb.lenses import Candidate, LensContext, LensResult, retraction
 from stemedb.paths import normalise_path
 from stemedb.records.fields import parse_lifecycle, parse_source_class
-from stemedb.service import quarantine, sources, tier_policy, truth_inputs
+from stemedb.service import constraints, quarantine, sources, tier_policy, truth_inputs
 from stemedb.service.audit import AuditLog
 from stemedb.service.models import MAX_SEQ, PairQuery, QueryIn
 from stemedb.store import Store, agents_seen
@@ -315,7 +315,7 @@ class QueryService:
         started = time.perf_counter()
         lens = _lens_name(q.lens, "lens") if q.lens else None
         inner = _lens_name(q.inner, "inner") if q.inner else "recency"
-        if lens == "epoch" and inner in ("epoch", "skeptic", "layered"):
+        if lens == "epoch" and inner in ("epoch", "skeptic", "layered", "constraints"):
             raise InvalidRequest.field("inner", f"{inner!r} cannot be the inner lens of epoch")
         query_id = new_id()
         with self.store.reader() as conn:
@@ -332,6 +332,8 @@ class QueryService:
             )
             if lens is None:
                 body = self._list(conn, sel, q, query_id)
+            elif lens == "constraints":  # a context's rules, inherited (service/constraints.py)
+                body = constraints.query_body(self.store, q, query_id)
             else:
                 body = self._resolve(conn, sel, q, lens, query_id)
         elapsed = time.perf_counter() - started
