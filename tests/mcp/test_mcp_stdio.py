@@ -18,6 +18,7 @@ import pytest
 from conftest import ServerFactory
 from e2ekit import Agent, RunningServer, unique
 from mcp import Client as McpClient
+from mcp import MCPError
 from mcpkit import TOOLS, call, run, stdio_params
 
 from stemedb.crypto import generate_signing_key, public_key_hex, write_key_file
@@ -146,7 +147,13 @@ def test_bad_arguments_and_server_errors_are_tool_errors(
     server: RunningServer, key: tuple[Path, str]
 ) -> None:
     async def session(client: McpClient) -> list[tuple[bool, Any]]:
+        try:
+            await client.read_resource(f"stemedb://records/{'cd' * 32}")
+            missing: tuple[bool, Any] = (False, None)
+        except MCPError as exc:  # a resource error is a protocol error, not a crash
+            missing = (True, exc.error.message)
         return [
+            missing,
             await call(client, "query", {"subject": "a/b", "lens": "bogus"}),
             await call(
                 client,
@@ -158,7 +165,8 @@ def test_bad_arguments_and_server_errors_are_tool_errors(
             await call(client, "skeptic", {"subject": f"a/{unique()}", "predicate": "p"}),
         ]
 
-    lens, confidence, vote, empty, fine = run(session, stdio_params(server.url, key[0]))
+    missing, lens, confidence, vote, empty, fine = run(session, stdio_params(server.url, key[0]))
+    assert missing[0] and "StemeDB server: 404" in missing[1] and "cd" * 32 in missing[1]
     assert lens[0] and "lens" in lens[1] and "consensus" in lens[1]
     assert confidence[0] and "confidence" in confidence[1]
     assert vote[0] and "StemeDB server: 404" in vote[1] and "ab" * 32 in vote[1]
