@@ -27,6 +27,8 @@ _COUNTED = {
     "epoch": "epochs",
     "supersession": "supersessions",
     "agent_tier": "agent_tiers",
+    "source": "sources",  # one row per record (store/sources.py)
+    "retraction": "retractions",
 }
 
 

@@ -10,6 +10,9 @@ re-registration, the same refusals inside a batch.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -190,7 +193,7 @@ def test_known_at_before_the_retraction_shows_the_world_as_it_was(live: Live) ->
 
 
 def test_a_writer_cannot_retract_someone_elses_source(live: Live) -> None:
-    subject, sid, bad_hash, publisher, citer, _ = _scenario(live)
+    subject, sid, _, publisher, citer, _ = _scenario(live)
     stranger = Agent()
     for agent, key in ((stranger, live.other_writer), (citer, live.writer)):
         refused = live.retract(agent, key, sid)
@@ -222,7 +225,8 @@ def test_forged_publisher_and_takeover_are_refused(live: Live) -> None:
     missing = live.call("GET", f"/v1/sources/{source_id(ident)}")
     assert missing.status == 404  # nothing written
 
-    assert live.register(victim, live.writer, identifier=ident, publisher_key=victim.id).status == 201
+    first = live.register(victim, live.writer, identifier=ident, publisher_key=victim.id)
+    assert first.status == 201
     takeover = live.register(
         forger, live.other_writer, identifier=ident, title="mine now", publisher_key=forger.id
     )
@@ -230,7 +234,9 @@ def test_forged_publisher_and_takeover_are_refused(live: Live) -> None:
     shown = live.ok("GET", f"/v1/sources/{source_id(ident)}")
     assert shown["source"]["publisher_key"] == victim.id and len(shown["history"]) == 1
     # The publisher itself may update its registration; an admin may name any publisher.
-    update = live.register(victim, live.writer, identifier=ident, title="v2", publisher_key=victim.id)
+    update = live.register(
+        victim, live.writer, identifier=ident, title="v2", publisher_key=victim.id
+    )
     assert update.status == 201
     assert live.ok("GET", f"/v1/sources/{source_id(ident)}")["source"]["title"] == "v2"
     other = f"https://example.org/{unique('feed')}"
@@ -257,10 +263,22 @@ def test_retraction_replay_is_idempotent_and_bad_input_names_the_field(live: Liv
     assert resp.status == 403
 
 
-def test_retractions_survive_a_restart(live: Live, server_factory: ServerFactory) -> None:
+def test_retractions_are_verified_and_survive_reindex_and_restart(
+    live: Live, server_factory: ServerFactory
+) -> None:
     subject, sid, bad_hash, publisher, _, _ = _scenario(live)
     assert live.retract(publisher, live.writer, sid).status == 201
+    report = live.ok("POST", "/v1/admin/verify")
+    checks = {c["check"]: c for c in report["checks"]}
+    assert report["ok"] is True
+    assert checks["count_sources"]["ok"] and checks["count_retractions"]["ok"]
+    assert checks["count_retractions"]["detail"].startswith("1 retraction frames")
     live.server.proc.stop()
+    # The projections are rebuilt from the journal alone (stemedb reindex).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STEMEDB_")}
+    argv = [sys.executable, "-m", "stemedb.cli.main", "reindex", "--db", str(live.server.db_path)]
+    reindex = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert reindex.returncode == 0, reindex.stderr
     again = Live.__new__(Live)
     again.server = server_factory(ENV, base=live.server.base)
     again.api = again.server.api
