@@ -2,7 +2,8 @@
 
 Everything here is read from projections the journal already feeds: `trust`
 and `outcome_history` (TrustRank and its history), `agents` (first seen),
-`assertions`, `cosigners` and `vote_history` (what the agent signed). With
+`assertions`, `cosigners` and `vote_history` (what the agent signed, each
+read through an index by agent). With
 `known_at_ms` every read keeps only rows written by then, so a profile can be
 replayed as a reader saw it. Plain functions of a read connection; the
 service relaxes trust to the reading instant (`stemedb.lenses.trust`).
@@ -99,23 +100,24 @@ def outcomes(
     return out
 
 
+# The count queries of a profile, each by the agent's own index (migrations 0001 and
+# 0010); `counts` appends the `known_at` bound. tests/store/test_agent_reads.py checks
+# the plans, so a profile never scans a whole table.
+COUNT_CLAIMS = "SELECT count(*) FROM assertions WHERE agent_id = ?"
+COUNT_COSIGNED = (
+    "SELECT count(*) FROM cosigners c JOIN assertions a ON a.hash = c.assertion_hash"
+    " WHERE c.agent_id = ?"
+)
+COUNT_VOTES = "SELECT count(*) FROM vote_history WHERE agent_id = ?"
+
+
 def counts(conn: apsw.Connection, agent: bytes, known_at_ms: int | None = None) -> AgentCountsRow:
-    """How much the agent signed. Claims use the `assertions_by_agent` index; co-signatures
-    and votes scan their (small, agent-less-indexed) tables."""
+    """How much the agent signed: claims (first signer), co-signatures, vote records."""
     extra, params = _written_by("written_ms", known_at_ms)
-    claims = fetchall(
-        conn, f"SELECT count(*) FROM assertions WHERE agent_id = ?{extra}", [agent, *params]
-    )
     extra_a, params_a = _written_by("a.written_ms", known_at_ms)
-    cosigned = fetchall(
-        conn,
-        "SELECT count(*) FROM cosigners c JOIN assertions a ON a.hash = c.assertion_hash"
-        f" WHERE c.agent_id = ?{extra_a}",
-        [agent, *params_a],
-    )
-    votes = fetchall(
-        conn, f"SELECT count(*) FROM vote_history WHERE agent_id = ?{extra}", [agent, *params]
-    )
+    claims = fetchall(conn, COUNT_CLAIMS + extra, [agent, *params])
+    cosigned = fetchall(conn, COUNT_COSIGNED + extra_a, [agent, *params_a])
+    votes = fetchall(conn, COUNT_VOTES + extra, [agent, *params])
     return AgentCountsRow(int(claims[0][0]), int(cosigned[0][0]), int(votes[0][0]))
 
 
