@@ -13,6 +13,7 @@ too) and the test fails on:
   what it needs (e.g. `Store(while_waiting=admission.blocking)`);
 * from api/: any import of ops/, and of store/ anything but the `Store` type
   that the wiring hands to services (HTTP resources call services);
+* waitress imported anywhere but http/;
 * SQL outside store/: a call of `execute`, `executemany` or `fetchall`, or a
   string that is an SQL statement. The one exception is ops/ (offline tools
   working on database files: backup, restore, archive, doctor), see the
@@ -248,6 +249,22 @@ def test_http_resources_call_services_not_ops_or_the_store() -> None:
 def test_no_sql_outside_the_store() -> None:
     wrong = [use for m in MODULES if m.unit not in SQL_ALLOWED_IN for use in sql_uses(m)]
     assert not wrong, "\n".join(wrong)
+
+
+def test_waitress_is_imported_only_by_the_http_glue() -> None:
+    """All waitress internals live in stemedb/http/ (inventory in its docstring)."""
+    wrong = [
+        f"{module.name}:{node.lineno}"
+        for module in MODULES
+        if module.unit != "http"
+        for node in ast.walk(module.tree)
+        if (isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "waitress")
+        or (
+            isinstance(node, ast.Import)
+            and any(a.name.split(".")[0] == "waitress" for a in node.names)
+        )
+    ]
+    assert not wrong, "waitress imported outside stemedb/http: " + ", ".join(wrong)
 
 
 # ---- the checker itself catches what it should ---------------------------------------
