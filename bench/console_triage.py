@@ -35,7 +35,7 @@ from stemedb.service.triage import TriageQuery, TriageService
 from stemedb.store import schema
 
 T0 = 1_700_000_000
-PER_PAIR = 10
+PER_PAIR = 10  # claims per pair; the second argument overrides it (1: no pair contested)
 
 
 class RowStore:
@@ -87,6 +87,11 @@ def fill(conn: apsw.Connection, start: int, n: int) -> None:
         )
 
 
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+
 def timed(fn: Any) -> tuple[float, Any]:
     started = time.perf_counter()
     out = fn()
@@ -94,14 +99,18 @@ def timed(fn: Any) -> tuple[float, Any]:
 
 
 def main(argv: list[str]) -> int:
+    global PER_PAIR
     n = int(argv[0]) if argv else 100_000
+    PER_PAIR = int(argv[1]) if len(argv) > 1 else PER_PAIR
     with tempfile.TemporaryDirectory(prefix="stemedb-triage-") as tmp:
         path = Path(tmp) / "triage.db"
         store = RowStore(path)
         schema.apply_migrations(store.conn)
         fill_ms, _ = timed(lambda: fill(store.conn, 0, n))
         service = TriageService(store)  # type: ignore[arg-type]
+        before = rss_mb()
         fold_ms, _ = timed(service._warm)
+        index_mb = rss_mb() - before
         queries = [
             TriageQuery(),
             TriageQuery(prefix="bench/s1"),
@@ -119,11 +128,11 @@ def main(argv: list[str]) -> int:
         catch_ms, body = timed(lambda: service.triage(TriageQuery()))
         times.sort()
         print(
-            f"assertions={n:,} contested_pairs={len(service.contested):,} "
+            f"assertions={n:,} per_pair={PER_PAIR} contested_pairs={len(service.contested):,} "
             f"fill={fill_ms / 1000:.1f}s first_fold={fold_ms / 1000:.1f}s "
             f"triage_median={statistics.median(times):.0f}ms "
             f"p99={times[int(len(times) * 0.99) - 1]:.0f}ms max={times[-1]:.0f}ms "
-            f"after_1000_new={catch_ms:.0f}ms"
+            f"after_1000_new={catch_ms:.0f}ms index_rss={index_mb:.0f}MB"
         )
     return 0
 

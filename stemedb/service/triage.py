@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import gc
 import heapq
+import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
@@ -41,46 +42,78 @@ DAY = 86_400
 CLASSES = ("Resolved", "Active", "Emerging")
 
 
-@dataclass(slots=True)
-class PairTally:
-    """What triage needs to know about one (subject, predicate)."""
+BITS = 21  # live claims per (value, tier) are packed into one int, 21 bits per tier
+MASK = (1 << BITS) - 1
 
-    subject: str
-    predicate: str
-    # value_key -> [live weight, live claims at tier 0..5]
-    live: dict[str, list[float]] = field(default_factory=dict)
-    first_seen: dict[str, int] = field(default_factory=dict)  # every value ever claimed
-    newest: int = 0
-    dirty: bool = True
-    # cached by refresh(): conflict, best live tier, values at that tier, live values, tiers
-    conflict: float = 0.0
-    best_tier: int = 5
-    best_tier_values: int = 0
-    live_values: int = 0
-    tiers: frozenset[int] = frozenset()
-    newest_live_side: int = 0
+
+class PairTally:
+    """What triage needs to know about one (subject, predicate), kept small: at 1M
+    assertions there are 100k of these, so values are (weight, packed tier counts,
+    first claim time) tuples and the tiers a bit mask, not lists, sets or floats."""
+
+    __slots__ = (
+        "best_tier",
+        "best_tier_values",
+        "conflict",
+        "dirty",
+        "live_values",
+        "newest",
+        "newest_live_side",
+        "predicate",
+        "subject",
+        "tier_mask",
+        "values",
+    )
+
+    def __init__(self, subject: str, predicate: str) -> None:
+        self.subject = subject
+        self.predicate = predicate
+        # value_key -> (live weight, live claims per tier packed, first claim time)
+        self.values: dict[str, tuple[float, int, int]] = {}
+        self.newest = 0
+        self.dirty = True
+        # cached by refresh()
+        self.conflict = 0.0
+        self.best_tier = 5
+        self.best_tier_values = 0
+        self.live_values = 0
+        self.tier_mask = 0
+        self.newest_live_side = 0
 
     def add(self, value_key: str, confidence: float, tier: int, timestamp: int, sign: int) -> None:
-        slot = self.live.setdefault(value_key, [0.0] * 7)
-        slot[0] += sign * confidence * TIER_WEIGHTS[tier]
-        slot[1 + tier] += sign
+        old = self.values.get(value_key)
+        weight, packed, first = old if old is not None else (0.0, 0, timestamp)
         if sign > 0:
-            seen = self.first_seen.get(value_key)
-            self.first_seen[value_key] = timestamp if seen is None else min(seen, timestamp)
-            self.newest = max(self.newest, timestamp)
+            first = min(first, timestamp)
+            if timestamp > self.newest:
+                self.newest = timestamp
+        self.values[value_key] = (
+            weight + sign * confidence * TIER_WEIGHTS[tier],
+            packed + sign * (1 << (BITS * tier)),
+            first,
+        )
         self.dirty = True
 
     def refresh(self) -> None:
         """Recompute the cached summary after the tally changed."""
-        live = {k: v for k, v in self.live.items() if sum(v[1:]) > 0}
+        live = {k: v for k, v in self.values.items() if v[1] > 0}
         self.live_values = len(live)
         self.conflict = conflict_score((k, max(0.0, v[0])) for k, v in live.items())
-        tiers = {t for v in live.values() for t in range(6) if v[1 + t] > 0}
-        self.tiers = frozenset(tiers)
-        self.best_tier = min(tiers) if tiers else 5
-        self.best_tier_values = sum(1 for v in live.values() if v[1 + self.best_tier] > 0)
-        self.newest_live_side = max((self.first_seen[k] for k in live), default=0)
+        mask = 0
+        for _, packed, _ in live.values():
+            for t in range(6):
+                if (packed >> (BITS * t)) & MASK:
+                    mask |= 1 << t
+        self.tier_mask = mask
+        self.best_tier = (mask & -mask).bit_length() - 1 if mask else 5
+        shift = BITS * self.best_tier
+        self.best_tier_values = sum(1 for v in live.values() if (v[1] >> shift) & MASK)
+        self.newest_live_side = max((v[2] for v in live.values()), default=0)
         self.dirty = False
+
+    @property
+    def tiers(self) -> list[int]:
+        return [t for t in range(6) if (self.tier_mask >> t) & 1]
 
     @property
     def resolved(self) -> bool:
@@ -112,14 +145,12 @@ class TriageService:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.pairs: dict[tuple[str, str], PairTally] = {}
         self.contested: dict[tuple[str, str], PairTally] = {}
-        self.seq_a = 0
-        self.seq_s = 0
+        self.seq_a = 0  # assertions folded up to here
+        self.seq_s = 0  # supersessions folded up to here
         self.newest = 0
         self.ready = threading.Event()
         self._lock = threading.Lock()
-        self._touched: set[tuple[str, str]] = set()
 
     def start(self) -> None:
         """Fold the existing projections in on a daemon thread (the first request need not)."""
@@ -128,10 +159,8 @@ class TriageService:
     def _warm(self) -> None:
         try:
             with self._lock:
+                self._first_fold()
                 self._catch_up()
-                self._promote()
-                for tally in self.contested.values():
-                    tally.refresh()  # now, not on the first request
             # The tallies live as long as the process: keep the cyclic GC from walking
             # them on every full collection (seconds of pauses at 1M assertions).
             gc.freeze()
@@ -140,39 +169,67 @@ class TriageService:
         finally:
             self.ready.set()
 
+    def _first_fold(self) -> None:
+        """Only the contested pairs' rows, all in one snapshot, up to its heads."""
+        with self.store.reader() as conn:
+            head_a, head_s = triage_reads.heads(conn)
+            newest = triage_reads.newest_claim(conn)
+            for row in triage_reads.contested_rows(conn, head_a, head_s):
+                self._fold(row)
+        self.seq_a, self.seq_s, self.newest = head_a, head_s, newest
+        for tally in self.contested.values():
+            tally.refresh()  # now, not on the first request
+
+    def _fold(self, row: triage_reads.Row) -> None:
+        _, subject, predicate, value_key, conf, tier, ts, superseded = row
+        key = (subject, predicate)
+        tally = self.contested.get(key)
+        if tally is None:
+            intern = sys.intern  # one copy of each repeated path and value text
+            tally = self.contested[key] = PairTally(intern(subject), intern(predicate))
+        value = sys.intern(value_key)
+        tally.add(value, conf, tier, ts, 1)
+        if superseded:
+            tally.add(value, conf, tier, ts, -1)
+
     def _catch_up(self) -> None:
+        """Fold in what was written since the last fold, one snapshot per chunk.
+
+        A new row of a contested pair is added to its tally; a row that makes its
+        pair contested (another value exists) builds that tally from the pair's rows
+        up to it. Supersessions are folded only up to the assertions folded so far
+        (their targets come before them), or all of them once at the head.
+        """
         while True:
             with self.store.reader() as conn:
+                head_a, head_s = triage_reads.heads(conn)
                 rows = triage_reads.assertions_after(conn, self.seq_a, CHUNK)
-                sups = triage_reads.supersessions_after(conn, self.seq_s, CHUNK)
-            for seq, subject, predicate, value_key, conf, tier, ts in rows:
-                self._tally(subject, predicate).add(value_key, conf, tier, ts, 1)
-                self.seq_a = seq
-                self.newest = max(self.newest, ts)
-            for seq, subject, predicate, value_key, conf, tier, ts in sups:
-                self._tally(subject, predicate).add(value_key, conf, tier, ts, -1)
-                self.seq_s = seq
-            if len(rows) < CHUNK and len(sups) < CHUNK:
+                for row in rows:
+                    seq, subject, predicate, value_key = row[:4]
+                    self.newest = max(self.newest, row[6])
+                    tally = self.contested.get((subject, predicate))
+                    if tally is not None:
+                        tally.add(sys.intern(value_key), row[4], row[5], row[6], 1)
+                    elif triage_reads.has_other_value(conn, subject, predicate, value_key, seq):
+                        for old in triage_reads.pair_rows(
+                            conn, subject, predicate, seq, self.seq_s
+                        ):
+                            self._fold(old)
+                    self.seq_a = seq
+                full = len(rows) == CHUNK
+                until = self.seq_a if full else max(head_s, head_a)
+                sups = triage_reads.supersessions_after(conn, self.seq_s, until, CHUNK)
+                for row in sups:
+                    tally = self.contested.get((row[1], row[2]))
+                    if tally is not None:
+                        tally.add(row[3], row[4], row[5], row[6], -1)
+                    self.seq_s = row[0]
+            if not full and len(sups) < CHUNK:
                 return
-
-    def _tally(self, subject: str, predicate: str) -> PairTally:
-        key = (subject, predicate)
-        self._touched.add(key)
-        tally = self.pairs.get(key)
-        if tally is None:
-            tally = self.pairs[key] = PairTally(subject, predicate)
-        return tally
-
-    def _promote(self) -> None:
-        for key in self._touched:
-            tally = self.pairs[key]
-            if len(tally.first_seen) >= 2:
-                self.contested[key] = tally
-        self._touched.clear()
 
     def progress(self) -> dict[str, Any]:
         with self.store.reader() as conn:
-            head_a, _ = triage_reads.max_seqs(conn)
+            head_a, _ = triage_reads.heads(conn)
         return {"status": "building", "indexed_seq": self.seq_a, "head_seq": head_a}
 
     def triage(self, q: TriageQuery, wait_s: float = 0.8) -> dict[str, Any]:
@@ -184,7 +241,6 @@ class TriageService:
             return self.progress()
         try:
             self._catch_up()
-            self._promote()
             return self._answer(q, started)
         finally:
             self._lock.release()
@@ -206,7 +262,7 @@ class TriageService:
                 continue
             if tally.dirty:
                 tally.refresh()
-            if tier is not None and tier not in tally.tiers:
+            if tier is not None and not (tally.tier_mask >> tier) & 1:
                 continue
             if tally.resolved:
                 klass = "Resolved"
@@ -242,7 +298,7 @@ def _pair_out(t: PairTally, klass: str, score: float) -> dict[str, Any]:
         "score": score,
         "newest_timestamp": t.newest,
         "live_values": t.live_values,
-        "values_ever": len(t.first_seen),
+        "values_ever": len(t.values),
         "best_tier": TIER_NAMES[t.best_tier],
-        "tiers": [TIER_NAMES[i] for i in sorted(t.tiers)],
+        "tiers": [TIER_NAMES[i] for i in t.tiers],
     }

@@ -1,42 +1,93 @@
-"""SQL for the triage index: the assertions and supersessions written after a watermark.
+"""SQL for the triage index (stemedb.service.triage): only contested pairs are read.
 
-The triage view (stemedb.service.triage) folds these rows into per-pair tallies
-once, then only reads what is new, so a triage request never scans the whole
-table. Both reads walk a table's INTEGER PRIMARY KEY (the journal seq).
+A pair is contested once two different values were claimed for it. The first
+fold finds those pairs with one GROUP BY over the `assertions_lens` index (C
+speed, no Python per uncontested row) and reads only their rows; afterwards each
+new assertion asks the same index whether its pair holds another value. So the
+index holds nothing for the (usually many) pairs nobody disagrees about.
+
+Row shape everywhere: (seq, subject, predicate, value_key, confidence, tier,
+timestamp, superseded), where superseded counts only supersessions up to a
+given seq (the ones the caller has already folded).
 """
 
 from __future__ import annotations
 
 import apsw
 
-# (seq, subject, predicate, value_key, confidence, tier, timestamp)
-AssertionRow = tuple[int, str, str, str, float, int, int]
+Row = tuple[int, str, str, str, float, int, int, int]
+
+_COLUMNS = (
+    "a.seq, a.subject, a.predicate, a.value_key, a.confidence, a.tier, a.timestamp, "
+    "EXISTS (SELECT 1 FROM supersessions s WHERE s.target_hash = a.hash AND s.seq <= ?)"
+)
+
+CONTESTED_ROWS = (
+    "WITH c AS (SELECT subject, predicate FROM assertions WHERE seq <= ? "
+    "GROUP BY subject, predicate HAVING MIN(value_key) <> MAX(value_key)) "
+    f"SELECT {_COLUMNS} FROM c JOIN assertions a "
+    "ON a.subject = c.subject AND a.predicate = c.predicate WHERE a.seq <= ?"
+)
+
+PAIR_ROWS = (
+    f"SELECT {_COLUMNS} FROM assertions a WHERE a.subject = ? AND a.predicate = ? AND a.seq <= ?"
+)
+
+OTHER_VALUE = (
+    "SELECT 1 FROM assertions WHERE subject = ? AND predicate = ? AND value_key <> ? "
+    "AND seq <= ? LIMIT 1"
+)
 
 ASSERTIONS_AFTER = (
-    "SELECT seq, subject, predicate, value_key, confidence, tier, timestamp "
+    "SELECT seq, subject, predicate, value_key, confidence, tier, timestamp, 0 "
     "FROM assertions WHERE seq > ? ORDER BY seq LIMIT ?"
 )
 
 # The first supersession of each target only (a second one changes nothing), with
-# the target's row so its weight can be taken off its pair.
+# the target's row so its weight can be taken off its pair; at most up to `until`.
 SUPERSESSIONS_AFTER = (
-    "SELECT s.seq, a.subject, a.predicate, a.value_key, a.confidence, a.tier, a.timestamp "
+    "SELECT s.seq, a.subject, a.predicate, a.value_key, a.confidence, a.tier, a.timestamp, 1 "
     "FROM supersessions s JOIN assertions a ON a.hash = s.target_hash "
-    "WHERE s.seq > ? AND NOT EXISTS (SELECT 1 FROM supersessions e "
+    "WHERE s.seq > ? AND s.seq <= ? AND NOT EXISTS (SELECT 1 FROM supersessions e "
     "WHERE e.target_hash = s.target_hash AND e.seq < s.seq) ORDER BY s.seq LIMIT ?"
 )
 
 
-def assertions_after(conn: apsw.Connection, after: int, limit: int) -> list[AssertionRow]:
-    return [tuple(row) for row in conn.execute(ASSERTIONS_AFTER, (after, limit))]  # type: ignore[misc]
-
-
-def supersessions_after(conn: apsw.Connection, after: int, limit: int) -> list[AssertionRow]:
-    return [tuple(row) for row in conn.execute(SUPERSESSIONS_AFTER, (after, limit))]  # type: ignore[misc]
-
-
-def max_seqs(conn: apsw.Connection) -> tuple[int, int]:
-    """The newest seq of each table (0 when empty): how far the index must reach."""
+def heads(conn: apsw.Connection) -> tuple[int, int]:
+    """(newest assertion seq, newest supersession seq), 0 when empty: two rowid lookups."""
     a = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM assertions").fetchone()
     s = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM supersessions").fetchone()
     return int(a[0] if a else 0), int(s[0] if s else 0)
+
+
+def newest_claim(conn: apsw.Connection) -> int:
+    """The newest claim time (a full index scan: the first fold only)."""
+    t = conn.execute("SELECT COALESCE(MAX(timestamp), 0) FROM assertions").fetchone()
+    return int(t[0] if t else 0)
+
+
+def contested_rows(conn: apsw.Connection, max_a: int, max_s: int) -> apsw.Cursor:
+    """Every row of every contested pair up to assertion seq `max_a` (a cursor: streamed)."""
+    return conn.execute(CONTESTED_ROWS, (max_a, max_s, max_a))  # in the order of the ?s
+
+
+def pair_rows(
+    conn: apsw.Connection, subject: str, predicate: str, max_a: int, max_s: int
+) -> list[Row]:
+    rows = conn.execute(PAIR_ROWS, (max_s, subject, predicate, max_a))
+    return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def has_other_value(
+    conn: apsw.Connection, subject: str, predicate: str, value_key: str, max_a: int
+) -> bool:
+    return conn.execute(OTHER_VALUE, (subject, predicate, value_key, max_a)).fetchone() is not None
+
+
+def assertions_after(conn: apsw.Connection, after: int, limit: int) -> list[Row]:
+    return [tuple(r) for r in conn.execute(ASSERTIONS_AFTER, (after, limit))]  # type: ignore[misc]
+
+
+def supersessions_after(conn: apsw.Connection, after: int, until: int, limit: int) -> list[Row]:
+    rows = conn.execute(SUPERSESSIONS_AFTER, (after, until, limit))
+    return [tuple(r) for r in rows]  # type: ignore[misc]
