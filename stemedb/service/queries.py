@@ -305,7 +305,7 @@ class QueryService:
             min_agent_age=sel.min_agent_age,
             agent_first_seen=first_seen,
             truth=evidence,
-            retracted=sources.retracted_candidates(self.store, conn, rows, known_at_ms),
+            retracted=sources.retracted_candidates(self.store, conn, rows, sel.filter),
             exclude_retracted=sel.exclude_retracted,
         )
 

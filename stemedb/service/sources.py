@@ -21,7 +21,7 @@ from stemedb.lenses.base import fmt_ts
 from stemedb.records import SourceClass, infer_source_class
 from stemedb.store import Store
 from stemedb.store import sources as store_sources
-from stemedb.store.candidates import CandidateRow
+from stemedb.store.candidates import CandidateFilter, CandidateRow
 
 _DOI = re.compile(r"^(doi:|https?://(dx\.)?doi\.org/|10\.\d{4,9}/)", re.IGNORECASE)
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
@@ -52,15 +52,17 @@ def retraction_note(info: store_sources.Retracted) -> dict[str, Any]:
 
 
 def retracted_candidates(
-    store: Store, conn: apsw.Connection, rows: Sequence[CandidateRow], known_at_ms: int | None
+    store: Store, conn: apsw.Connection, rows: Sequence[CandidateRow], f: CandidateFilter
 ) -> dict[str, dict[str, Any]]:
     """Assertion hash (hex) -> retraction note, for the candidates citing a retracted source.
 
-    Free while no retraction was ever written (`Store.may_have_rows`).
+    A retraction counts when the journal had it by `known_at` (its commit
+    time) and, with `as_of`, when it was claimed by then — as a supersession
+    does. Free while no retraction was ever written (`Store.may_have_rows`).
     """
     if not rows or not store.may_have_rows("retractions"):
         return {}
-    keys = store_sources.retracted_keys(conn, known_at_ms)
+    keys = store_sources.retracted_keys(conn, f.known_at_ms, f.as_of)
     if not keys:
         return {}
     by_seq = store_sources.source_hashes_by_seq(conn, (r.seq for r in rows))

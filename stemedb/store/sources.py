@@ -203,19 +203,27 @@ class Retracted(NamedTuple):
     written_ms: int  # when the journal took it
 
 
-def retracted_keys(conn: apsw.Connection, known_at_ms: int | None = None) -> dict[bytes, Retracted]:
-    """source_hash value -> the retracted source it names, as known at `known_at_ms`.
+def retracted_keys(
+    conn: apsw.Connection, known_at_ms: int | None = None, as_of: int | None = None
+) -> dict[bytes, Retracted]:
+    """source_hash value -> the retracted source it names, as known at `known_at_ms`
+    (commit time) among retractions claimed by `as_of` (claim time).
 
     A retracted source is named by its id and by the content hash of any of
     its registrations known by then. The first retraction is the one shown.
     """
     clause, params = _time_clause(known_at_ms)
+    retraction_clause = clause.replace("written_ms", "x.written_ms")
+    retraction_params: tuple[Any, ...] = params
+    if as_of is not None:
+        retraction_clause += " AND x.timestamp <= ?"
+        retraction_params = (*params, as_of)
     rows = fetchall(
         conn,
         "SELECT r.source_id, r.reason, r.retracted_by, r.timestamp, r.written_ms FROM retractions r"
-        f" WHERE r.seq = (SELECT min(x.seq) FROM retractions x WHERE x.source_id = r.source_id"
-        f"{clause.replace('written_ms', 'x.written_ms')})",
-        params,
+        " WHERE r.seq = (SELECT min(x.seq) FROM retractions x WHERE x.source_id = r.source_id"
+        f"{retraction_clause})",
+        retraction_params,
     )
     found: dict[bytes, Retracted] = {}
     for sid, reason, by, ts, wms in rows:

@@ -192,6 +192,18 @@ def test_known_at_before_the_retraction_shows_the_world_as_it_was(live: Live) ->
     assert [w["hash"] for w in now["warnings"]] == [bad_hash]
 
 
+def test_as_of_before_the_retraction_was_claimed_shows_no_warning(live: Live) -> None:
+    subject, sid, bad_hash, publisher, _, _ = _scenario(live)
+    claimed = int(time.time()) + 100  # a retraction dated ahead (allowed: < 300 s)
+    record = publisher.record("retraction", source_id=sid, reason="late", timestamp=claimed)
+    live.ok("POST", "/v1/retractions", record, key=live.writer, expect=201)
+    before = live.lens(subject, "recency", as_of=claimed - 1)
+    assert before["winner"]["hash"] == bad_hash and "warnings" not in before
+    after = live.lens(subject, "recency", as_of=claimed)
+    assert [w["hash"] for w in after["warnings"]] == [bad_hash]
+    assert after["warnings"][0]["retracted_at"] == claimed
+
+
 def test_a_writer_cannot_retract_someone_elses_source(live: Live) -> None:
     subject, sid, _, publisher, citer, _ = _scenario(live)
     stranger = Agent()
