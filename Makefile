@@ -30,6 +30,11 @@ test-slow: setup
 test-fast: setup
 	$(BIN)/pytest -q -x
 
+## console-screenshots: regenerate docs/img/console-*.png (a throwaway server + Debian chromium)
+.PHONY: console-screenshots
+console-screenshots: setup
+	$(BIN)/python -m tests.console.screenshots
+
 ## test-waitress-latest: the waitress canaries (tests/http) and the end-to-end tests
 ## against the newest waitress release, in a venv of their own. Needs the package
 ## registry, so it is not part of `make test`; run it before taking a waitress
