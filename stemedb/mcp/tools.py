@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar, cast
 
 from mcp.server.mcpserver.exceptions import ToolError
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from stemedb.client import ApiError, Client
 from stemedb.mcp.render import explain_text
@@ -48,6 +48,18 @@ AS_OF = Field(description="Unix seconds: the world as claimed at that time (clai
 KNOWN_AT = Field(description="Unix seconds: only what the server had received by then")
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class IntendedAction(BaseModel):
+    """What the agent is about to do, in the terms constraints are written in."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    uses: list[str] = Field(
+        default_factory=list,
+        description="Things the action will use: libraries, tools, units, services",
+    )
+    does: list[str] = Field(default_factory=list, description="Things the action does or includes")
 
 
 def server_errors(fn: F) -> F:
@@ -249,6 +261,24 @@ class StemeTools:
         profile = self.client.agent(agent_id, as_of=as_of, known_at=known_at, history_limit=20)
         return dict(profile)
 
+    @server_errors
+    def check_constraints(
+        self,
+        context: Annotated[str, Field(description="Where the agent acts, e.g. 'code/python/http'")],
+        intended_action: Annotated[
+            IntendedAction, Field(description="What it is about to use and do")
+        ],
+        as_of: Annotated[Seconds | None, AS_OF] = None,
+        known_at: Annotated[Seconds | None, KNOWN_AT] = None,
+    ) -> dict[str, Any]:
+        """Before acting, check the rules in force where you act (must_use, must_not_use,
+        requires, prefer, avoid; rules of a parent context apply below it). Returns `ok`,
+        the rules your intended action `violations`, and `advice`, each with who set the
+        rule and why. Fix every violation before you act."""
+        return self.client.check_constraints(
+            context, intended_action.model_dump(), as_of=as_of, known_at=known_at
+        )
+
     # ---- writes (signed with --key) ------------------------------------------------------
 
     @server_errors
@@ -322,5 +352,6 @@ class StemeTools:
         return self._written(dict(answer))
 
 
-READ_TOOLS = ("query", "skeptic", "layered", "trace", "search_concepts", "explain", "agent")
+READ_TOOLS: tuple[str, ...] = ("query", "skeptic", "layered", "trace", "search_concepts")
+READ_TOOLS += ("explain", "agent", "check_constraints")  # constraints: issue 17 part 5
 WRITE_TOOLS = ("assert_claim", "vote", "supersede")

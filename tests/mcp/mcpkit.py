@@ -27,6 +27,7 @@ TOOLS = {
     "search_concepts",
     "explain",
     "agent",
+    "check_constraints",
     "assert_claim",
     "vote",
     "supersede",

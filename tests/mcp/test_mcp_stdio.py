@@ -77,7 +77,6 @@ def test_write_then_read_back_through_two_lenses_and_every_tool(
             "source": "https://example.org/label",
         }
         out["write"] = await call(client, "assert_claim", claim)
-        out["again"] = await call(client, "assert_claim", claim)
         for lens in ("confidence", "consensus"):
             query = {"subject": subject, "predicate": "dose", "lens": lens}
             out[lens] = await call(client, "query", query)
@@ -115,7 +114,6 @@ def test_write_then_read_back_through_two_lenses_and_every_tool(
     out = run(session, stdio_params(server.url, key[0]))
     error, written = out["write"]
     assert not error and written["status"] == "created" and len(written["record_id"]) == 64
-    assert out["again"][1]["status"] == "exists"
     # The same claims, two lenses, two winners: the write is read back through both.
     confidence_winner = out["confidence"][1]["results"][0]["winner"]
     assert confidence_winner["hash"] == written["record_id"]
@@ -211,3 +209,43 @@ def test_a_server_that_is_down_is_a_tool_error_not_a_crash(key: tuple[Path, str]
     assert first[0] and "connection refused" in first[1] and "stemedb serve" in first[1]
     assert write[0] and "connection" in write[1]
     assert count == len(TOOLS)
+
+
+def test_check_constraints_reports_what_an_intended_action_violates(
+    server: RunningServer, key: tuple[Path, str]
+) -> None:
+    context = f"code/{unique()}"
+
+    async def session(client: McpClient) -> list[tuple[bool, Any]]:
+        rule = {
+            "subject": context,
+            "predicate": "must_not_use",
+            "object": "urllib",
+            "confidence": 1.0,
+            "source": "https://example.org/adr/17",
+        }
+        return [
+            await call(client, "assert_claim", rule),
+            await call(
+                client,
+                "check_constraints",
+                {"context": f"{context}/http", "intended_action": {"uses": ["urllib"]}},
+            ),
+            await call(
+                client,
+                "check_constraints",
+                {"context": f"{context}/http", "intended_action": {"uses": ["httpx"]}},
+            ),
+            await call(
+                client,
+                "check_constraints",
+                {"context": context, "intended_action": {"uses": "urllib", "bogus": 1}},
+            ),
+        ]
+
+    wrote, bad, fine, malformed = run(session, stdio_params(server.url, key[0]))
+    assert wrote[1]["status"] == "created"
+    assert bad[0] is False and bad[1]["ok"] is False
+    assert "urllib" in json.dumps(bad[1]["violations"])
+    assert fine[0] is False and fine[1]["ok"] is True
+    assert malformed[0] and "intended_action" in malformed[1]
