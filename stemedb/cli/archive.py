@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
+from stemedb.cli.output import add_format_option, emit
 from stemedb.ops import archive
 from stemedb.ops.cli_support import fail, settings_or_none
 
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         return fail("archive", str(exc))
     except OSError as exc:
         return fail("archive", str(exc))
-    print(json.dumps(out, indent=2))
+    emit(args.format, out)
     return status
 
 
@@ -57,4 +57,5 @@ def register(subparsers: Any) -> None:
         "--db", type=Path, help="database file (default: STEMEDB_DB_DIR/stemedb.db)"
     )
     parser.add_argument("--wal-dir", type=Path, help="segment folder (default: STEMEDB_WAL_DIR)")
+    add_format_option(parser)
     parser.set_defaults(func=run)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import apsw
 
+from stemedb.cli.output import add_format_option, emit
 from stemedb.ops import backup
 from stemedb.ops.cli_support import fail, page_bar, settings_or_none
 
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     for problem in result.prune_errors:
         print(f"stemedb backup: warning: {problem}", file=sys.stderr)
     out = {**result.metadata, "path": str(result.path), "removed": [str(p) for p in result.removed]}
-    print(json.dumps(out, indent=2))
+    emit(args.format, out)
     return 0
 
 
@@ -51,4 +51,5 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--keep", type=int, help="backups to keep (default: STEMEDB_BACKUP_KEEP); 0 keeps all"
     )
+    add_format_option(parser)
     parser.set_defaults(func=run)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import sys
 import textwrap
+from dataclasses import asdict
 from typing import Any
 
+from stemedb.cli.output import add_format_option, emit
 from stemedb.ops import doctor
 
 MARK = {"ok": "ok", "warn": "WARN", "fail": "FAIL", "skip": "skip"}
@@ -42,12 +44,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         findings += doctor.diagnose(settings, expected_user=args.user)
     except KeyError:
-        print(f"stemedb doctor: no such user {args.user!r}")
+        print(f"stemedb doctor: no such user {args.user!r}", file=sys.stderr)
         return 2
-    if args.format == "json":
-        print(json.dumps(doctor.to_json(findings), indent=2))
-    else:
+    if args.format == "table":  # the runbook's layout: status, check, detail, what to do
         print(render(findings))
+    else:
+        emit(args.format, doctor.to_json(findings), [asdict(f) for f in findings])
     return 1 if any(f.status == "fail" for f in findings) else 0
 
 
@@ -60,7 +62,7 @@ def register(subparsers: Any) -> None:
         "inodes, the journal header, TLS certificate expiry and key match, last backup age and "
         "archive lag. Read-only; exit 0 when nothing failed, 1 otherwise.",
     )
-    parser.add_argument("--format", choices=("table", "json"), default="table")
+    add_format_option(parser, default="table")
     parser.add_argument(
         "--user",
         help="account the server runs as (default: stemedb when run as root, else yourself)",

@@ -17,6 +17,7 @@ from stemedb import __version__
 
 # Modules of stemedb.cli that register subcommands (serve also registers `config`).
 COMMANDS: tuple[str, ...] = ("serve", "keys", "keygen", "records", "transfer", "demo")
+COMMANDS += ("graph",)  # sign, vote, epoch, supersede, alias, trace, audit, feed
 COMMANDS += ("agents",)  # the agent tier registry (stemedb/cli/agents.py)
 COMMANDS += ("agent", "mcp")  # public agent profiles; the MCP server (stemedb/mcp)
 COMMANDS += ("constraints",)  # rules in force in a context (stemedb/cli/constraints.py)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 FORMATS = ("json", "ndjson", "table")
@@ -20,13 +21,21 @@ MAX_CELL = 48
 Row = Mapping[str, Any]
 
 
-def add_format_option(parser: argparse.ArgumentParser, formats: Sequence[str] = FORMATS) -> None:
+def add_format_option(
+    parser: argparse.ArgumentParser,
+    formats: Sequence[str] = FORMATS,
+    *,
+    default: str = "json",
+) -> None:
+    """`--format json|ndjson|table` (every command offers all three: `emit` renders any
+    answer each way, so a narrower `formats` is widened rather than refused)."""
+    choices = tuple(dict.fromkeys((*FORMATS, *formats)))
     parser.add_argument(
         "--format",
-        choices=formats,
-        default="json",
-        help="json (default): the answer as one document; ndjson: one row per line; "
-        "table: aligned columns for people",
+        choices=choices,
+        default=default,
+        help=f"json: the answer as one document (full hashes); ndjson: one JSON row per line; "
+        f"table: aligned columns for people, hashes cut, times readable (default {default})",
     )
 
 
@@ -49,6 +58,18 @@ def value_text(obj: Any) -> str:
             return "true" if value else "false"
         return str(value)
     return "" if obj is None else str(obj)
+
+
+def when(value: Any) -> str:
+    """Unix seconds (or milliseconds, when too large for seconds) as UTC ISO 8601."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "" if value is None else str(value)
+    seconds = value / 1000 if abs(value) >= 100_000_000_000 else value
+    try:
+        stamp = datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        return str(value)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def number(value: Any, digits: int = 3) -> str:
@@ -79,11 +100,25 @@ def _numeric(values: Sequence[Any]) -> bool:
     )
 
 
+def is_time_column(name: str) -> bool:
+    """Columns holding Unix times: shown as ISO 8601 in tables (json keeps the number)."""
+    return name in TIME_COLUMNS or name.endswith(("_ms", "_at", "_time"))
+
+
+def _readable(column: str, value: Any) -> Any:
+    return when(value) if is_time_column(column) and isinstance(value, int | float) else value
+
+
+TIME_COLUMNS = frozenset({"timestamp", "time", "created", "expires", "known_at", "as_of"})
+
+
 def render_table(rows: Sequence[Row], columns: Sequence[str] | None = None) -> str:
-    """Rows as aligned text columns (numbers right-aligned), headed by column names."""
+    """Rows as aligned text columns (numbers right-aligned, times readable), headed by
+    column names."""
     if not rows:
         return "(no rows)"
     cols = list(columns) if columns else list(dict.fromkeys(k for row in rows for k in row))
+    rows = [{k: _readable(k, v) for k, v in row.items()} for row in rows]
     cells = [[_cell(row.get(col)) for col in cols] for row in rows]
     widths = [max(len(col), *(len(r[i]) for r in cells)) for i, col in enumerate(cols)]
     right = [_numeric([row.get(col) for row in rows]) for col in cols]
@@ -111,8 +146,13 @@ def emit(
     columns: Sequence[str] | None = None,
     title: str | None = None,
     out: TextIO | None = None,
+    view: Callable[[Row], Row] | None = None,
 ) -> None:
-    """Print `data` (json), or `rows` (ndjson/table; default: `data` itself as one row)."""
+    """Print `data` (json), or `rows` (ndjson/table; default: `data` itself as one row).
+
+    With `view`, `rows` are the API's own records: ndjson prints them whole (full
+    hashes, raw times, for scripts) and only the table shows `view(row)`.
+    """
     stream = out or sys.stdout
     if fmt == "json":
         print(dumps(data), file=stream)
@@ -122,6 +162,8 @@ def emit(
         for row in row_list:
             print(dumps(row, pretty=False), file=stream)
         return
+    if view is not None:
+        row_list = [view(row) for row in row_list]
     if title:
         print(title, file=stream)
     if rows is None and isinstance(data, Mapping):
@@ -165,7 +207,7 @@ def assertion_row(assertion: Row) -> dict[str, Any]:
         "source_class": assertion.get("source_class"),
         "lifecycle": assertion.get("lifecycle"),
         "agent": short(assertion.get("agent_id"), 8),
-        "timestamp": assertion.get("timestamp"),
+        "timestamp": when(assertion.get("timestamp")),
     }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from stemedb.cli.output import (
@@ -31,6 +32,7 @@ from stemedb.cli.remote import (
     make_client,
     parse_time,
 )
+from stemedb.client import ApiError
 from stemedb.lenses.registry import UnknownLens, canonical_lens_name
 
 OBJECT_TYPES = ("Text", "Number", "Boolean", "Reference")
@@ -74,9 +76,23 @@ def run_assert(args: argparse.Namespace) -> int:
     client = make_client(args, need_key=not args.unsigned)
     if args.unsigned:
         client.seed = None  # send as given; the server must allow unsigned records
-    result = client.assert_(args.subject, args.predicate, value, args.confidence, **fields)
+    result: dict[str, Any] = dict(
+        client.assert_(args.subject, args.predicate, value, args.confidence, **fields)
+    )
+    result.update(_tier_written(client, result, declared=args.source_class))
     emit(args.format, result)
     return 0
+
+
+def _tier_written(client: Any, result: dict[str, Any], *, declared: str | None) -> dict[str, Any]:
+    """The tier the server stored, read back, and whether it was inferred (no
+    --source-class: the server derived it from the source URI's scheme). A writer who
+    left the tier out should see what was decided for them, not discover it at read time."""
+    try:
+        stored = client.assertion(str(result.get("hash")))
+    except ApiError:  # written but not readable by this key: say nothing rather than guess
+        return {}
+    return {"source_class": stored.get("source_class"), "source_class_inferred": declared is None}
 
 
 def _confidence(text: str) -> float:
@@ -157,21 +173,22 @@ def run_query(args: argparse.Namespace) -> int:
         rows = list(client.query_all(args.subject, **params))
         view = lens_row if args.lens else assertion_row
         columns = LENS_COLUMNS if args.lens else ASSERTION_COLUMNS
-        emit(args.format, rows, [view(row) for row in rows], columns=columns)
+        emit(args.format, rows, rows, columns=columns, view=view)
         return 0
     answer = client.query(args.subject, **params)
     if "results" in answer:
         groups = answer.get("results") or []
         title = f"lens {answer.get('lens')}: {len(groups)} group(s)"
-        emit(args.format, answer, [lens_row(g) for g in groups], columns=LENS_COLUMNS, title=title)
+        emit(args.format, answer, groups, columns=LENS_COLUMNS, title=title, view=lens_row)
     else:
         listed = answer.get("assertions") or []
         more = " (more: --all or --cursor NEXT)" if answer.get("next_cursor") else ""
         emit(
             args.format,
             answer,
-            [assertion_row(a) for a in listed],
+            listed,
             columns=ASSERTION_COLUMNS,
+            view=assertion_row,
             title=f"{answer.get('count', len(listed))} assertion(s){more}",
         )
     return 0
@@ -227,6 +244,22 @@ def _register_query(subparsers: Any) -> None:
 # ---- skeptic --------------------------------------------------------------------
 
 
+def skeptic_title(answer: Mapping[str, Any]) -> str:
+    """The skeptic's verdict in words. The API's `claims` are the distinct values (several
+    assertions of one value are one claim), so the title says "distinct values"; a pair
+    nobody has claimed says so instead of "Unanimous, 0 candidates"."""
+    pair = f"{answer.get('subject')} {answer.get('predicate')}"
+    candidates = answer.get("candidates_count") or 0
+    values = len(answer.get("claims") or [])
+    if not candidates:
+        return f"{pair}: no claims (nothing to be skeptical about)"
+    plural = "" if values == 1 else "s"
+    return (
+        f"{pair}: {answer.get('status')} (conflict {number(answer.get('conflict_score'))}, "
+        f"{candidates} candidates, {values} distinct value{plural})"
+    )
+
+
 def run_skeptic(args: argparse.Namespace) -> int:
     client = make_client(args, need_key=False)
     params = {
@@ -238,12 +271,14 @@ def run_skeptic(args: argparse.Namespace) -> int:
     }
     answer = client.skeptic(args.subject, args.predicate, **params)
     claims = answer.get("claims") or []
-    title = (
-        f"{answer.get('subject')} {answer.get('predicate')}: {answer.get('status')} "
-        f"(conflict {number(answer.get('conflict_score'))}, "
-        f"{answer.get('candidates_count')} candidates, {len(claims)} claims)"
+    emit(
+        args.format,
+        answer,
+        claims,
+        columns=CLAIM_COLUMNS,
+        title=skeptic_title(answer),
+        view=claim_row,
     )
-    emit(args.format, answer, [claim_row(c) for c in claims], columns=CLAIM_COLUMNS, title=title)
     return 0
 
 
@@ -251,7 +286,8 @@ def _register_skeptic(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "skeptic",
         help="how contested is a claim? (Unanimous / Agreed / Contested)",
-        description="Conflict analysis of SUBJECT / PREDICATE: every distinct value with its "
+        description="Conflict analysis of SUBJECT / PREDICATE: every distinct value (the "
+        "API's `claims`; one row per value, however many assertions support it) with its "
         "share of the weight, its supporters and their tiers, and the conflict score.",
     )
     parser.add_argument("subject", metavar="SUBJECT")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from stemedb.cli.output import add_format_option, emit
 from stemedb.ops import restore
 from stemedb.ops.cli_support import fail, progress_bar, settings_or_none
 
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         return fail("restore", f"{exc}{where}")
     except OSError as exc:
         return fail("restore", str(exc))
-    print(json.dumps(result.to_dict(), indent=2))
+    emit(args.format, result.to_dict())
     print(
         f"restored {target}: journal seq {result.journal_seq}, chain head {result.chain_head}",
         file=sys.stderr,
@@ -81,4 +81,5 @@ def register(subparsers: Any) -> None:
         "--target", type=Path, help="database file to create (default: STEMEDB_DB_DIR/stemedb.db)"
     )
     parser.add_argument("--force", action="store_true", help="replace an existing database")
+    add_format_option(parser)
     parser.set_defaults(func=run)

@@ -10,11 +10,13 @@ Secrets (`STEMEDB_ROOT_API_KEY`) have no flag: argv is visible to every user.
 from __future__ import annotations
 
 import argparse
-import json
+import errno
 import os
+import socket
 import sys
 from typing import Any
 
+from stemedb.cli.output import add_format_option, emit
 from stemedb.config import KNOWN_VARIABLES, SECRET_FIELDS, ConfigError, load_settings
 
 SECRET_VARIABLES = frozenset(f"STEMEDB_{name.upper()}" for name in SECRET_FIELDS)
@@ -47,10 +49,50 @@ def overrides_from(args: argparse.Namespace) -> dict[str, str]:
     }
 
 
+PORT_RUNBOOK = "docs/operations/runbooks/server-wont-start.md §1"
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """True when nothing may listen on HOST:PORT because something already does.
+
+    Asked before the server starts, so a second `stemedb serve` on a taken port says
+    so at once instead of first opening the store and verifying the journal tail
+    (steps 5-8), which on a big database takes long and contends with the running
+    server's file. SO_REUSEADDR as waitress sets it: a port in TIME_WAIT is free.
+    Only EADDRINUSE counts; any other bind problem is step 9's to report."""
+    if port == 0:
+        return False
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return False  # a bad host is step 3/9's to report, with its own runbook line
+    for family, kind, proto, _, address in infos[:1]:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                return exc.errno == errno.EADDRINUSE
+    return False
+
+
 def run_serve(args: argparse.Namespace) -> int:
     from stemedb.server import run_server
 
-    return run_server(overrides_from(args))
+    overrides = overrides_from(args)
+    try:
+        settings = load_settings({**os.environ, **overrides})
+    except ConfigError:
+        settings = None  # the server's step 3 names the bad variable
+    if settings is not None and port_in_use(settings.bind_host, settings.bind_port):
+        print(
+            f"stemedb serve: FAILED: address {settings.bind_addr} is already in use "
+            f"(another stemedb-api? find it with: lsof -i :{settings.bind_port}; "
+            f"or run `stemedb doctor`). See {PORT_RUNBOOK}",
+            file=sys.stderr,
+        )
+        return 1
+    return run_server(overrides)
 
 
 def run_config(args: argparse.Namespace) -> int:
@@ -61,7 +103,9 @@ def run_config(args: argparse.Namespace) -> int:
         given = f" (given as {flag_for(exc.variable)})" if exc.variable in overrides else ""
         print(f"stemedb config: {exc.variable}{given}: {exc.problem}", file=sys.stderr)
         return 1
-    print(json.dumps(settings.describe(), indent=2, sort_keys=True))
+    described = dict(sorted(settings.describe().items()))
+    rows = [{"setting": k, "value": v} for k, v in described.items()]
+    emit(args.format, described, rows, columns=("setting", "value"))
     return 0
 
 
@@ -75,8 +119,9 @@ def register(subparsers: Any) -> None:
     serve.set_defaults(func=run_serve)
     config = subparsers.add_parser(
         "config",
-        help="print the effective configuration as JSON (secrets masked)",
+        help="print the effective configuration (secrets masked)",
         description="Print the configuration the server would run with; exit 1 naming a bad value.",
     )
     add_setting_flags(config)
+    add_format_option(config)
     config.set_defaults(func=run_config)

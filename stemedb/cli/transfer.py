@@ -40,7 +40,7 @@ from stemedb.cli.import_sinks import (
     database_dir,
     local_settings,
 )
-from stemedb.cli.output import dumps
+from stemedb.cli.output import add_format_option, dumps, emit
 from stemedb.cli.remote import (
     EXIT_USAGE,
     CliError,
@@ -108,10 +108,13 @@ class Importer:
         self.sink = sink
         self.counts = {"records": 0, "created": 0, "exists": 0, "rejected": 0}
         self.reported = 0
+        self.unsigned_refused = 0
         self.rejects: IO[str] | None = None
 
     def reject(self, number: int, raw: bytes, error: dict[str, Any]) -> None:
         self.counts["rejected"] += 1
+        if b'"signatures"' not in raw and "signature" in json.dumps(error).lower():
+            self.unsigned_refused += 1  # an unsigned line the server wants signed
         if self.reported < MAX_REPORTED:
             print(f"line {number}: {error.get('code')}: {error.get('message')}", file=sys.stderr)
         elif self.reported == MAX_REPORTED:
@@ -397,7 +400,14 @@ def run_import(args: argparse.Namespace) -> int:
         "lines": state["lines"],
         "progress_file": str(progress_path) if progress_path else None,
     }
-    print(dumps(summary))
+    if importer.unsigned_refused and not args.sign:
+        print(
+            f"stemedb import: {importer.unsigned_refused} unsigned line(s) refused: this server "
+            "requires signatures; sign them while importing with --sign (uses --key, "
+            "default ~/.config/stemedb/key; create one with `stemedb keygen`)",
+            file=sys.stderr,
+        )
+    emit(args.format, summary)
     return 1 if importer.counts["rejected"] else 0
 
 
@@ -505,6 +515,7 @@ def register(subparsers: Any) -> None:
         "--rejects", metavar="PATH", help="append rejected lines with their errors here (NDJSON)"
     )
     add_remote_options(imp)
+    add_format_option(imp)
     imp.set_defaults(func=guarded("import", run_import))
 
     exp = subparsers.add_parser(

@@ -8,12 +8,12 @@ exclusively and refuse while the server (or anything else) has it open.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from stemedb.cli.output import add_format_option, emit
 from stemedb.ops.cli_support import fail, progress_bar, settings_or_none
 from stemedb.ops.common import DatabaseInUse, open_exclusive
 from stemedb.store import schema
@@ -53,7 +53,8 @@ def run_verify(args: argparse.Namespace) -> int:
     if args.format == "table":
         print(render_report(report))
     else:
-        print(json.dumps(report.to_dict(), indent=2))
+        answer = report.to_dict()
+        emit(args.format, answer, answer.get("checks"))
     if not report.ok:
         where = f" at seq {report.first_bad_seq}" if report.first_bad_seq is not None else ""
         bad = next(c for c in report.checks if not c["ok"])
@@ -84,16 +85,14 @@ def run_reindex(args: argparse.Namespace) -> int:
     finally:
         conn.close()
     rate = frames / seconds if seconds > 0 else float(frames)
-    print(
-        json.dumps(
-            {
-                "database": str(path),
-                "frames": frames,
-                "seconds": round(seconds, 3),
-                "frames_per_second": round(rate),
-            },
-            indent=2,
-        )
+    emit(
+        args.format,
+        {
+            "database": str(path),
+            "frames": frames,
+            "seconds": round(seconds, 3),
+            "frames_per_second": round(rate),
+        },
     )
     print(f"reindexed {frames} frames in {seconds:.2f} s ({rate:,.0f} frames/s)", file=sys.stderr)
     return 0
@@ -115,16 +114,14 @@ def run_migrate(args: argparse.Namespace) -> int:
         after = schema.user_version(conn)
     finally:
         conn.close()
-    print(
-        json.dumps(
-            {
-                "database": str(path),
-                "from_version": before,
-                "to_version": after,
-                "applied": [m.name for m in applied],
-            },
-            indent=2,
-        )
+    emit(
+        args.format,
+        {
+            "database": str(path),
+            "from_version": before,
+            "to_version": after,
+            "applied": [m.name for m in applied],
+        },
     )
     if not applied:
         print(f"schema is up to date (version {after})", file=sys.stderr)
@@ -144,7 +141,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--full", action="store_true", help="integrity_check and rebuild compare")
     parser.add_argument("--db", type=Path, help=db_help)
-    parser.add_argument("--format", choices=("json", "table"), default="json")
+    add_format_option(parser)
     parser.set_defaults(func=run_verify)
     parser = subparsers.add_parser(
         "reindex",
@@ -153,6 +150,7 @@ def register(subparsers: Any) -> None:
         "transaction. Needs the database to itself: refuses while the server runs.",
     )
     parser.add_argument("--db", type=Path, help=db_help)
+    add_format_option(parser)
     parser.set_defaults(func=run_reindex)
     parser = subparsers.add_parser(
         "migrate",
@@ -161,4 +159,5 @@ def register(subparsers: Any) -> None:
         "transaction each, and print what was applied. The server also does this at start.",
     )
     parser.add_argument("--db", type=Path, help=db_help)
+    add_format_option(parser)
     parser.set_defaults(func=run_migrate)

@@ -54,7 +54,7 @@ def test_the_quickstart_runs_as_written(
     assert ran >= 10
     skeptics = [out for command, out in outputs.items() if " skeptic " in command]
     assert skeptics and all("Contested" in out for out in skeptics)
-    assert any("Contested (conflict 1.000, 2 candidates, 2 claims)" in out for out in skeptics)
+    assert any("Contested (conflict 1.000, 2 candidates, 2 distinct values)" in out for out in skeptics)
 
     (python,) = blocks("python")
     result = subprocess.run(

@@ -193,7 +193,7 @@ def test_query_lenses_in_every_format(env: dict[str, str]) -> None:
     assert table.returncode == 0 and "gastroparesis_warning" in table.stdout
     assert ids["A"][:12] in table.stdout
     rows = cli(*lens, "recency", "--format", "ndjson", env=env).stdout.splitlines()
-    assert [json.loads(r)["winner"] for r in rows] == [ids["D"][:12]]
+    assert [json.loads(r)["winner"]["hash"] for r in rows] == [ids["D"]]  # full hashes
     early = out(cli(*lens, "recency", "--as-of", "2023-11-14T22:13:21Z", env=env))
     assert early["results"][0]["winner"]["hash"] == ids["B"]
 

@@ -173,6 +173,7 @@ def test_sign_on_the_fly_is_repeatable_through_the_progress_file(
     assert (resumed["skipped_lines"], resumed["created"], resumed["records"]) == (5, 1, 1)
     unsigned = cli("import", "-", env=env, input=text)
     assert unsigned.returncode == 1 and "signatures" in unsigned.stderr
+    assert "5 unsigned line(s) refused" in unsigned.stderr and "with --sign" in unsigned.stderr
 
 
 def test_a_killed_import_resumes_where_it_stopped(
