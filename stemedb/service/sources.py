@@ -62,13 +62,13 @@ def retracted_candidates(
     """
     if not rows or not store.may_have_rows("retractions"):
         return {}
-    keys = store_sources.retracted_keys(conn, f.known_at_ms, f.as_of)
-    if not keys:
+    cited = store_sources.retracted_citations(conn, (r.seq for r in rows), f.known_at_ms, f.as_of)
+    if not cited:
         return {}
-    by_seq = store_sources.source_hashes_by_seq(conn, (r.seq for r in rows))
+    keys = store_sources.retracted_keys(conn, f.known_at_ms, f.as_of)
     notes: dict[str, dict[str, Any]] = {}
     for row in rows:
-        info = keys.get(by_seq.get(row.seq, b""))
+        info = keys.get(cited.get(row.seq, b""))
         if info is not None:
             notes[row.hash.hex()] = retraction_note(info)
     return notes

@@ -245,8 +245,27 @@ def retracted_keys(
     return found
 
 
-def source_hashes_by_seq(conn: apsw.Connection, seqs: Iterable[int]) -> dict[int, bytes]:
-    """The `source_hash` of each assertion among `seqs` that has one."""
+def retracted_citations(
+    conn: apsw.Connection,
+    seqs: Iterable[int],
+    known_at_ms: int | None = None,
+    as_of: int | None = None,
+) -> dict[int, bytes]:
+    """Assertion seq -> the retracted source id it cites, among `seqs` (one query per chunk).
+
+    The cheap first step of a lens query: usually nothing matches, and the
+    details (`retracted_keys`) are read only when something does.
+    """
+    x_clause, x_params = "", []
+    if known_at_ms is not None:
+        x_clause += " AND x.written_ms <= ?"
+        x_params.append(known_at_ms)
+    if as_of is not None:
+        x_clause += " AND x.timestamp <= ?"
+        x_params.append(as_of)
+    s_clause, s_params = (
+        ("", []) if known_at_ms is None else (" AND s.written_ms <= ?", [known_at_ms])
+    )
     wanted = list(dict.fromkeys(seqs))
     found: dict[int, bytes] = {}
     for start in range(0, len(wanted), MAX_PER_QUERY):
@@ -254,9 +273,13 @@ def source_hashes_by_seq(conn: apsw.Connection, seqs: Iterable[int]) -> dict[int
         marks = ",".join("?" * len(chunk))
         rows = fetchall(
             conn,
-            f"SELECT seq, source_hash FROM assertions WHERE seq IN ({marks})"
-            " AND source_hash IS NOT NULL",
-            chunk,
+            f"WITH r AS (SELECT DISTINCT x.source_id FROM retractions x WHERE 1{x_clause}),"
+            " k(key, sid) AS (SELECT source_id, source_id FROM r UNION"
+            " SELECT s.content_hash, s.source_id FROM sources s JOIN r ON s.source_id = r.source_id"
+            f" WHERE s.content_hash IS NOT NULL{s_clause})"
+            " SELECT a.seq, k.sid FROM assertions a JOIN k ON a.source_hash = k.key"
+            f" WHERE a.seq IN ({marks})",
+            (*x_params, *s_params, *chunk),
         )
-        found.update((int(seq), bytes(sh)) for seq, sh in rows)
+        found.update((int(seq), bytes(sid)) for seq, sid in rows)
     return found

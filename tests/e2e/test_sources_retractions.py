@@ -296,3 +296,24 @@ def test_retractions_are_verified_and_survive_reindex_and_restart(
     again.api = again.server.api
     result = again.lens(subject, "recency")
     assert [w["hash"] for w in result["warnings"]] == [bad_hash]
+
+
+def test_a_claim_citing_the_content_hash_links_and_is_flagged(live: Live) -> None:
+    publisher, citer = Agent(), Agent()
+    url = f"https://example.org/{unique('label')}.pdf"
+    content = "ef" * 32
+    resp = live.register(
+        publisher, live.writer, identifier=url, content_hash=content, publisher_key=publisher.id
+    )
+    assert resp.status == 201, resp
+    subject = f"drugs/{unique('y')}"
+    claim = citer.assertion(subject, "max_dose_mg", 2, source_hash=content)
+    claim_hash = live.ok("POST", "/v1/assert", claim, key=live.writer, expect=201)["hash"]
+    sid = source_id(url)
+    assert [c["hash"] for c in live.ok("GET", f"/v1/sources/{sid}")["claims"]] == [claim_hash]
+    assert "warnings" not in live.lens(subject, "authority")
+    assert live.retract(publisher, live.writer, sid).status == 201
+    flagged = live.lens(subject, "authority")
+    assert [w["hash"] for w in flagged["warnings"]] == [claim_hash]
+    assert flagged["warnings"][0]["identifier"] == url
+    assert live.lens(subject, "authority", exclude_retracted=True)["winner"] is None
