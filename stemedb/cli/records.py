@@ -290,8 +290,8 @@ def _register_skeptic(subparsers: Any) -> None:
         "API's `claims`; one row per value, however many assertions support it) with its "
         "share of the weight, its supporters and their tiers, and the conflict score.",
     )
-    parser.add_argument("subject", metavar="SUBJECT")
-    parser.add_argument("predicate", metavar="PREDICATE")
+    parser.add_argument("subject", metavar="SUBJECT", help="concept path (or an alias of one)")
+    parser.add_argument("predicate", metavar="PREDICATE", help="the property, e.g. dose_mg")
     _add_time_filters(parser)
     add_remote_options(parser)
     add_format_option(parser)

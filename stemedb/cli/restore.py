@@ -63,7 +63,13 @@ def register(subparsers: Any) -> None:
         "result to --target. With --from-archive, rebuild from segments alone. Refuses to "
         "overwrite an existing database without --force; exit 1 naming the seq on a mismatch.",
     )
-    parser.add_argument("backup_dir", nargs="?", type=Path, metavar="BACKUP_DIR")
+    parser.add_argument(
+        "backup_dir",
+        nargs="?",
+        type=Path,
+        metavar="BACKUP_DIR",
+        help="a stemedb-backup-* folder made by `stemedb backup` (omit with --from-archive)",
+    )
     parser.add_argument(
         "--from-archive", action="store_true", help="no backup: rebuild from segments alone"
     )

@@ -18,6 +18,7 @@ from typing import Any
 
 from stemedb.cli.output import add_format_option, emit
 from stemedb.config import KNOWN_VARIABLES, SECRET_FIELDS, ConfigError, load_settings
+from stemedb.settings_table import BY_VARIABLE, plain
 
 SECRET_VARIABLES = frozenset(f"STEMEDB_{name.upper()}" for name in SECRET_FIELDS)
 ALIASES = {"STEMEDB_BIND_ADDR": ("--bind",)}
@@ -25,6 +26,16 @@ ALIASES = {"STEMEDB_BIND_ADDR": ("--bind",)}
 
 def flag_for(variable: str) -> str:
     return "--" + variable.removeprefix("STEMEDB_").lower().replace("_", "-")
+
+
+def setting_help(variable: str) -> str:
+    """`--help` text of a setting's flag: its meaning and default from the settings table
+    (the one docs/operations/configuration.md is generated from)."""
+    row = BY_VARIABLE.get(variable)
+    if row is None:
+        return f"sets {variable}"
+    text = f"{plain(row.meaning)} (default {plain(row.default)}; env {variable})"
+    return text.replace("%", "%%")  # argparse formats help with %
 
 
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +47,7 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
             dest=variable,
             metavar="VALUE",
             default=None,
-            help=f"sets {variable}",
+            help=setting_help(variable),
         )
 
 

@@ -524,7 +524,12 @@ def register(subparsers: Any) -> None:
         description="Stream every matching record in journal order, in constant memory. NDJSON "
         "lines are the records' canonical bytes and re-import with their ids intact.",
     )
-    exp.add_argument("--format", choices=("ndjson", "csv"), default="ndjson")
+    exp.add_argument(
+        "--format",
+        choices=("ndjson", "csv"),
+        default="ndjson",
+        help="ndjson (default): every record, re-importable; csv: assertions only",
+    )
     exp.add_argument(
         "--kinds",
         help="comma list: assertion, vote, epoch, supersession, alias, outcome (default all)",
