@@ -46,6 +46,9 @@ SUBJECT = Field(description="Concept path, e.g. 'drugs/semaglutide' (slash-separ
 PREDICATE = Field(description="The property claimed about the subject, e.g. 'max_daily_dose_mg'")
 AS_OF = Field(description="Unix seconds: the world as claimed at that time (claim timestamps)")
 KNOWN_AT = Field(description="Unix seconds: only what the server had received by then")
+NO_RETRACTED = Field(
+    description="Leave out claims whose source was retracted (otherwise they carry `warnings`)"
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -121,6 +124,7 @@ class StemeTools:
         lifecycle: Annotated[Lifecycle | None, Field(description="Only this lifecycle")] = None,
         agent_id: Annotated[Hex64 | None, Field(description="Only claims by this agent")] = None,
         include_superseded: Annotated[bool, Field(description="Show hidden claims")] = False,
+        exclude_retracted: Annotated[bool, NO_RETRACTED] = False,
         decay: Annotated[
             str | None,
             Field(
@@ -143,7 +147,8 @@ class StemeTools:
         """Read claims about a concept. Without `lens`: the stored assertions (newest first).
         With `lens`: one winner per (subject, predicate) with its resolution confidence,
         conflict score and a per-candidate explanation. Use `as_of`/`known_at` to replay the
-        past. Conflicting claims are normal here: pick the lens that fits the question."""
+        past. Conflicting claims are normal here: pick the lens that fits the question.
+        Read `warnings` on a winner or an explanation line (e.g. its source was retracted)."""
         params = {
             "predicate": predicate,
             "lens": lens,
@@ -155,6 +160,7 @@ class StemeTools:
             "lifecycle": lifecycle,
             "agent_id": agent_id,
             "include_superseded": include_superseded or None,
+            "exclude_retracted": exclude_retracted or None,
             "decay": decay,
             "min_agent_age": min_agent_age,
             "limit": limit,
@@ -169,11 +175,15 @@ class StemeTools:
         predicate: Annotated[str, PREDICATE],
         as_of: Annotated[Seconds | None, AS_OF] = None,
         known_at: Annotated[Seconds | None, KNOWN_AT] = None,
+        exclude_retracted: Annotated[bool, NO_RETRACTED] = False,
     ) -> dict[str, Any]:
         """How contested is one fact? Returns status (NoClaims, Unanimous, Agreed, Contested),
         a conflict score in [0, 1], and every distinct value with its weight, share, agents
         (every signer), tiers and assertion hashes. Call this before relying on a fact."""
-        return dict(self.client.skeptic(subject, predicate, as_of=as_of, known_at=known_at))
+        extra = {"exclude_retracted": True} if exclude_retracted else {}
+        return dict(
+            self.client.skeptic(subject, predicate, as_of=as_of, known_at=known_at, **extra)
+        )
 
     @server_errors
     def layered(
@@ -182,10 +192,12 @@ class StemeTools:
         predicate: Annotated[str, PREDICATE],
         as_of: Annotated[Seconds | None, AS_OF] = None,
         known_at: Annotated[Seconds | None, KNOWN_AT] = None,
+        exclude_retracted: Annotated[bool, NO_RETRACTED] = False,
     ) -> dict[str, Any]:
         """The winner within each authority tier (Regulatory ... Anecdotal) and whether the
         tiers disagree: e.g. the regulator says one thing, observational data another."""
-        return self.client.layered(subject, predicate, as_of=as_of, known_at=known_at)
+        extra = {"exclude_retracted": True} if exclude_retracted else {}
+        return self.client.layered(subject, predicate, as_of=as_of, known_at=known_at, **extra)
 
     @server_errors
     def trace(

@@ -21,7 +21,9 @@ from mcp import Client as McpClient
 from mcp import MCPError
 from mcpkit import TOOLS, call, run, stdio_params
 
+from stemedb.client import Client
 from stemedb.crypto import generate_signing_key, public_key_hex, write_key_file
+from stemedb.records.source import source_id
 
 
 @pytest.fixture(scope="module")
@@ -249,3 +251,37 @@ def test_check_constraints_reports_what_an_intended_action_violates(
     assert "urllib" in json.dumps(bad[1]["violations"])
     assert fine[0] is False and fine[1]["ok"] is True
     assert malformed[0] and "intended_action" in malformed[1]
+
+
+def test_a_retracted_source_is_flagged_and_can_be_left_out(
+    server: RunningServer, key: tuple[Path, str]
+) -> None:
+    """Issue 17 part 2 through the MCP tools: warnings by default, exclude_retracted drops it."""
+    publisher = Client(server.url, seed=generate_signing_key())
+    identifier = f"doi:10.9999/{unique()}"
+    publisher.register_source(identifier, title="Withdrawn", publisher_key=publisher.agent_id)
+    subject = f"drugs/{unique()}"
+
+    async def session(client: McpClient, *, retracted: bool) -> dict[str, Any]:
+        claim = {"subject": subject, "predicate": "dose", "object": "5 g", "confidence": 0.9}
+        out: dict[str, Any] = {}
+        if not retracted:
+            out["write"] = await call(client, "assert_claim", {**claim, "source": identifier})
+            return out
+        pair = {"subject": subject, "predicate": "dose"}
+        out["flagged"] = await call(client, "query", {**pair, "lens": "recency"})
+        out["excluded"] = await call(
+            client, "query", {**pair, "lens": "recency", "exclude_retracted": True}
+        )
+        out["skeptic"] = await call(client, "skeptic", {**pair, "exclude_retracted": True})
+        return out
+
+    params = stdio_params(server.url, key[0])
+    assert run(lambda c: session(c, retracted=False), params)["write"][1]["status"] == "created"
+    publisher.retract_source(source_id(identifier), "withdrawn by the journal")
+    out = run(lambda c: session(c, retracted=True), params)
+    winner = out["flagged"][1]["results"][0]["winner"]
+    assert any("was retracted" in w for w in winner["warnings"])
+    excluded = out["excluded"][1]["results"]
+    assert not excluded or excluded[0]["winner"] is None
+    assert out["skeptic"][1]["status"] == "NoClaims"
