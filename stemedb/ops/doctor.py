@@ -26,6 +26,7 @@ from pathlib import Path
 from stemedb.config import ConfigError, Settings, load_settings
 from stemedb.ops import procnet
 from stemedb.ops.doctor_data import check_archive, check_backup_age, check_journal, check_tls
+from stemedb.ops.doctor_quarantine import check_quarantine
 from stemedb.ops.doctor_tiers import check_tier_registry
 from stemedb.ops.findings import DISK_RUNBOOK, RUNBOOK, Finding, to_json
 from stemedb.store import dirlock
@@ -85,6 +86,7 @@ def diagnose(settings: Settings, *, expected_user: str | None = None) -> list[Fi
     findings += check_backup_age(settings.backup_dir)
     findings += check_archive(settings)
     findings += check_tier_registry(settings)  # agent tier registrations (doctor_tiers.py)
+    findings += check_quarantine(settings)  # held records waiting (doctor_quarantine.py)
     return findings
 
 

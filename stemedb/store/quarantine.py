@@ -59,7 +59,8 @@ OFF = Policy()
 
 
 @functools.lru_cache(maxsize=64)
-def _parse(text: str) -> Policy:
+def parse_policy(text: str) -> Policy:
+    """A `quarantine_policy.policy` JSON text as a Policy."""
     data = json.loads(text)
     return Policy(
         float(data.get("new_agent_s", 0.0)),
@@ -75,7 +76,7 @@ def policy_at(conn: apsw.Connection, seq: int) -> Policy:
         "SELECT policy FROM quarantine_policy WHERE from_seq <= ? ORDER BY from_seq DESC LIMIT 1",
         (seq,),
     )
-    return _parse(str(rows[0][0])) if rows else OFF
+    return parse_policy(str(rows[0][0])) if rows else OFF
 
 
 def record_policy(conn: apsw.Connection, policy: Policy, now_ms: int) -> bool:

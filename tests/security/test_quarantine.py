@@ -15,8 +15,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 from e2ekit import Agent, Api, ServerFactory, poll, unique
 
+from stemedb.config import load_settings
+from stemedb.ops import doctor_quarantine
 from stemedb.store import schema
 from stemedb.store.verify import reindex
 
@@ -47,16 +50,12 @@ def _value(result: dict[str, Any]) -> Any:
 def _distrust(api: Api, admin: Agent, agent: Agent) -> None:
     """One inaccurate outcome: TrustRank 0.5 -> 0.4, below the policy's 0.45."""
     own = api.write("/v1/assert", _claim(agent, f"misc/{unique()}", "x"))
-    outcome = admin.record(
-        "outcome", agent_id=agent.id, assertion_hash=own["hash"], accurate=False
-    )
+    outcome = admin.record("outcome", agent_id=agent.id, assertion_hash=own["hash"], accurate=False)
     api.write("/v1/outcome", outcome)
 
 
 def _decision(admin: Agent, target: str, decision: str, reason: str) -> dict[str, Any]:
-    return admin.record(
-        "quarantine_decision", target_hash=target, decision=decision, reason=reason
-    )
+    return admin.record("quarantine_decision", target_hash=target, decision=decision, reason=reason)
 
 
 def _quarantine_rows(db: Any) -> list[tuple[Any, ...]]:
@@ -73,7 +72,9 @@ def _quarantine_rows(db: Any) -> list[tuple[Any, ...]]:
         conn.close()
 
 
-def test_distrusted_agents_are_held_until_an_admin_decides(server_factory: ServerFactory) -> None:
+def test_distrusted_agents_are_held_until_an_admin_decides(
+    server_factory: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     srv = server_factory(POLICY)
     api = srv.api
     subject = f"drugs/{unique()}"
@@ -165,6 +166,10 @@ def test_distrusted_agents_are_held_until_an_admin_decides(server_factory: Serve
     assert by_hash[held[0]]["state"] == "released"
     assert by_hash[held[0]]["decided_by"] == admin.id
     assert by_hash[held[1]]["decision_reason"] == "spam"
+    trace = api.get_ok(f"/v1/trace/{held[1]}")
+    assert (
+        trace["quarantine"]["state"] == "rejected" and trace["quarantine"]["reason"] == "low_trust"
+    )
 
     # The decisions are journal records, and a reindex rebuilds the same table.
     srv.proc.stop()
@@ -172,6 +177,16 @@ def test_distrusted_agents_are_held_until_an_admin_decides(server_factory: Serve
     assert len(live) == 3
     reindex(srv.db_path)
     assert _quarantine_rows(srv.db_path) == live
+
+    # doctor: one record still held; a long queue is a warning naming the runbook.
+    settings = load_settings({**POLICY, "STEMEDB_DB_DIR": str(srv.db_path.parent)})
+    [finding] = doctor_quarantine.check_quarantine(settings)
+    assert finding.status == "ok" and finding.detail.startswith("1 records held"), finding
+    monkeypatch.setattr(doctor_quarantine, "BACKLOG", 1)
+    [finding] = doctor_quarantine.check_quarantine(settings)
+    assert finding.status == "warn" and "runbooks/abuse.md" in finding.action
+    other = load_settings({"STEMEDB_DB_DIR": str(srv.db_path.parent)})
+    assert "applies from the next start" in doctor_quarantine.check_quarantine(other)[0].detail
 
 
 def test_near_duplicate_repeats_are_held(server_factory: ServerFactory) -> None:
@@ -236,9 +251,7 @@ def test_off_by_default_nothing_is_held(server_factory: ServerFactory) -> None:
 
 def test_only_admins_decide(server_factory: ServerFactory) -> None:
     root = "0123456789abcdef0123456789abcdef-quarantine"
-    srv = server_factory(
-        {**POLICY, "STEMEDB_AUTH_ENABLED": "true", "STEMEDB_ROOT_API_KEY": root}
-    )
+    srv = server_factory({**POLICY, "STEMEDB_AUTH_ENABLED": "true", "STEMEDB_ROOT_API_KEY": root})
     api = srv.api
     admin_headers = {"X-API-Key": root}
     writer = api.ok(

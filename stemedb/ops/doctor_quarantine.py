@@ -1,0 +1,67 @@
+"""Doctor check of the quarantine queue (docs/security.md, "Quarantine").
+
+Held records are journalled but no lens counts them until an admin decides,
+so a queue nobody works through silently hides writes: the check warns when
+records have waited more than a day, or when the queue is long (the
+`StemeDBQuarantineBacklog` alert's threshold), and says which policy the
+database holds against the one configured (the server records a changed
+policy at its next start).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import apsw
+
+from stemedb.config import Settings
+from stemedb.ops.common import open_readonly
+from stemedb.ops.findings import Finding
+from stemedb.store.quarantine import OFF, Policy, parse_policy
+from stemedb.store.schema import fetchall
+
+CHECK = "quarantine"
+BACKLOG = 1000
+STALE_MS = 86_400_000
+ACTION = (
+    "release or reject them (GET /v1/admin/quarantine lists them with the reason; "
+    "docs/operations/runbooks/abuse.md, A full quarantine)"
+)
+
+
+def check_quarantine(settings: Settings) -> list[Finding]:
+    path: Path = settings.db_path
+    if not path.exists():
+        return [Finding(CHECK, "skip", f"no database at {path} yet")]
+    try:
+        conn = open_readonly(path)
+        try:
+            if not fetchall(conn, "SELECT 1 FROM sqlite_master WHERE name = 'quarantine'"):
+                return [Finding(CHECK, "skip", "schema older than migration 0008 (start once)")]
+            held, oldest = fetchall(
+                conn, "SELECT count(*), min(held_ms) FROM quarantine WHERE decision IS NULL"
+            )[0]
+            stored = fetchall(
+                conn, "SELECT policy FROM quarantine_policy ORDER BY from_seq DESC LIMIT 1"
+            )
+        finally:
+            conn.close()
+    except apsw.Error as exc:
+        return [Finding(CHECK, "skip", f"cannot read the quarantine: {exc}")]
+    in_db = parse_policy(str(stored[0][0])) if stored else OFF
+    configured = Policy(
+        settings.quarantine_new_agent_s,
+        settings.quarantine_min_trust,
+        settings.quarantine_near_duplicates,
+    )
+    summary = f"{int(held)} records held"
+    if in_db != configured:
+        summary += f"; the configured policy {configured.to_json()} applies from the next start"
+    elif not configured.active:
+        summary += "; every quarantine rule is off"
+    waited_ms = int(time.time() * 1000) - int(oldest) if oldest is not None else 0
+    if int(held) >= BACKLOG or waited_ms > STALE_MS:
+        detail = f"{summary}; the oldest has waited {waited_ms // 3_600_000} h"
+        return [Finding(CHECK, "warn", detail, ACTION)]
+    return [Finding(CHECK, "ok", summary)]
