@@ -53,6 +53,12 @@ def shoot(url: str) -> None:
             timestamp=1_700_000_100 + i * 86_400,
         )
         api.write("/v1/outcome", outcome)
+    reader = Agent()  # a client that says who it is, for the audit view
+    for lens, as_of in (("votes", None), ("authority", None), ("recency", 1_700_000_001)):
+        body = {"subject": "drugs/semaglutide", "predicate": "gastroparesis_risk", "lens": lens}
+        if as_of:
+            body["as_of"] = as_of
+        api.ok("POST", "/v1/query", body, headers={"X-Agent-Id": reader.id})
     OUT.mkdir(parents=True, exist_ok=True)
     views = [
         ("overview", "#/overview", "#feed li"),
@@ -71,6 +77,7 @@ def shoot(url: str) -> None:
         ("triage", "#/triage", "#triage-table tbody tr"),
         ("record", f"#/record?hash={demo.ids['Q']}", "#signatures tbody tr"),
         ("agents", f"#/agents?id={demo.agents['B']}", "#agents-table tbody tr"),
+        ("audit", "#/audit", "#audit-table tbody tr"),
     ]
     with browser() as b:
         tab = new_tab(b, width=1280, height=860)

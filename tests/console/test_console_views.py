@@ -77,6 +77,7 @@ def test_every_view_loads_without_console_errors(world: World, tab: Tab) -> None
         ("#/triage", "#triage-table tbody tr"),
         (f"#/record?hash={hash_}", "#signatures tbody tr"),
         ("#/agents", "#agents-table tbody tr"),
+        ("#/audit", "#audit-table tbody tr"),
     ]
     for route, selector in views:
         tab.go(world.server.url, route)
@@ -291,3 +292,22 @@ def test_triage_stays_fast_on_this_dataset(world: World) -> None:
     body = world.api.get_ok("/v1/triage", {})
     assert body["status"] == "ready"
     assert body["server_ms"] < 1000 and time.perf_counter() - started < 5
+
+
+def test_audit_shows_who_asked_and_what_they_were_shown(world: World, tab: Tab) -> None:
+    asker = Agent().id
+    base = {"subject": demo_data.SUBJECT, "predicate": demo_data.PREDICATE, "lens": "votes"}
+    body = world.api.ok("POST", "/v1/query", base, headers={"X-Agent-Id": asker})
+    winner = body["results"][0]["winner"]["hash"]
+    tab.go(world.server.url, f"#/audit?agent_id={asker}")
+    tab.ready("#audit-table tbody tr")
+    rows = tab.page.eval_on_selector_all(
+        "#audit-table tbody tr",
+        "rows => rows.map(r => [r.dataset.query,"
+        " [...r.querySelectorAll('a')].map(a => a.getAttribute('href'))])",
+    )
+    assert [q for q, _ in rows] == [body["query_id"]]
+    links = rows[0][1]
+    assert f"#/agents?id={asker}" in links
+    assert f"#/record?hash={winner}" in links
+    assert tab.errors == []

@@ -7,8 +7,9 @@ import * as claim from "./claim.js";
 import * as triage from "./triage.js";
 import * as record from "./record.js";
 import * as agents from "./agents.js";
+import * as audit from "./audit.js";
 
-const VIEWS = { overview, concepts, claim, triage, record, agents };
+const VIEWS = { overview, concepts, claim, triage, record, agents, audit };
 const main = document.getElementById("view");
 let current = null;
 
