@@ -37,8 +37,8 @@ def summarise(per_world: dict[str, dict[str, dict[str, dict[str, float]]]]) -> d
     for family, seeds in per_world.items():
         out[family] = {
             lens: {
-                metric: mean([seeds[s][lens][metric] for s in sorted(seeds)])
-                for metric in ("accuracy", "ece")
+                metric: mean([seeds[s][lens].get(metric, 0.0) for s in sorted(seeds)])
+                for metric in ("accuracy", "ece", "ms_per_pair")
             }
             for lens in COLUMNS
         }
@@ -62,8 +62,34 @@ def markdown(summary: dict[str, Any], seeds: list[int], sizes: dict[str, Any]) -
             text = f"{acc * 100:.1f} ({err:.2f})"
             cells.append(f"**{text}**" if acc == top else text)
         lines.append(f"| {family} | " + " | ".join(cells) + " |")
-    lines += ["", "Sizes (per seed): " + json.dumps(sizes, sort_keys=True)]
+    cost = {
+        lens: mean([row[lens].get("ms_per_pair", 0.0) for row in summary.values()])
+        for lens in run.LENSES
+    }
+    lines += [
+        "",
+        "Query cost, ms per pair (wall clock, so not reproducible; whole-subtree queries): "
+        + ", ".join(f"{lens} {ms:.1f}" for lens, ms in cost.items()),
+        "",
+        "Sizes (per seed): " + json.dumps(sizes, sort_keys=True),
+    ]
     return "\n".join(lines)
+
+
+def _without_timings(per_world: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
+    return {
+        "seeds": seeds,
+        "per_world": {
+            family: {
+                seed: {
+                    lens: {k: v for k, v in row.items() if k != "ms_per_pair"}
+                    for lens, row in table.items()
+                }
+                for seed, table in by_seed.items()
+            }
+            for family, by_seed in per_world.items()
+        },
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,11 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown(summary, seeds, {"size": Size().__dict__, "written": sizes})
     print(table)
     print(f"(wall clock {time.perf_counter() - started:.0f} s)", file=sys.stderr)
-    if args.json:
-        args.json.write_text(
-            json.dumps({"seeds": seeds, "per_world": per_world, "summary": summary}, indent=1)
-            + "\n"
-        )
+    if args.json:  # without the timings, so the file is the same for the same seeds
+        args.json.write_text(json.dumps(_without_timings(per_world, seeds), indent=1) + "\n")
     if args.svg:
         args.svg.write_text(svg(summary, COLUMNS))
     return 0

@@ -14,6 +14,7 @@ world's whole subtree at each `as_of` the world asks about.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from bench.server import Server
@@ -101,13 +102,19 @@ def score_world(srv: Server, world: World) -> dict[str, dict[str, float]]:
     table: dict[str, dict[str, float]] = {}
     instants = sorted({q.as_of for q in world.queries})
     for lens in LENSES:
+        started = time.perf_counter()
         got = {t: answers(srv, world, lens, t) for t in instants}
+        elapsed = time.perf_counter() - started
         hits, confs = [], []
         for q in world.queries:
             value, conf = got[q.as_of].get((q.subject, q.predicate), (None, 0.0))
             hits.append(value == q.truth)
             confs.append(conf)
-        table[lens] = {"accuracy": scoring.accuracy(hits), "ece": scoring.ece(confs, hits)}
+        table[lens] = {
+            "accuracy": scoring.accuracy(hits),
+            "ece": scoring.ece(confs, hits),
+            "ms_per_pair": 1000 * elapsed / len(world.queries),  # wall clock: not reproducible
+        }
     hits, confs = [], []
     for q in world.queries:
         value, share = scoring.majority(world, q)

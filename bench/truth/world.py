@@ -33,12 +33,13 @@ from typing import Any
 from stemedb.crypto import public_key_hex
 from stemedb.signing import sign_record
 
-FAMILIES = ("independent", "copiers", "spam", "drift")
+FAMILIES = ("independent", "copiers", "spam", "spam_partial", "drift")
 TIERS = ("Regulatory", "Clinical", "Observational", "Expert", "Community", "Anecdotal")
 T0 = 1_700_000_000
 SPAN = 1_000_000  # seconds of claim time a world covers
 T_CHANGE = T0 + SPAN // 2
 T_END = T0 + SPAN
+SPAM_PARTIAL_COVERAGE = 0.7  # `spam_partial`: share of the targets each member pushes
 COPY_SHARE = 0.85  # share of an original's claims a copier repeats
 NOW = T_END + 10 * SPAN  # the signing clock (timestamps are always given)
 
@@ -162,7 +163,7 @@ def generate(family: str, seed: int, size: Size = Size()) -> World:
     if family == "copiers":
         _add_copiers(world, rng, pairs, truth, size)
     _cosign(world, rng, size)
-    if family == "spam":
+    if family in ("spam", "spam_partial"):
         _add_spam(world, rng, pairs, truth, size)
     _distinct(world)
     _add_votes(world, rng, truth, size)
@@ -242,6 +243,8 @@ def _add_spam(
     for pair in targets:
         value = _false(rng, truth[pair], size.domain)
         for j in range(size.spam_agents):
+            if world.family == "spam_partial" and rng.random() >= SPAM_PARTIAL_COVERAGE:
+                continue  # each member skips some targets: no two claim sets alike
             name = f"spam{j}"
             world.hidden[name] = 0.0
             ts = T_END - rng.randrange(1_000)

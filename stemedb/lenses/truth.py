@@ -21,7 +21,7 @@ from typing import Any
 from stemedb.lenses.base import EMPTY, Outcome, Scored, fmt_num, show_value, signers
 from stemedb.lenses.candidate import Candidate, LensContext
 from stemedb.lenses.scoring import tie_value, total_key
-from stemedb.lenses.truth_model import Estimate, Model
+from stemedb.lenses.truth_model import Estimate, Model, estimate
 
 SEP = "\x00"
 
@@ -52,7 +52,9 @@ def _voices(
     return value, tier, speaks, silenced
 
 
-def _model(pair: str, group: dict[str, str], group_tier: dict[str, int], ctx: LensContext) -> Model:
+def _model(
+    pair: str, group: dict[str, str], group_tier: dict[str, int], ctx: LensContext
+) -> tuple[Model, Estimate]:
     """The pairs → {agent: value} the model learns from: the group plus its neighbourhood."""
     pairs: dict[str, dict[str, str]] = {pair: dict(group)}
     tiers = dict(group_tier)
@@ -66,7 +68,7 @@ def _model(pair: str, group: dict[str, str], group_tier: dict[str, int], ctx: Le
             if agent not in speakers:
                 speakers[agent] = claim.value_key
             tiers[agent] = min(tiers.get(agent, claim.tier), claim.tier)
-    return Model(pairs, tiers)
+    return estimate(pairs, tiers)
 
 
 def _agent_line(agent: str, est: Estimate, counted: float) -> str:
@@ -89,8 +91,7 @@ def truth(candidates: Sequence[Candidate], ctx: LensContext) -> Outcome:
     first = ordered[0]
     pair = f"{first.subject}{SEP}{first.predicate}"
     group, group_tier, speaks, silenced = _voices(ordered, ctx)
-    model = _model(pair, group, group_tier, ctx)
-    est = model.run()
+    model, est = _model(pair, group, group_tier, ctx)
     speakers = sorted(group.items())
     counted = model.contributions(speakers, est.weight, est.dependence)
     probs = model.probabilities(speakers, counted)

@@ -29,6 +29,7 @@ claims give the same numbers bit for bit.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,12 +43,15 @@ UNSEEN = 1.0  # probability mass (in exp-score units) of each value nobody claim
 COPY_RATE = 0.8  # ACCU's c: how much of its source a copier copies
 COPY_PRIOR = 0.2  # ACCU's alpha: prior probability that two agents are dependent
 FALSE_VALUES = 10.0  # ACCU's n: how many false values an independent error picks from
-MIN_TWIN_CLAIMS = 3  # identical claim sets at least this long are clones
+MIN_TWIN_CLAIMS = 3  # clones: never differ, on at least this many shared pairs
+TWIN_OVERLAP = 0.6  # ... covering at least this share of the smaller one's pairs
 MAX_ITERATIONS = 30
-TOLERANCE = 1e-9
+TOLERANCE = 1e-7
 
 Pair = str
 Agent = str
+# one value of one pair: the value, its supporters, and who each may copy among them
+_Group = tuple[str, list[str], dict[str, list[tuple[str, float]]]]
 
 
 @dataclass
@@ -86,12 +90,10 @@ class Model:
         self.agents = sorted(tiers)
         self.prior = {a: TIER_PRIOR[min(5, max(0, tiers[a]))] for a in self.agents}
         self.evidence = {a: 0 for a in self.agents}
-        said: dict[Agent, list[tuple[Pair, str]]] = {a: [] for a in self.agents}
-        for pair, speakers in self.pairs:
-            for a, v in speakers:
+        for _, speakers in self.pairs:
+            for a, _v in speakers:
                 self.evidence[a] += 1
-                said[a].append((pair, v))
-        self.twins = _twins(said)
+        self.twins = _twins(self.pairs, self.evidence)
 
     # ---- value scores -------------------------------------------------------
 
@@ -136,33 +138,63 @@ class Model:
 
     # ---- iteration ------------------------------------------------------------
 
-    def _update(
-        self, weight: dict[Agent, float], dep: Mapping[tuple[Agent, Agent], float]
-    ) -> tuple[dict[Agent, float], dict[Agent, float]]:
-        right = {a: 0.0 for a in self.agents}
-        partners: dict[Agent, list[tuple[Agent, float]]] = {}
-        for (a, b), d in dep.items():
-            partners.setdefault(a, []).append((b, d))
-            partners.setdefault(b, []).append((a, d))
+    def _plan(self, dep: Mapping[tuple[Agent, Agent], float]) -> list[list[_Group]]:
+        """Per pair, its value groups with the dependence links inside each (fixed in a phase)."""
+        plans: list[list[_Group]] = []
         for _, speakers in self.pairs:
-            counted = self.contributions(speakers, weight, dep)
-            score: dict[str, float] = {}
+            by_value: dict[str, list[Agent]] = {}
             for a, v in speakers:
-                score[v] = score.get(v, 0.0) + counted[a]
-            top = max(score.values())
-            mass = {v: math.exp(s - top) for v, s in score.items()}
-            total = math.fsum(mass[v] for v in sorted(mass)) + _unseen(len(mass)) * math.exp(-top)
-            said = dict(speakers) if partners else {}
-            for a, v in speakers:
-                # leave-one-out: the probability of a's value without a's own voice,
-                # nor the part of its likely copies' voices (copies are no evidence)
-                removed = counted[a]
-                for b, d in partners.get(a, ()):
-                    if said.get(b) == v:
+                by_value.setdefault(v, []).append(a)
+            groups: list[_Group] = []
+            for v in sorted(by_value):
+                members = by_value[v]
+                links: dict[Agent, list[tuple[Agent, float]]] = {}
+                if dep and len(members) > 1:
+                    for i, a in enumerate(members):
+                        for b in members[i + 1 :]:
+                            d = dep.get((a, b) if a < b else (b, a), 0.0)
+                            if d > 0.0:
+                                links.setdefault(a, []).append((b, d))
+                                links.setdefault(b, []).append((a, d))
+                groups.append((v, members, links))
+            plans.append(groups)
+        return plans
+
+    def _update(
+        self, weight: dict[Agent, float], plan: list[list[_Group]]
+    ) -> tuple[dict[Agent, float], dict[Agent, float]]:
+        """One round: value probabilities from the weights, then accuracies from those.
+
+        The same arithmetic as `contributions` + `probabilities`, on the phase's plan.
+        """
+        right = {a: 0.0 for a in self.agents}
+        for groups in plan:
+            counted: dict[Agent, float] = {}
+            scores: list[float] = []
+            for _v, members, links in groups:
+                if links:
+                    for a in sorted(members, key=lambda m: (-weight[m], m)):
+                        keep = 1.0
+                        for b, d in links.get(a, ()):
+                            if b in counted:  # b comes earlier: higher weight
+                                keep *= 1.0 - COPY_RATE * d
+                        counted[a] = weight[a] * keep
+                else:
+                    for a in members:
+                        counted[a] = weight[a]
+                scores.append(math.fsum(counted[a] for a in members))
+            top = max(scores)
+            mass = [math.exp(x - top) for x in scores]
+            total = math.fsum(mass) + _unseen(len(mass)) * math.exp(-top)
+            for (_v, members, links), own in zip(groups, mass, strict=True):
+                for a in members:
+                    # leave-one-out: the probability of a's value without a's own voice,
+                    # nor the part of its likely copies' voices (copies are no evidence)
+                    removed = counted[a]
+                    for b, d in links.get(a, ()):
                         removed += counted[b] * d
-                own = mass[v]
-                without = own * math.exp(-removed)
-                right[a] += without / (total - own + without)
+                    without = own * math.exp(-removed)
+                    right[a] += without / (total - own + without)
         accuracy: dict[Agent, float] = {}
         new_weight: dict[Agent, float] = {}
         for a in self.agents:
@@ -176,8 +208,9 @@ class Model:
         self, weight: dict[Agent, float], dep: Mapping[tuple[Agent, Agent], float]
     ) -> tuple[dict[Agent, float], dict[Agent, float], int]:
         accuracy = dict(self.prior)
+        plan = self._plan(dep)
         for step in range(1, MAX_ITERATIONS + 1):
-            accuracy, new_weight = self._update(weight, dep)
+            accuracy, new_weight = self._update(weight, plan)
             change = max((abs(new_weight[a] - weight[a]) for a in self.agents), default=0.0)
             weight = new_weight
             if change < TOLERANCE:
@@ -230,26 +263,61 @@ class Model:
         )
 
 
-def _twins(said: Mapping[Agent, list[tuple[Pair, str]]]) -> dict[tuple[Agent, Agent], float]:
-    """Agents that said exactly the same values on exactly the same pairs (at least
-    MIN_TWIN_CLAIMS): clones, dependent for certain, before any value is judged.
+PairsKey = tuple[tuple[Pair, tuple[tuple[Agent, str], ...]], ...]
+TiersKey = tuple[tuple[Agent, int], ...]
 
-    A family of fresh keys pushing the same values, or a copier of everything
-    one source says, is this; independent sources practically never are. Found
-    before the first iteration, so a clone army never gets to vote its own
-    values true (which the likelihood test, run on those judgements, would
-    then fail to see through: copies of *true* values prove little).
+
+def estimate(
+    pairs: Mapping[Pair, Mapping[Agent, str]], tiers: Mapping[Agent, int]
+) -> tuple[Model, Estimate]:
+    """`Model(pairs, tiers).run()`, remembered for the last CACHED inputs.
+
+    The estimate is a pure function of the claims, and the groups of one
+    subtree query (or repeated queries) often share the same neighbourhood:
+    computing it once per distinct input changes no answer, only the cost.
     """
-    groups: dict[tuple[tuple[Pair, str], ...], list[Agent]] = {}
-    for agent in sorted(said):
-        claims = said[agent]
-        if len(claims) >= MIN_TWIN_CLAIMS:
-            groups.setdefault(tuple(claims), []).append(agent)
+    key = tuple((p, tuple(sorted(pairs[p].items()))) for p in sorted(pairs))
+    return _estimate(key, tuple(sorted(tiers.items())))
+
+
+CACHED = 64
+
+
+@functools.lru_cache(maxsize=CACHED)
+def _estimate(pairs: PairsKey, tiers: TiersKey) -> tuple[Model, Estimate]:
+    model = Model({p: dict(speakers) for p, speakers in pairs}, dict(tiers))
+    return model, model.run()
+
+
+def _twins(
+    pairs: Sequence[tuple[Pair, list[tuple[Agent, str]]]], evidence: Mapping[Agent, int]
+) -> dict[tuple[Agent, Agent], float]:
+    """Clones: agents that never said different things, on at least MIN_TWIN_CLAIMS
+    shared pairs covering at least TWIN_OVERLAP of the smaller one's pairs.
+
+    Dependent for certain, before any value is judged. A family of fresh keys
+    pushing the same values, or a copier of everything one source says, is
+    this; independent sources rarely are (they err independently, and cover
+    different pairs). Found before the first iteration, so a clone army never
+    gets to vote its own values true -- which the likelihood test, run on
+    those judgements, would then fail to see through: copies of values judged
+    *true* prove little.
+    """
+    same: dict[tuple[Agent, Agent], int] = {}
+    differ: set[tuple[Agent, Agent]] = set()
+    for _pair, speakers in pairs:
+        for i, (a, va) in enumerate(speakers):
+            for b, vb in speakers[i + 1 :]:
+                if va == vb:
+                    same[(a, b)] = same.get((a, b), 0) + 1
+                else:
+                    differ.add((a, b))
     out: dict[tuple[Agent, Agent], float] = {}
-    for members in groups.values():
-        for i, a in enumerate(members):
-            for b in members[i + 1 :]:
-                out[(a, b)] = 1.0
+    for (a, b), n in sorted(same.items()):
+        if (a, b) in differ or n < MIN_TWIN_CLAIMS:
+            continue
+        if n >= TWIN_OVERLAP * min(evidence[a], evidence[b]):
+            out[(a, b)] = 1.0
     return out
 
 
