@@ -89,6 +89,7 @@ def check_references(conn: apsw.Connection, kind: str, record: Record) -> None:
         for index, epoch_id in enumerate(record.get("supersedes") or []):
             _require(conn, "epochs", f"supersedes.{index}", epoch_id)
     sources.check_references(conn, kind, record)  # a retraction names a registered source
+    quarantine.check_references(conn, kind, record)  # a decision names an undecided hold
 
 
 def _apply_assertion(

@@ -224,7 +224,10 @@ def _near_duplicate(
     return None
 
 
-def _decide(conn: apsw.Connection, seq: int, record: Mapping[str, Any], written_ms: int) -> None:
+def check_references(conn: apsw.Connection, kind: str, record: Mapping[str, Any]) -> None:
+    """New writes only (`projections.check_references`): a decision needs an undecided hold."""
+    if kind != KIND:
+        return
     target = bytes.fromhex(record["target_hash"])
     rows = fetchall(conn, f"SELECT decision FROM {TABLE} WHERE hash = ?", (target,))
     if not rows:
@@ -234,13 +237,31 @@ def _decide(conn: apsw.Connection, seq: int, record: Mapping[str, Any], written_
         )
     if rows[0][0] is not None:
         raise InvalidRequest.field("target_hash", f"already decided ({rows[0][0]}d)")
+
+
+def _decide(conn: apsw.Connection, seq: int, record: Mapping[str, Any], written_ms: int) -> None:
+    """Apply a decision to its held record (checked when written; replay never refuses)."""
+    target = bytes.fromhex(record["target_hash"])
     signatures = record.get("signatures") or []
     signer = bytes.fromhex(signatures[0]["agent_id"]) if signatures else None
     conn.execute(
         f"UPDATE {TABLE} SET decision = ?, decided_seq = ?, decided_ms = ?, decided_by = ?,"
-        " decision_reason = ? WHERE hash = ?",
+        " decision_reason = ? WHERE hash = ? AND decision IS NULL",
         (record["decision"], seq, written_ms, signer, record.get("reason"), target),
     )
+
+
+def copy_policy(conn: apsw.Connection, schema_name: str = "src") -> None:
+    """Copy the policy history of the attached database `schema_name`: verify --full
+    rebuilds into a scratch file, whose frames must be decided under the same policy."""
+    found = fetchall(
+        conn, f"SELECT 1 FROM {schema_name}.sqlite_master WHERE name = 'quarantine_policy'"
+    )
+    if found:
+        conn.execute(
+            "INSERT OR REPLACE INTO main.quarantine_policy"
+            f" SELECT * FROM {schema_name}.quarantine_policy"
+        )
 
 
 # ---- reads ------------------------------------------------------------------------

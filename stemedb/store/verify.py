@@ -16,7 +16,7 @@ from typing import Any
 
 import apsw
 
-from stemedb.store import journal, projections, schema
+from stemedb.store import journal, projections, quarantine, schema
 from stemedb.store.journal import JournalError
 from stemedb.store.schema import fetchall
 
@@ -206,6 +206,7 @@ def _check_rebuild(
             scratch.execute("ATTACH DATABASE ? AS src", (f"file:{path}?mode=ro",))
             with scratch:
                 scratch.execute("INSERT INTO main.journal SELECT * FROM src.journal")
+                quarantine.copy_policy(scratch)  # each frame decided under its own policy
             rebuild_projections(scratch, progress)
             differing = []
             for table in projections.PROJECTION_TABLES:

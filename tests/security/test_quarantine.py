@@ -21,7 +21,7 @@ from e2ekit import Agent, Api, ServerFactory, poll, unique
 from stemedb.config import load_settings
 from stemedb.ops import doctor_quarantine
 from stemedb.store import schema
-from stemedb.store.verify import reindex
+from stemedb.store.verify import reindex, verify
 
 NO_LIMITS = {"STEMEDB_RATE_LIMIT_WRITE": "0", "STEMEDB_RATE_LIMIT_READ": "0"}
 POLICY = {
@@ -175,6 +175,8 @@ def test_distrusted_agents_are_held_until_an_admin_decides(
     srv.proc.stop()
     live = _quarantine_rows(srv.db_path)
     assert len(live) == 3
+    report = verify(srv.db_path, full=True)  # the frame checks know the new kind
+    assert report.ok, [c for c in report.checks if not c["ok"]]
     reindex(srv.db_path)
     assert _quarantine_rows(srv.db_path) == live
 
