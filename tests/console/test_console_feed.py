@@ -1,0 +1,57 @@
+"""The live feed honours the server's long-poll cap: over it the server answers at once
+with `retry_after`, and the page waits exactly that long instead of hammering."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from browserkit import Tab, browser, new_tab
+from e2ekit import Agent, ServerFactory, unique, wait_for_metric
+from playwright.sync_api import Browser
+
+
+@pytest.fixture
+def chromium() -> Iterator[Browser]:
+    with browser() as b:
+        yield b
+
+
+def test_the_feed_waits_retry_after_when_the_server_is_at_its_cap(
+    server_factory: ServerFactory, chromium: Browser
+) -> None:
+    server = server_factory({"STEMEDB_LONG_POLLS": "1"})
+    api = server.api
+    api.write("/v1/assert", Agent().assertion(f"feed/{unique()}", "p", "first", 0.5))
+    head = api.get_ok("/v1/health")["journal_seq"]
+    held = threading.Thread(
+        target=lambda: api.get("/v1/feed", {"after": head, "wait": 30}, timeout=60), daemon=True
+    )
+    held.start()  # takes the only long-poll lane
+    wait_for_metric(api, "stemedb_long_polls_active", 1)
+
+    tab: Tab = new_tab(chromium)
+    polls: list[float] = []
+    tab.page.on(
+        "request", lambda r: polls.append(time.monotonic()) if "/v1/feed" in r.url else None
+    )
+    tab.go(server.url, "#/overview")
+    tab.ready("#feed li")
+    tab.page.wait_for_function(
+        "() => document.querySelector('#feed-status').textContent.includes('server busy')"
+    )
+    deadline = time.monotonic() + 10
+    while len(polls) < 4 and time.monotonic() < deadline:  # poll for three capped polls
+        tab.page.wait_for_timeout(100)
+    capped_gaps = [b - a for a, b in itertools.pairwise(polls[1:])]  # polls[0] had frames
+    assert capped_gaps and min(capped_gaps) >= 0.9, polls  # retry_after is 1 s
+
+    record = Agent().assertion(f"feed/{unique()}", "p", "second", 0.5)
+    written = api.write("/v1/assert", record)  # also ends the held poll
+    tab.page.wait_for_selector(f"#feed li[data-hash='{written['hash']}']", timeout=15_000)
+    held.join(30)
+    assert tab.errors == []
+    tab.page.close()
