@@ -77,3 +77,24 @@ def test_filters_by_tier_and_prefix(server_factory: ServerFactory) -> None:
     assert [p["predicate"] for p in regulatory["pairs"]] == ["authority"]
     assert triage(api, prefix=f"{prefix}/nothing", now=NOW)["total"] == 0
     assert triage(api, prefix=prefix[:-1], now=NOW)["total"] == 0  # paths, not text prefixes
+
+
+def test_before_the_first_fold_it_answers_building_with_progress(tmp_path: Any) -> None:
+    # A store of synthetic rows (bench/console_triage.py); the warm-up not started yet.
+    from bench.console_triage import RowStore, fill
+    from stemedb.service.triage import TriageQuery, TriageService
+    from stemedb.store import schema
+
+    store = RowStore(tmp_path / "t.db")
+    schema.apply_migrations(store.conn)
+    fill(store.conn, 0, 100)
+    service = TriageService(store)  # type: ignore[arg-type]
+    assert service.triage(TriageQuery(), wait_s=0.01) == {
+        "status": "building",
+        "indexed_seq": 0,
+        "head_seq": 100,
+    }
+    service.start()
+    body = poll(lambda: (b := service.triage(TriageQuery()))["status"] == "ready" and b)
+    assert body["total"] == 10  # every pair of 10 claims is contested
+    assert body["indexed_seq"] == 10_000_000  # up to the one supersession (after row 100)
