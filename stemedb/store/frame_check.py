@@ -257,6 +257,14 @@ def _enum(path: Path, values: Sequence[str]) -> Rule:
     return Rule(p[2:], lambda d: not (isinstance(v := _at(d, path), str) and v in values), sql)
 
 
+def _optional_enum(path: Path, values: Sequence[str]) -> Rule:
+    """`_enum` for a key that may be absent (source.tier)."""
+    p = _sql_path(path)
+    rule = _enum(path, values)
+    sql = f"json_type(body, '{p}') IS NOT NULL AND {rule.bad_sql}"
+    return Rule(rule.field, lambda d: _at(d, path) is not _ABSENT and rule.bad_py(d), sql)
+
+
 def _each_hex64(path: Path) -> Rule:
     p = _sql_path(path)
     sql = (
@@ -349,6 +357,9 @@ RECORD_RULES: dict[str, tuple[Rule, ...]] = {
     ),
     "source": (  # records/source.py
         _typed(("identifier",), ("text",)),
+        _typed(("title",), ("text",), optional=True),
+        _typed(("publisher",), ("text",), optional=True),
+        _optional_enum(("tier",), [c.name for c in SourceClass]),
         _hex64(("publisher_key",), optional=True),
         _hex64(("content_hash",), optional=True),
         *_COMMON,
