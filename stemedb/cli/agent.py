@@ -52,12 +52,19 @@ def run(args: argparse.Namespace) -> int:
         emit(args.format, agents, rows, columns=LIST_COLUMNS)
         return 0
     profile = client.agent(_agent_id(args.agent_id), history_limit=args.history, **_times(args))
-    rows = [_short(dict(o), "assertion_hash") for o in profile.get("history", [])]
+    history = profile.get("history", [])
     title = (
         f"agent {profile['agent_id']}  trust {float(profile['trust']):.4f}  "
         f"counts {profile.get('counts')}"
     )
-    emit(args.format, profile, rows, columns=HISTORY_COLUMNS, title=title)
+    emit(
+        args.format,
+        profile,
+        history,
+        columns=HISTORY_COLUMNS,
+        title=title,
+        view=lambda o: _short(dict(o), "assertion_hash"),  # ndjson keeps full hashes
+    )
     return 0
 
 

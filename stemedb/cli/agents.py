@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from stemedb.cli.output import add_format_option, emit
@@ -30,7 +31,7 @@ def _agent_id(text: str) -> str:
     return text.lower()
 
 
-def _row(agent: dict[str, Any]) -> dict[str, Any]:
+def _row(agent: Mapping[str, Any]) -> dict[str, Any]:
     row = {column: agent.get(column) for column in AGENT_COLUMNS}
     by = row["registered_by"]
     row["registered_by"] = f"{by[:16]}…" if isinstance(by, str) else by
@@ -49,7 +50,7 @@ def run_register(args: argparse.Namespace) -> int:
 def run_list(args: argparse.Namespace) -> int:
     client = make_client(args, need_key=False)
     agents = client.admin_agents_list()
-    emit(args.format, agents, [_row(a) for a in agents], columns=AGENT_COLUMNS)
+    emit(args.format, agents, agents, columns=AGENT_COLUMNS, view=_row)
     return 0
 
 
@@ -57,7 +58,7 @@ def run_show(args: argparse.Namespace) -> int:
     client = make_client(args, need_key=False)
     detail = client.admin_agent(_agent_id(args.agent_id))
     history = detail["history"]
-    emit(args.format, detail, [_row(a) for a in history], columns=AGENT_COLUMNS)
+    emit(args.format, detail, history, columns=AGENT_COLUMNS, view=_row)
     return 0
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -75,7 +75,7 @@ def _when(ms: int | None) -> str:
     return "" if ms is None else time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(ms / 1000))
 
 
-def _row(key: dict[str, Any]) -> dict[str, Any]:
+def _row(key: Mapping[str, Any]) -> dict[str, Any]:
     return {
         **key,
         "created": _when(key["created_ms"]),
@@ -112,7 +112,7 @@ def run_create(args: argparse.Namespace) -> int:
 def run_list(args: argparse.Namespace) -> int:
     with _database(_db_path(args)) as conn:
         keys = [key.to_dict() for key in list_keys(conn)]
-    emit(args.format, {"keys": keys}, [_row(key) for key in keys], columns=KEY_COLUMNS)
+    emit(args.format, {"keys": keys}, keys, columns=KEY_COLUMNS, view=_row)
     return 0
 
 
@@ -122,7 +122,7 @@ def run_revoke(args: argparse.Namespace) -> int:
             key = _write(conn, lambda c: revoke_key(c, args.id))
         except StemeError as exc:
             raise CliError(exc.message) from None
-    emit(args.format, {"key": key.to_dict()}, [_row(key.to_dict())], columns=KEY_COLUMNS)
+    emit(args.format, {"key": key.to_dict()}, [key.to_dict()], columns=KEY_COLUMNS, view=_row)
     return 0
 
 

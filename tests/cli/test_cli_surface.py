@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,3 +96,18 @@ def test_serve_refuses_a_taken_port_before_opening_the_store(
     assert f"127.0.0.1:{port} is already in use" in err
     assert err.endswith("docs/operations/runbooks/server-wont-start.md §1")
     assert not db_dir.exists()  # nothing was opened or created
+
+
+def test_ndjson_rows_are_the_records_and_tables_show_readable_times(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = ["--db-dir", str(tmp_path)]
+    if main(["keys", "create", "--role", "reader", *db]) != 0:
+        pytest.fail(capsys.readouterr().err)
+    capsys.readouterr()
+    assert main(["keys", "list", "--format", "ndjson", *db]) == 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert isinstance(row["created_ms"], int) and "created" not in row  # the record, whole
+    assert main(["keys", "list", "--format", "table", *db]) == 0
+    table = capsys.readouterr().out
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ", table), table
