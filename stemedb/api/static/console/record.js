@@ -1,6 +1,6 @@
 // One record: its fields, each signature verified in this browser (Ed25519 over the
 // server's signing message from POST /v1/normalize), and its trace as a graph.
-import { api } from "./api.js";
+import { api, ApiError } from "./api.js";
 import { badge, clear, h, isoTime, link, route, short, table, valueText } from "./ui.js";
 
 export const title = "Record";
@@ -13,8 +13,22 @@ function hex(text) {
   return out;
 }
 
+async function signedBody(assertion) {
+  // The record exactly as it was signed and stored: its journal frame (the feed at its
+  // seq). Falls back to the shown fields minus the server's own ones.
+  try {
+    const feed = await api("/v1/feed", { params: { after: assertion.seq - 1, limit: 1 } });
+    const frame = feed.frames[0];
+    if (frame && frame.hash === assertion.hash) return frame.record;
+  } catch (err) {
+    if (!(err instanceof ApiError)) throw err;
+  }
+  return Object.fromEntries(Object.entries(assertion).filter(([k]) => !PROJECTION.includes(k)));
+}
+
 async function verifyAll(assertion) {
-  const unsigned = Object.fromEntries(Object.entries(assertion).filter(([k]) => !PROJECTION.includes(k)));
+  const body = await signedBody(assertion);
+  const unsigned = Object.fromEntries(Object.entries(body).filter(([k]) => k !== "signatures" && k !== "kind"));
   const norm = await api("/v1/normalize", { method: "POST", params: { kind: "assertion" }, body: unsigned });
   const message = hex(norm.message);
   if (!globalThis.crypto || !crypto.subtle) {
@@ -42,7 +56,10 @@ function graph(trace) {
   const me = trace.assertion;
   const left = trace.ancestors.map((a) => ({ hash: a.hash, label: `parent ${short(a.hash)}` }));
   const right = trace.children.map((c) => ({ hash: c, label: `child ${short(c)}` }));
-  const below = trace.supersessions.map((s) => ({ hash: s.hash, label: `${s.type || "supersession"} ${short(s.hash)}` }));
+  const below = trace.supersessions.map((s) => ({ hash: null, label: `${s.type || "superseded"} ${short(s.hash)}`, cls: "sup" }));
+  if (trace.votes && trace.votes.count) {
+    below.push({ hash: null, label: `${trace.votes.count} vote(s), total ${trace.votes.total}`, cls: "vote" });
+  }
   const rows = Math.max(left.length, right.length, 1);
   const width = 720;
   const height = Math.max(56, rows * 46 + (below.length ? 80 : 6));
@@ -64,7 +81,7 @@ function graph(trace) {
   below.forEach((n, i) => { edge(360, cy + 15, 120 + i * 190, height - 30); });
   left.forEach((n, i) => g.append(node(100, 24 + i * 46, n.label, n.hash, "parent")));
   right.forEach((n, i) => g.append(node(620, 24 + i * 46, n.label, n.hash, "child")));
-  below.forEach((n, i) => g.append(node(120 + i * 190, height - 30, n.label, null, "sup")));
+  below.forEach((n, i) => g.append(node(120 + i * 190, height - 30, n.label, n.hash, n.cls)));
   g.append(node(360, cy, `${valueText(me.object)}`.slice(0, 24), null, "me"));
   return g;
 }
