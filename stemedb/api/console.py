@@ -62,11 +62,13 @@ def console_routes(store: Store) -> list[Route]:
         # Which views to offer: the role of the key that reached this (auth off: every
         # caller may do everything, as the API itself allows).
         key = getattr(req.context, "api_key", None)
-        resp.media = (
+        body: dict[str, Any] = (
             {"auth": False, "role": "admin", "key_id": None}
             if key is None
             else {"auth": True, "role": key.role, "key_id": key.id, "scope": key.scope}
         )
+        body["metrics"] = bool(getattr(store.settings, "meter_enabled", False))  # /metrics served
+        resp.media = body
 
     triage = TriageService(store)
     triage.start()

@@ -55,3 +55,18 @@ def test_the_feed_waits_retry_after_when_the_server_is_at_its_cap(
     held.join(30)
     assert tab.errors == []
     tab.page.close()
+
+
+def test_with_metering_off_the_overview_says_so_without_errors(
+    server_factory: ServerFactory, chromium: Browser
+) -> None:
+    server = server_factory({"STEMEDB_METER_ENABLED": "false"})
+    server.api.write("/v1/assert", Agent().assertion(f"m/{unique()}", "p", "v", 0.5))
+    tab = new_tab(chromium)
+    tab.go(server.url, "#/overview")
+    tab.ready("#feed li")
+    tab.page.wait_for_function(
+        "() => document.querySelector('#stat-writes').textContent === 'metrics off'"
+    )
+    assert tab.errors == []  # no request to the absent /metrics
+    tab.page.close()

@@ -151,7 +151,7 @@ export async function show(main, { session }) {
       h("h2", { id: "feed-title" }, "Live activity ", status), list));
   const seed = Math.max(0, health.journal_seq - 15);
   follow(list, status, seed);
-  let before = await metrics().catch(() => null);
+  let before = session.metrics ? await metrics().catch(() => null) : null;
   if (!before) {
     writeRate.textContent = queryRate.textContent = "metrics off";
     return;
