@@ -188,8 +188,13 @@ def test_triage_classes_match_their_definitions(world: World, tab: Tab) -> None:
     assert dict(shown) == expected
     counts = tab.page.inner_text("#triage-counts")
     assert "Emerging 1" in counts and "Active 1" in counts and "Resolved 2" in counts
+    assert tab.page.input_value("#now") == "2026-09-21T14:13:20"  # NOW, shown in UTC
     # the class filter narrows the list to one class
-    tab.route(f"#/triage?prefix={prefix}&now={NOW}&class=Resolved")
+    tab.page.select_option("#class", "Resolved")
+    tab.page.click("form button[type=submit]")
+    tab.page.wait_for_function(
+        f"() => location.hash.includes('class=Resolved') && location.hash.includes('now={NOW}')"
+    )
     tab.page.wait_for_function(
         "() => [...document.querySelectorAll('#triage-table tbody tr')]"
         ".every(r => r.dataset.class === 'Resolved')"

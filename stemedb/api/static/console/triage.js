@@ -23,11 +23,15 @@ export async function show(main, { params }) {
     select("class", "Class", ["Emerging", "Active", "Resolved"], q.class),
     h("div", { class: "field" }, h("label", { for: "window_days" }, "Window (days)"),
       h("input", { id: "window_days", name: "window_days", type: "number", min: "1", step: "any", value: q.window_days || "30" })),
+    h("div", { class: "field" }, h("label", { for: "now" }, "Window ends (UTC)"),
+      h("input", { id: "now", name: "now", type: "datetime-local", step: "1",
+        value: q.now ? new Date(Number(q.now) * 1000).toISOString().slice(0, 19) : "" })),
     h("div", { class: "buttons" }, h("button", { type: "submit" }, "Filter")));
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     const v = (n) => form.elements[n].value.trim();
-    location.hash = route("triage", { prefix: v("prefix"), tier: v("tier"), class: v("class"), window_days: v("window_days") });
+    const now = v("now") ? Math.floor(Date.parse(`${v("now")}Z`) / 1000) : "";
+    location.hash = route("triage", { prefix: v("prefix"), tier: v("tier"), class: v("class"), window_days: v("window_days"), now });
   });
   clear(main, h("h1", {}, "Triage"), form);
   let body = await api("/v1/triage", { params: q });
@@ -40,7 +44,7 @@ export async function show(main, { params }) {
   const counts = h("p", { class: "counts", id: "triage-counts" },
     ["Emerging", "Active", "Resolved"].map((c) => [badge(`${c} ${body.counts[c]}`, c.toLowerCase()), " "]),
     h("span", { class: "muted small" },
-      ` window ${body.window_days} days ending ${isoTime(body.reference_time)} (newest claim) · server ${body.server_ms} ms`));
+      ` window ${body.window_days} days ending ${isoTime(body.reference_time)}${q.now ? "" : " (the newest claim)"} · server ${body.server_ms} ms`));
   const rows = body.pairs.map((p) => h("tr", { dataset: { subject: p.subject, predicate: p.predicate, class: p.class } },
     h("td", {}, badge(p.class, p.class.toLowerCase())),
     h("th", { scope: "row" }, link(route("claim", { subject: p.subject, predicate: p.predicate }), `${p.subject} · ${p.predicate}`)),
