@@ -53,10 +53,22 @@ def retract_source(
 
 
 def constraints(
-    self: BaseClient, context: str, *, as_of: int | None = None, known_at: int | None = None
+    self: BaseClient,
+    context: str,
+    *,
+    as_of: int | None = None,
+    known_at: int | None = None,
+    exclude_retracted: bool | None = None,
 ) -> dict[str, Any]:
     """The rules in force in `context` (ancestors' included), and their conflicts."""
-    params = drop_none({"context": context, "as_of": as_of, "known_at": known_at})
+    params = drop_none(
+        {
+            "context": context,
+            "as_of": as_of,
+            "known_at": known_at,
+            "exclude_retracted": exclude_retracted,
+        }
+    )
     return cast(dict[str, Any], self._get("/v1/constraints", params))
 
 
@@ -69,13 +81,20 @@ def check_constraints(
     does: Iterable[str] = (),
     as_of: int | None = None,
     known_at: int | None = None,
+    exclude_retracted: bool | None = None,
 ) -> dict[str, Any]:
     """Which rules in force in `context` the intended action violates (`ok`, `violations`,
     `advice`). Give `intended_action` as a mapping (`{"uses": [...], "does": [...]}`) or
     `uses` / `does`."""
     action = dict(intended_action or {"uses": list(uses), "does": list(does)})
     body = drop_none(
-        {"context": context, "intended_action": action, "as_of": as_of, "known_at": known_at}
+        {
+            "context": context,
+            "intended_action": action,
+            "as_of": as_of,
+            "known_at": known_at,
+            "exclude_retracted": exclude_retracted,
+        }
     )
     return cast(
         dict[str, Any],

@@ -23,7 +23,7 @@ from stemedb.errors import InvalidRequest
 from stemedb.lenses import Candidate
 from stemedb.lenses import constraints as rules_lens
 from stemedb.paths import normalise_path, parent
-from stemedb.service import tier_policy
+from stemedb.service import sources, tier_policy
 from stemedb.store import Store, agent_tiers
 from stemedb.store import reads as store_reads
 from stemedb.store.candidates import CandidateFilter, CandidateRow, iter_groups
@@ -44,6 +44,9 @@ class ConstraintQuery(BaseModel):
     )
     known_at: int | None = Field(
         None, ge=0, le=MAX_STAMP, description="Rules the journal had by then"
+    )
+    exclude_retracted: bool = Field(
+        False, description="Leave out rules whose source (their why) is retracted"
     )
 
 
@@ -77,6 +80,9 @@ class CheckIn(BaseModel):
     intended_action: IntendedAction
     as_of: int | None = Field(None, ge=0, le=MAX_STAMP)
     known_at: int | None = Field(None, ge=0, le=MAX_STAMP)
+    exclude_retracted: bool = Field(
+        False, description="Leave out rules whose source (their why) is retracted"
+    )
 
 
 def _check_items(action: IntendedAction) -> None:
@@ -106,8 +112,9 @@ class ConstraintService:
         return tier_policy.TierPolicy.from_settings(self.store.settings)
 
     def _rules(
-        self, context: str, as_of: int | None, known_at: int | None
-    ) -> tuple[str, list[rules_lens.Rule], list[dict[str, Any]]]:
+        self, context: str, as_of: int | None, known_at: int | None, exclude_retracted: bool
+    ) -> tuple[str, list[rules_lens.Rule], list[dict[str, Any]], dict[str, dict[str, Any]]]:
+        """Rules, conflicts and the retraction notes of rules citing a retracted source."""
         path = normalise_path(context, "context")
         known_at_ms = known_at * 1000 if known_at is not None else None
         f = CandidateFilter(subjects=ancestors(path), as_of=as_of, known_at_ms=known_at_ms)
@@ -120,20 +127,28 @@ class ConstraintService:
             rows, candidates = tier_policy.capped_candidates(rows, caps, _candidate)
             by_seq = agent_tiers.sources_by_seq(conn, (r.seq for r in rows))
             cosigners = store_reads.cosigners_of(conn, (r.hash for r in rows))
+            notes = sources.retracted_candidates(self.store, conn, rows, f)
         why = {r.hash.hex(): by_seq.get(r.seq) for r in rows}
         extra = {h.hex(): tuple(a.hex() for a in agents) for h, agents in cosigners.items()}
+        if exclude_retracted:
+            candidates = [c for c in candidates if c.hash not in notes]
         rules, conflicts = rules_lens.in_force(candidates, why, extra)
-        return path, rules, conflicts
+        return path, rules, conflicts, notes
 
     def rules(
-        self, context: str, *, as_of: int | None = None, known_at: int | None = None
+        self,
+        context: str,
+        *,
+        as_of: int | None = None,
+        known_at: int | None = None,
+        exclude_retracted: bool = False,
     ) -> dict[str, Any]:
         """The rules in force in `context` (inherited ones included) and their conflicts."""
-        path, rules, conflicts = self._rules(context, as_of, known_at)
+        path, rules, conflicts, notes = self._rules(context, as_of, known_at, exclude_retracted)
         return {
             "context": path,
             "contexts": list(ancestors(path)),
-            "rules": rules_lens.report(rules, conflicts),
+            "rules": _flag(rules_lens.report(rules, conflicts), notes),
             "conflicts": conflicts,
             "count": len(rules),
             "vocabulary": rules_lens.VOCABULARY,
@@ -149,20 +164,31 @@ class ConstraintService:
         *,
         as_of: int | None = None,
         known_at: int | None = None,
+        exclude_retracted: bool = False,
     ) -> dict[str, Any]:
         """The rules that apply to an intended action in `context`, and which it violates."""
         _check_items(action)
-        path, rules, conflicts = self._rules(context, as_of, known_at)
+        path, rules, conflicts, notes = self._rules(context, as_of, known_at, exclude_retracted)
         uses, does = action.items()
         verdict = rules_lens.check(rules, conflicts, uses, does)
+        _flag([item["rule"] for item in (*verdict["violations"], *verdict["advice"])], notes)
         return {
             "context": path,
             **verdict,
-            "rules": rules_lens.report(rules, conflicts),
+            "rules": _flag(rules_lens.report(rules, conflicts), notes),
             "conflicts": conflicts,
             "intended_action": action.model_dump(exclude_none=True),
             "known_at": known_at,
         }
+
+
+def _flag(rules: list[dict[str, Any]], notes: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """A rule whose `source` (its why) is retracted says so, like every lens answer."""
+    for rule in rules:
+        note = notes.get(rule["hash"])
+        if note is not None:
+            rule["warnings"] = [note["message"]]
+    return rules
 
 
 def check_constraints(
@@ -202,7 +228,10 @@ def query_body(store: Store, q: Any, query_id: str) -> dict[str, Any]:
     if q.subject is None:
         raise InvalidRequest.field("subject", "lens=constraints needs the context as subject")
     body = ConstraintService(store).rules(
-        q.subject.removesuffix("/*"), as_of=q.as_of, known_at=q.known_at
+        q.subject.removesuffix("/*"),
+        as_of=q.as_of,
+        known_at=q.known_at,
+        exclude_retracted=q.exclude_retracted,
     )
     return {
         "lens": "constraints",

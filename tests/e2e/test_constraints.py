@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 from e2ekit import Agent, Api, Resp, ServerFactory, poll, unique
 
+from stemedb.records.source import source_id
+
 ROOT = "0123456789abcdef0123456789abcdef-root"
 ENV = {
     "STEMEDB_AUTH_ENABLED": "true",
@@ -221,3 +223,33 @@ def test_cli_lists_rules_and_exits_1_on_a_violation(live: Live, tmp_path: Any) -
     bad = cli("../nope")
     assert bad.returncode == 1 and bad.stderr.startswith("stemedb constraints:")
     assert "Traceback" not in bad.stderr
+
+
+def test_a_rule_whose_reason_is_retracted_carries_a_warning(live: Live) -> None:
+    ctx = f"code{unique()}/python"
+    adr = f"https://example.org/adr/{unique('adr')}"
+    agent = Agent()
+    rule = live.rule(agent, ctx, "must_not_use", "requests", source=adr)
+    assert "warnings" not in live.rules(ctx)["rules"][0]
+    register = agent.record("source", identifier=adr, publisher_key=agent.id)
+    live.ok("POST", "/v1/sources", register, key=live.writer, expect=201)
+    sid = source_id(adr)
+    assert live.ok("GET", f"/v1/sources/{sid}")["source"]["identifier"] == adr
+    retract = agent.record("retraction", source_id=sid, reason="ADR withdrawn")
+    live.ok("POST", "/v1/retractions", retract, key=live.writer, expect=201)
+
+    (flagged,) = live.rules(ctx)["rules"]
+    assert flagged["hash"] == rule and "ADR withdrawn" in flagged["warnings"][0]
+    verdict = live.check(ctx, uses=["requests"])
+    assert verdict["ok"] is False and verdict["violations"][0]["rule"]["warnings"]
+    assert live.rules(ctx, exclude_retracted="true")["rules"] == []
+    lifted = live.ok(
+        "POST",
+        "/v1/constraints/check",
+        {"context": ctx, "intended_action": {"uses": ["requests"]}, "exclude_retracted": True},
+    )
+    assert lifted["ok"] is True
+    query = live.ok(
+        "POST", "/v1/query", {"subject": ctx, "lens": "constraints", "exclude_retracted": True}
+    )
+    assert query["results"] == []

@@ -35,6 +35,7 @@ class RuleOut(BaseModel):
     hash: str
     also_stated_by: list[str]
     overridden_by: str | None = None
+    warnings: list[str] | None = None  # its source (why) is retracted
 
 
 class ConflictOut(BaseModel):
@@ -77,12 +78,19 @@ class CheckOut(BaseModel):
 def routes(service: ConstraintService) -> list[Route]:
     def get_rules(req: falcon.Request, resp: falcon.Response) -> None:
         q = parse_query(req, ConstraintQuery)
-        json_response(resp, service.rules(q.context, as_of=q.as_of, known_at=q.known_at))
+        answer = service.rules(
+            q.context, as_of=q.as_of, known_at=q.known_at, exclude_retracted=q.exclude_retracted
+        )
+        json_response(resp, answer)
 
     def check(req: falcon.Request, resp: falcon.Response) -> None:
         body = parse_body(req, CheckIn)
         answer = service.check(
-            body.context, body.intended_action, as_of=body.as_of, known_at=body.known_at
+            body.context,
+            body.intended_action,
+            as_of=body.as_of,
+            known_at=body.known_at,
+            exclude_retracted=body.exclude_retracted,
         )
         json_response(resp, answer)
 
