@@ -13,7 +13,7 @@ import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
-from stemedb.client import sources
+from stemedb.client import moderation, sources
 from stemedb.client.base import BaseClient, drop_none, dumps, is_signed
 from stemedb.client.errors import ApiError, ConnectionFailed
 from stemedb.client.types import (
@@ -489,6 +489,14 @@ class Client(BaseClient):
     constraints = sources.constraints
     check_constraints = sources.check_constraints
 
+    # ---- quarantine and circuit breakers (issue 19; stemedb/client/moderation.py) ----
+
+    admin_quarantine = moderation.admin_quarantine
+    admin_quarantine_release = moderation.admin_quarantine_release
+    admin_quarantine_reject = moderation.admin_quarantine_reject
+    admin_breakers = moderation.admin_breakers
+    admin_breaker_reset = moderation.admin_breaker_reset
+
 
 # Every route of the API and the Client method that calls it ("" = not for a client:
 # the browsable docs). docs/gen_api.py prints it; a test checks it covers every route.
@@ -530,6 +538,11 @@ ENDPOINT_METHODS: dict[str, str] = {
     "POST /v1/admin/agents": "admin_agents_register",
     "GET /v1/admin/agents": "admin_agents_list",
     "GET /v1/admin/agents/{agent_id}": "admin_agent",
+    "GET /v1/admin/quarantine": "admin_quarantine",
+    "POST /v1/admin/quarantine/{hash}/release": "admin_quarantine_release",
+    "POST /v1/admin/quarantine/{hash}/reject": "admin_quarantine_reject",
+    "GET /v1/admin/breakers": "admin_breakers",
+    "POST /v1/admin/breakers/{agent_id}/reset": "admin_breaker_reset",
     "POST /v1/sources": "register_source",
     "GET /v1/sources/{source_id}": "source",
     "POST /v1/retractions": "retract_source",
