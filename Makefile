@@ -70,7 +70,9 @@ install-test:
 ## repo: build the packages, then publish them into the signed APT and RPM
 ## repositories in dist/repo (needs STEMEDB_REPO_GNUPGHOME or STEMEDB_REPO_KEY_FILE;
 ## see docs/operations/packaging.md)
-repo: packages
+repo:
+	@test -n "$$STEMEDB_REPO_GNUPGHOME$$STEMEDB_REPO_KEY_FILE" || { echo "make repo: no signing key: set STEMEDB_REPO_GNUPGHOME or STEMEDB_REPO_KEY_FILE (docs/operations/packaging.md, 'Package repositories')" >&2; exit 1; }
+	$(MAKE) --no-print-directory packages
 	$(MAKE) --no-print-directory repo-publish
 
 ## repo-publish: publish already built packages (STEMEDB_REPO_PACKAGES, default the
