@@ -38,6 +38,7 @@ from stemedb.lenses.scoring import TIER_NAMES, TIER_WEIGHTS, conflict_score
 from stemedb.store import Store, triage_reads
 
 CHUNK = 20_000  # rows per read transaction while folding
+FOLD_IN_REQUEST = 50_000  # a request folds a backlog up to this many rows itself
 DAY = 86_400
 CLASSES = ("Resolved", "Active", "Emerging")
 
@@ -240,10 +241,30 @@ class TriageService:
         if not self.ready.wait(wait_s) or not self._lock.acquire(timeout=wait_s):
             return self.progress()
         try:
+            with self.store.reader() as conn:
+                behind = triage_reads.heads(conn)[0] - self.seq_a
+            if behind > FOLD_IN_REQUEST:  # e.g. after a bulk import: fold on the side
+                self.ready.clear()
+                self.start_catch_up()
+                return self.progress()
             self._catch_up()
             return self._answer(q, started)
         finally:
             self._lock.release()
+
+    def start_catch_up(self) -> None:
+        """Fold a large backlog on a daemon thread; requests answer `building` meanwhile."""
+
+        def run() -> None:
+            try:
+                with self._lock:
+                    self._catch_up()
+            except Exception:  # a store closed at shutdown; the next request retries
+                pass
+            finally:
+                self.ready.set()
+
+        threading.Thread(target=run, name="triage-catch-up", daemon=True).start()
 
     def _answer(self, q: TriageQuery, started: float) -> dict[str, Any]:
         # The hot loop of the view: one pass over the contested pairs with cached

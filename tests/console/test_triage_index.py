@@ -98,3 +98,8 @@ def test_before_the_first_fold_it_answers_building_with_progress(tmp_path: Any) 
     body = poll(lambda: (b := service.triage(TriageQuery()))["status"] == "ready" and b)
     assert body["total"] == 10  # every pair of 10 claims is contested
     assert body["indexed_seq"] == 10_000_000  # up to the one supersession (after row 100)
+    # a backlog larger than a request should fold (a bulk import) is folded on the side
+    fill(store.conn, 100, 60_000)
+    assert service.triage(TriageQuery(), wait_s=0.01)["status"] == "building"
+    body = poll(lambda: (b := service.triage(TriageQuery()))["status"] == "ready" and b, 60)
+    assert body["total"] == 6010
