@@ -2,13 +2,13 @@
 
 Why an index: classifying every (subject, predicate) pair by running the skeptic
 lens on each costs a full table scan per request (seconds at 1M assertions).
-Instead each pair keeps a small tally (live weight and claim count per value and
-tier, the first time each value was claimed, the newest claim), folded in once
-from the `assertions` and `supersessions` projections in seq order. A request
-first folds in only the rows written since the last one, then classifies the
-contested pairs from their cached tallies. The first fold runs on a background
-thread at start; until it has caught up a request answers `building` with its
-progress instead of blocking.
+Instead each contested pair keeps a small tally (live weight and claim count per
+value and tier, the first time each value was claimed, the newest claim). The
+first fold, on a background thread at start, reads only the contested pairs'
+rows (stemedb.store.triage_reads finds them on the lens index); a request then
+folds in the rows written since the last one and classifies the pairs from their
+cached tallies. Until the first fold is done (or while a large backlog is folded
+on the side) a request answers `building` with its progress instead of blocking.
 
 Definitions (docs/console.md):
 * a pair is in triage once two different values have ever been claimed for it;
