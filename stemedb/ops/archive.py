@@ -27,7 +27,7 @@ from typing import Any
 import apsw
 
 from stemedb.ops.common import adopt_owner, fsync_dir, open_readonly
-from stemedb.store import journal, schema
+from stemedb.store import files, journal
 from stemedb.store.journal import Frame, JournalError
 
 SEGMENT = re.compile(r"^journal-(\d+)-(\d+)\.ndjson$")
@@ -189,7 +189,7 @@ def seal(
     after = segments[-1].last if segments else -1
     conn = open_readonly(db_path)
     try:
-        conn.execute("BEGIN")  # one snapshot: the head cannot move while we read
+        files.begin_snapshot(conn)  # one snapshot: the head cannot move while we read
         head = journal.read_head(conn)
         if head is None:
             raise ArchiveError(f"{db_path} has an empty journal")
@@ -206,7 +206,7 @@ def seal(
                 batch = []
         if batch:
             result.sealed.append(_write_segment(wal_dir, batch))
-        conn.execute("COMMIT")
+        files.end_snapshot(conn)
     except apsw.Error as exc:
         raise ArchiveError(f"cannot read {db_path}: {exc}") from None
     finally:
@@ -226,9 +226,9 @@ def _check_continuity(conn: apsw.Connection, segments: list[Segment], head_seq: 
     if last is None or last.seq != segments[-1].last:
         raise ArchiveError(f"{segments[-1].path} is truncated or mislabelled")
     probe = min(last.seq, head_seq)
-    rows = schema.fetchall(conn, "SELECT chain FROM journal WHERE seq = ?", (probe,))
+    stored = files.chain_at(conn, probe)
     archived_chain = last.chain if probe == last.seq else _archived_chain_at(segments, probe)
-    if not rows or bytes(rows[0][0]) != archived_chain:
+    if stored is None or bytes(stored) != archived_chain:
         raise ArchiveError(
             f"the archive in {segments[-1].path.parent} does not continue this database's "
             f"journal (chain differs at seq {probe}; after a restore to an earlier point, "

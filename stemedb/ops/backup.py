@@ -27,7 +27,7 @@ import apsw
 
 from stemedb import __version__
 from stemedb.ops.common import adopt_owner, atomic_write_text, fsync_dir, fsync_file, sha3_file
-from stemedb.store import journal, schema
+from stemedb.store import files, journal, schema
 from stemedb.store.verify import verify
 
 DB_FILE = "stemedb.db"
@@ -150,22 +150,22 @@ def _copy(db_path: Path, target: Path, progress: PageProgress | None) -> _Snapsh
     src.set_busy_timeout(schema.BUSY_TIMEOUT_MS)
     dst = apsw.Connection(str(target))
     try:
-        src.execute("BEGIN")
+        files.begin_snapshot(src)
         try:
             header = journal.check_header(src)
             head = journal.read_head(src)
             if head is None:
                 raise BackupError(f"{db_path} has an empty journal")
-            count = int(schema.fetchall(src, "SELECT count(*) FROM assertions")[0][0])
+            count = files.assertion_count(src)
             with dst.backup("main", src, "main") as job:
                 while not job.done:
                     job.step(STEP_PAGES)
                     if progress is not None:
                         progress(job.page_count - job.remaining, job.page_count)
         finally:
-            src.execute("COMMIT")
+            files.end_snapshot(src)
         # One self-contained file: no -wal/-shm companions in the backup.
-        dst.execute("PRAGMA journal_mode=DELETE").fetchall()
+        files.fold_wal(dst)
     except journal.JournalError as exc:
         raise BackupError(f"source journal is damaged at seq {exc.seq}: {exc}") from None
     finally:
@@ -183,8 +183,8 @@ def _check_copy(copy: Path, snapshot: _Snapshot, when: datetime) -> dict[str, An
         f"file:{copy}?mode=ro", flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI
     )
     try:
-        integrity = [str(r[0]) for r in conn.execute("PRAGMA integrity_check")]
-        count = int(schema.fetchall(conn, "SELECT count(*) FROM assertions")[0][0])
+        integrity = files.integrity_check(conn)
+        count = files.assertion_count(conn)
         version = schema.user_version(conn)
     finally:
         conn.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import apsw
 
-from stemedb.store import dirlock, schema
+from stemedb.store import dirlock, files, schema
 from stemedb.store.consistency import classify
 from stemedb.store.dirlock import DirLock
 
@@ -134,10 +134,7 @@ def open_exclusive(path: Path, *, timeout_ms: int = 250) -> apsw.Connection:
     conn.dirlock = lock
     conn.set_busy_timeout(timeout_ms)
     try:
-        conn.execute("PRAGMA locking_mode=EXCLUSIVE")
-        conn.execute("BEGIN EXCLUSIVE")
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
-        conn.execute("COMMIT")
+        files.take_exclusive(conn)
     except apsw.BusyError:
         conn.close()
         raise DatabaseInUse(
@@ -153,8 +150,7 @@ def open_exclusive(path: Path, *, timeout_ms: int = 250) -> apsw.Connection:
         conn.close()
         raise _unavailable(apsw.ReadOnlyError("attempt to write a readonly database"), path)
     conn.set_busy_timeout(schema.BUSY_TIMEOUT_MS)
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA synchronous=FULL")
+    files.durable_writes(conn)
     return conn
 
 

@@ -18,7 +18,7 @@ from stemedb.config import Settings
 from stemedb.ops import archive, backup
 from stemedb.ops.common import open_readonly
 from stemedb.ops.findings import RUNBOOK, Finding
-from stemedb.store import journal, schema
+from stemedb.store import files, journal, schema
 from stemedb.store.journal import JournalError
 
 BACKUP_MAX_AGE_S = 26 * 3600
@@ -167,7 +167,7 @@ def check_archive(settings: Settings) -> list[Finding]:
     try:
         head = journal.read_head(conn)
         last = archive.last_archived_seq(settings.wal_dir)
-        rows = schema.fetchall(conn, "SELECT written_ms FROM journal WHERE seq = ?", (last + 1,))
+        oldest_ms = files.written_ms_at(conn, last + 1)
     except apsw.Error:
         return [Finding("archive", "skip", "database unreadable (see journal)")]
     finally:
@@ -175,7 +175,7 @@ def check_archive(settings: Settings) -> list[Finding]:
     head_seq = head.seq if head is not None else -1
     lag = max(0, head_seq - last)
     findings = []
-    oldest = (time.time() - int(rows[0][0]) / 1000) if rows else 0.0
+    oldest = (time.time() - oldest_ms / 1000) if oldest_ms is not None else 0.0
     status = "warn" if lag and oldest > ARCHIVE_MAX_AGE_S else "ok"
     findings.append(
         Finding(

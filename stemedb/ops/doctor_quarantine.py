@@ -18,8 +18,8 @@ import apsw
 from stemedb.config import Settings
 from stemedb.ops.common import open_readonly
 from stemedb.ops.findings import Finding
+from stemedb.store import files
 from stemedb.store.quarantine import OFF, Policy, parse_policy
-from stemedb.store.schema import fetchall
 
 CHECK = "quarantine"
 BACKLOG = 1000
@@ -37,19 +37,15 @@ def check_quarantine(settings: Settings) -> list[Finding]:
     try:
         conn = open_readonly(path)
         try:
-            if not fetchall(conn, "SELECT 1 FROM sqlite_master WHERE name = 'quarantine'"):
+            queue = files.quarantine_summary(conn)
+            if queue is None:
                 return [Finding(CHECK, "skip", "schema older than migration 0008 (start once)")]
-            held, oldest = fetchall(
-                conn, "SELECT count(*), min(held_ms) FROM quarantine WHERE decision IS NULL"
-            )[0]
-            stored = fetchall(
-                conn, "SELECT policy FROM quarantine_policy ORDER BY from_seq DESC LIMIT 1"
-            )
+            held, oldest, stored = queue
         finally:
             conn.close()
     except apsw.Error as exc:
         return [Finding(CHECK, "skip", f"cannot read the quarantine: {exc}")]
-    in_db = parse_policy(str(stored[0][0])) if stored else OFF
+    in_db = parse_policy(stored) if stored is not None else OFF
     configured = Policy(
         settings.quarantine_new_agent_s,
         settings.quarantine_min_trust,

@@ -19,22 +19,13 @@ from stemedb.config import Settings
 from stemedb.lenses.scoring import tier_name
 from stemedb.ops.common import open_readonly
 from stemedb.ops.findings import Finding
-from stemedb.store.schema import fetchall
+from stemedb.store import agent_tiers
 
 CHECK = "tiers"
 ACTION = (
     "register the agents that may speak at those tiers: `stemedb agents register ID --tier T` "
     '(POST /v1/admin/agents; docs/security.md, "Authority cannot be self-declared")'
 )
-
-_UNREGISTERED_ABOVE = """
-SELECT count(*) FROM assertions a
-WHERE a.tier < ? AND NOT EXISTS (
-  SELECT 1 FROM agent_tiers r
-  WHERE r.agent_id = a.agent_id AND r.max_tier <= a.tier
-    AND r.seq = (SELECT max(n.seq) FROM agent_tiers n WHERE n.agent_id = r.agent_id)
-)
-"""
 
 
 def check_tier_registry(settings: Settings) -> list[Finding]:
@@ -45,10 +36,10 @@ def check_tier_registry(settings: Settings) -> list[Finding]:
     try:
         conn = open_readonly(path)
         try:
-            if not fetchall(conn, "SELECT 1 FROM sqlite_master WHERE name = 'agent_tiers'"):
+            registry = agent_tiers.registry_summary(conn, ceiling)
+            if registry is None:
                 return [Finding(CHECK, "skip", "schema older than migration 0005 (start once)")]
-            agents = int(fetchall(conn, "SELECT count(DISTINCT agent_id) FROM agent_tiers")[0][0])
-            above = int(fetchall(conn, _UNREGISTERED_ABOVE, (ceiling,))[0][0])
+            agents, above = registry
         finally:
             conn.close()
     except apsw.Error as exc:

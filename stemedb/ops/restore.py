@@ -31,7 +31,7 @@ from stemedb.ops.common import (
     remove_database,
     sha3_file,
 )
-from stemedb.store import journal, projections, schema
+from stemedb.store import files, journal, projections, schema
 from stemedb.store.journal import Frame, Head, JournalError
 from stemedb.store.verify import verify
 
@@ -242,7 +242,7 @@ def _replay(
             raise RestoreError("nothing to restore: the journal began after --until-time", 0)
         if last < 0:
             raise RestoreError(f"no archive segment starting at seq 0 in {wal_dir}", 0)
-        conn.execute("PRAGMA journal_mode=DELETE").fetchall()  # fold the WAL into the file
+        files.fold_wal(conn)  # fold the WAL into the file
         return base, applied
     finally:
         conn.close()
@@ -264,10 +264,8 @@ def _check_base(
             until_seq,
         )
     if until_ms is not None and base >= 0:
-        written = int(
-            schema.fetchall(conn, "SELECT written_ms FROM journal WHERE seq = ?", (base,))[0][0]
-        )
-        if written > until_ms:
+        written = files.written_ms_at(conn, base)
+        if written is not None and written > until_ms:
             raise RestoreError(
                 f"the backup's last frame (seq {base}) was written at {written} ms, after "
                 f"--until-time ({until_ms} ms); choose an older backup",
@@ -325,11 +323,7 @@ def _apply_batch(conn: apsw.Connection, frames: list[Frame], progress: Progress 
     """Journal rows and their projections in one transaction, as the writer does."""
     with conn:
         for frame in frames:
-            conn.execute(
-                "INSERT INTO journal (seq, kind, hash, body, written_ms, chain)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (frame.seq, frame.kind, frame.hash, frame.body, frame.written_ms, frame.chain),
-            )
+            files.insert_frame(conn, frame)
             if frame.kind != "header":
                 record = json.loads(frame.body)
                 projections.apply(conn, frame.seq, frame.kind, frame.hash, record, frame.written_ms)
@@ -344,6 +338,6 @@ def _assertion_count(path: Path) -> int:
         f"file:{path}?mode=ro", flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI
     )
     try:
-        return int(schema.fetchall(conn, "SELECT count(*) FROM assertions")[0][0])
+        return files.assertion_count(conn)
     finally:
         conn.close()

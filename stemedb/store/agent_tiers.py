@@ -157,3 +157,23 @@ def cosigners_of(conn: apsw.Connection, hashes: Iterable[bytes]) -> dict[bytes, 
         for assertion, agent in rows:
             found.setdefault(bytes(assertion), []).append(bytes(agent))
     return found
+
+
+_UNREGISTERED_ABOVE = """
+SELECT count(*) FROM assertions a
+WHERE a.tier < ? AND NOT EXISTS (
+  SELECT 1 FROM agent_tiers r
+  WHERE r.agent_id = a.agent_id AND r.max_tier <= a.tier
+    AND r.seq = (SELECT max(n.seq) FROM agent_tiers n WHERE n.agent_id = r.agent_id)
+)
+"""
+
+
+def registry_summary(conn: apsw.Connection, ceiling: int) -> tuple[int, int] | None:
+    """(agents registered, claims declaring a tier above `ceiling` by an unregistered
+    first signer) for the doctor; None on a schema older than migration 0005."""
+    if not fetchall(conn, "SELECT 1 FROM sqlite_master WHERE name = 'agent_tiers'"):
+        return None
+    agents = int(fetchall(conn, "SELECT count(DISTINCT agent_id) FROM agent_tiers")[0][0])
+    above = int(fetchall(conn, _UNREGISTERED_ABOVE, (ceiling,))[0][0])
+    return agents, above

@@ -15,9 +15,8 @@ too) and the test fails on:
   that the wiring hands to services (HTTP resources call services);
 * waitress imported anywhere but http/;
 * SQL outside store/: a call of `execute`, `executemany` or `fetchall`, or a
-  string that is an SQL statement. The one exception is ops/ (offline tools
-  working on database files: backup, restore, archive, doctor), see the
-  architecture notes.
+  string that is an SQL statement. No exception: the offline tools (ops/) run
+  theirs through store/files.py.
 """
 
 from __future__ import annotations
@@ -46,7 +45,7 @@ STORE_MUST_NOT_IMPORT = (
     "cli",
     "ops",
 )
-SQL_ALLOWED_IN = ("store", "ops")
+SQL_ALLOWED_IN = ("store",)
 SQL_CALLS = {"execute", "executemany", "fetchall"}
 SQL_STRING = re.compile(
     r"^\s*(SELECT\s.+\sFROM\s|INSERT\s+(OR\s+\w+\s+)?INTO\s|UPDATE\s+\w+\s+SET\s|"
