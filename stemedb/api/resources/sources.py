@@ -108,8 +108,17 @@ def routes(service: WriteService, registry: SourceRegistry) -> list[Route]:
         query = parse_query(req, SourceQuery)
         json_response(resp, registry.get(_source_id(source_id), query.known_at))
 
-    errors = {400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse}
-    written = {201: WriteResult, 200: WriteResult, 404: ErrorResponse, **errors}
+    errors: dict[int, type[BaseModel] | None] = {
+        400: ErrorResponse,
+        401: ErrorResponse,
+        403: ErrorResponse,
+    }
+    written: dict[int, type[BaseModel] | None] = {
+        201: WriteResult,
+        200: WriteResult,
+        404: ErrorResponse,
+        **errors,
+    }
     return [
         Route(
             "POST",
