@@ -316,3 +316,13 @@ def test_audit_shows_who_asked_and_what_they_were_shown(world: World, tab: Tab) 
     assert f"#/agents?id={asker}" in links
     assert f"#/record?hash={winner}" in links
     assert tab.errors == []
+
+
+def test_concepts_contains_filters_predicates_by_value_text(world: World, tab: Tab) -> None:
+    tab.go(world.server.url, "#/concepts?prefix=drugs/semaglutide&q=ileus")
+    tab.ready("#predicate-list li")
+    shown = tab.page.eval_on_selector_all(
+        "#predicate-list li", "els => els.map(e => e.dataset.predicate)"
+    )
+    assert shown == ["label_gi_warning"]  # the only predicate with a value "ileus_warning"
+    assert tab.errors == []

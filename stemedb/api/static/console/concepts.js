@@ -12,11 +12,21 @@ function crumbs(prefix) {
   return h("nav", { class: "crumbs", "aria-label": "Concept path" }, out);
 }
 
-async function predicates(subject) {
-  const body = await api("/v1/query", { method: "POST", body: { subject, lens: "skeptic", limit: 200 } });
-  const recency = await api("/v1/query", { method: "POST", body: { subject, lens: "recency", limit: 200 } });
+async function predicates(subject, needle) {
+  const [body, recency, listing] = await Promise.all([
+    api("/v1/query", { method: "POST", body: { subject, lens: "skeptic", limit: 200 } }),
+    api("/v1/query", { method: "POST", body: { subject, lens: "recency", limit: 200 } }),
+    api("/v1/query", { method: "POST", body: { subject, limit: 1000 } }),
+  ]);
   const latest = Object.fromEntries(recency.results.map((g) => [g.predicate, g.winner]));
-  return body.results.map((g) => h("li", { class: "pred", dataset: { predicate: g.predicate } },
+  const values = {};
+  for (const a of listing.assertions) {
+    (values[a.predicate] = values[a.predicate] || []).push(valueText(a.object).toLowerCase());
+  }
+  // "Contains" matches a predicate's name or any value claimed for it.
+  const matches = (g) => !needle || g.predicate.toLowerCase().includes(needle)
+    || (values[g.predicate] || []).some((v) => v.includes(needle));
+  return body.results.filter(matches).map((g) => h("li", { class: "pred", dataset: { predicate: g.predicate } },
     link(route("claim", { subject, predicate: g.predicate }), g.predicate),
     " ", conflictBadge(g.conflict_score),
     h("span", { class: "muted small" }, ` ${g.candidates_count} candidate(s) · latest: ${latest[g.predicate] ? valueText(latest[g.predicate].object) : "—"}`)));
@@ -26,7 +36,7 @@ export async function show(main, { params }) {
   const prefix = (params.get("prefix") || "").replace(/\/+$/, "");
   const filter = params.get("q") || "";
   const input = h("input", { id: "concept-search", name: "prefix", value: prefix, placeholder: "drugs/sema", autocomplete: "off" });
-  const textInput = h("input", { id: "concept-filter", name: "q", value: filter, placeholder: "filter children by text" });
+  const textInput = h("input", { id: "concept-filter", name: "q", value: filter, placeholder: "a path, predicate or value" });
   const form = h("form", { class: "card controls", role: "search", "aria-label": "Find concepts" },
     h("div", { class: "field" }, h("label", { for: "concept-search" }, "Path prefix"), input),
     h("div", { class: "field" }, h("label", { for: "concept-filter" }, "Contains"), textInput),
@@ -58,7 +68,7 @@ export async function show(main, { params }) {
     h("h2", { id: "children-title" }, parent ? `Under ${parent}/` : "Top level"),
     items.length ? h("ul", { class: "concepts", id: "concept-list" }, items) : h("p", { class: "muted" }, "Nothing here.")));
   if (prefix) {
-    const preds = await predicates(prefix);
+    const preds = await predicates(prefix, needle);
     if (preds.length) {
       main.append(h("section", { class: "card", "aria-labelledby": "pred-title" },
         h("h2", { id: "pred-title" }, `Predicates of ${prefix}`),
