@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -92,28 +93,42 @@ def _without_timings(per_world: dict[str, Any], seeds: list[int]) -> dict[str, A
     }
 
 
+def _size(text: str) -> Size:
+    """`key=value,...` over the default Size (numbers keep the field's type)."""
+    changes: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, _, value = item.partition("=")
+        default = getattr(Size(), key)  # AttributeError names an unknown field
+        changes[key] = type(default)(value)
+    return replace(Size(), **changes)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.truth", description=__doc__)
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--families", default=",".join(FAMILIES))
+    parser.add_argument(
+        "--size", default="", help="world shape overrides, e.g. sources=24,coverage=0.35,domain=5"
+    )
     parser.add_argument("--json", type=Path, help="write the full results here")
     parser.add_argument("--svg", type=Path, help="write the accuracy plot here")
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     families = [f.strip() for f in args.families.split(",") if f.strip()]
+    size = _size(args.size)
     per_world: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     sizes: dict[str, Any] = {}
     started = time.perf_counter()
     with server(env=run.SERVER_ENV) as srv:
         for family in families:
             for seed in seeds:
-                world = generate(family, seed)
+                world = generate(family, seed, size)
                 written = run.write_world(srv, world)
                 sizes.setdefault(family, {"pairs_queried": len(world.queries), **written})
                 per_world.setdefault(family, {})[str(seed)] = run.score_world(srv, world)
                 print(f"{family} seed {seed}: done", file=sys.stderr, flush=True)
     summary = summarise(per_world)
-    table = markdown(summary, seeds, {"size": Size().__dict__, "written": sizes})
+    table = markdown(summary, seeds, {"size": size.__dict__, "written": sizes})
     print(table)
     print(f"(wall clock {time.perf_counter() - started:.0f} s)", file=sys.stderr)
     if args.json:  # without the timings, so the file is the same for the same seeds

@@ -178,3 +178,24 @@ def test_any_group_resolves_to_one_of_its_values_with_a_probability(rows) -> Non
     scores = {e.hash: e.score for e in result.explanation}
     assert result.resolution_confidence == max(scores.values())
     assert all(0.0 <= s <= 1.0 for s in scores.values())
+
+
+def test_clones_need_not_say_exactly_the_same_things() -> None:
+    """Each member of the family skips one of its four other pairs: still clones."""
+    claims: list[TruthClaim] = []
+    n = 0
+    for p in range(20):
+        for h in ("h1", "h2", "h3"):
+            claims.append(claim(n, p, h, "t" if (p + int(h[1])) % 7 else "x"))
+            n += 1
+    for k in range(15):
+        for p in range(4):
+            if p != k % 4:
+                claims.append(claim(n, p, f"clone{k:02d}", "spam"))
+                n += 1
+    group = [cand(i, h, "good") for i, h in enumerate(("h1", "h2", "h3"), start=1)]
+    group += [cand(10 + k, f"clone{k:02d}", "spam", ts=1500 + k) for k in range(15)]
+    result = run(group, TruthEvidence(tuple(claims)))
+    assert result.winner is not None and result.winner.value_key == value("good")
+    pairs = {frozenset(c["agents"]) for c in result.extra["truth"]["copying"]}
+    assert frozenset({agent("clone00"), agent("clone01")}) in pairs
