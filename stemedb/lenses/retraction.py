@@ -47,14 +47,15 @@ def warning(hash_hex: str, ctx: LensContext) -> dict[str, Any]:
 
 
 def flag(result: LensResult, ctx: LensContext) -> LensResult:
-    """Each competing retracted candidate's line warns; `extra.warnings` lists them."""
+    """Each retracted candidate's line warns (unless it was left out for being retracted:
+    its line says so already); `extra.warnings` lists them."""
     if not ctx.retracted:
         return result
     lines = []
     warnings: list[dict[str, Any]] = []
     for line in result.explanation:
         note = ctx.retracted.get(line.hash)
-        if note is not None and line.excluded is None:
+        if note is not None and line.excluded != "retracted":
             line = line._replace(why=f"{line.why}; WARNING: {note['message']}")
             warnings.append(warning(line.hash, ctx))
         lines.append(line)

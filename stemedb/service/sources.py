@@ -83,7 +83,7 @@ def spread_warnings(body: dict[str, Any]) -> dict[str, Any]:
     for item in warnings:
         by_hash.setdefault(item["hash"], []).append(item["message"])
     for line in body.get("explanation") or []:
-        if line.get("hash") in by_hash and line.get("excluded") is None:
+        if line.get("hash") in by_hash and line.get("excluded") != "retracted":
             line["warnings"] = by_hash[line["hash"]]
     winner = body.get("winner")
     if isinstance(winner, dict) and winner.get("hash") in by_hash:

@@ -113,3 +113,13 @@ def test_retracted_candidates_warn_or_are_excluded() -> None:
     # Nothing retracted: the answer is exactly the old one.
     plain = LensContext(at_s=T + 20)
     assert "warnings" not in resolve("recency", "d/x", "dose", [good, bad], plain).extra
+
+
+def test_a_retracted_candidate_left_out_for_another_reason_still_warns() -> None:
+    regulator = rule(1, "d/x", "dose", "5", tier=0)
+    forum = rule(2, "d/x", "dose", "50", tier=4, agent=B)
+    ctx = LensContext(at_s=T + 20, retracted={forum.hash: {"message": "retracted!"}})
+    result = resolve("authority", "d/x", "dose", [regulator, forum], ctx)
+    line = next(e for e in result.explanation if e.hash == forum.hash)
+    assert line.excluded == "tier" and line.why.endswith("WARNING: retracted!")
+    assert [w["hash"] for w in result.extra["warnings"]] == [forum.hash]
