@@ -14,7 +14,9 @@ from importlib import resources
 from typing import Any
 
 import falcon
+from pydantic import BaseModel
 
+from stemedb.api.errors import ErrorResponse
 from stemedb.api.resources import triage as triage_resource
 from stemedb.api.routing import Route
 from stemedb.service.triage import TriageService
@@ -26,6 +28,16 @@ TYPES = {
     ".css": "text/css; charset=utf-8",
     ".svg": "image/svg+xml",
 }
+
+
+class ConsoleSessionOut(BaseModel):
+    """What the console may offer: auth on or off, the key's role, whether /metrics exists."""
+
+    auth: bool
+    role: str
+    key_id: str | None
+    scope: str | None = None
+    metrics: bool
 
 
 def _dir() -> Any:
@@ -90,6 +102,7 @@ def console_routes(store: Store) -> list[Route]:
             "The role of the presented API key (what the console may offer)",
             tag="meta",
             auth="read",
+            responses={200: ConsoleSessionOut, 401: ErrorResponse},
         ),
         *triage_resource.routes(triage),
     ]
