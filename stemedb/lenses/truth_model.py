@@ -45,6 +45,7 @@ COPY_PRIOR = 0.2  # ACCU's alpha: prior probability that two agents are dependen
 FALSE_VALUES = 10.0  # ACCU's n: how many false values an independent error picks from
 MIN_TWIN_CLAIMS = 3  # clones: never differ, on at least this many shared pairs
 TWIN_OVERLAP = 0.6  # ... covering at least this share of the smaller one's pairs
+TWIN_BACKED = 0.5  # ... and a family of them whose values others rarely state
 MAX_ITERATIONS = 30
 TOLERANCE = 1e-7
 
@@ -293,7 +294,9 @@ def _twins(
     pairs: Sequence[tuple[Pair, list[tuple[Agent, str]]]], evidence: Mapping[Agent, int]
 ) -> dict[tuple[Agent, Agent], float]:
     """Clones: agents that never said different things, on at least MIN_TWIN_CLAIMS
-    shared pairs covering at least TWIN_OVERLAP of the smaller one's pairs.
+    shared pairs covering at least TWIN_OVERLAP of the smaller one's pairs,
+    in a family (connected by such links) whose values are the outside agents'
+    most common value less than TWIN_BACKED of the time.
 
     Dependent for certain, before any value is judged. A family of fresh keys
     pushing the same values, or a copier of everything one source says, is
@@ -312,13 +315,64 @@ def _twins(
                     same[(a, b)] = same.get((a, b), 0) + 1
                 else:
                     differ.add((a, b))
+    edges = [
+        (a, b)
+        for (a, b), n in sorted(same.items())
+        if (a, b) not in differ
+        and n >= MIN_TWIN_CLAIMS
+        and n >= TWIN_OVERLAP * min(evidence[a], evidence[b])
+    ]
     out: dict[tuple[Agent, Agent], float] = {}
-    for (a, b), n in sorted(same.items()):
-        if (a, b) in differ or n < MIN_TWIN_CLAIMS:
-            continue
-        if n >= TWIN_OVERLAP * min(evidence[a], evidence[b]):
-            out[(a, b)] = 1.0
+    for family in _components(edges):
+        if _backed_outside(pairs, family) < TWIN_BACKED:
+            for i, a in enumerate(family):
+                for b in family[i + 1 :]:
+                    out[(a, b)] = 1.0
     return out
+
+
+def _components(edges: Sequence[tuple[Agent, Agent]]) -> list[list[Agent]]:
+    """Connected groups of agents (sorted, in sorted order) joined by `edges`."""
+    parent: dict[Agent, Agent] = {}
+
+    def root(a: Agent) -> Agent:
+        while parent.setdefault(a, a) != a:
+            a = parent[a]
+        return a
+
+    for a, b in edges:
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    groups: dict[Agent, list[Agent]] = {}
+    for a in sorted(parent):
+        groups.setdefault(root(a), []).append(a)
+    return [groups[r] for r in sorted(groups)]
+
+
+def _backed_outside(
+    pairs: Sequence[tuple[Pair, list[tuple[Agent, str]]]], family: Sequence[Agent]
+) -> float:
+    """Share of the family's claims whose value is the most common among the agents
+    outside the family (ties included).
+
+    Independent agents that happen never to disagree mostly say what most
+    others say too; a clone family pushes values the others do not hold.
+    """
+    members = set(family)
+    backed = total = 0
+    for _pair, speakers in pairs:
+        inside = [v for a, v in speakers if a in members]
+        if not inside:
+            continue
+        outside: dict[str, int] = {}
+        for a, v in speakers:
+            if a not in members:
+                outside[v] = outside.get(v, 0) + 1
+        top = max(outside.values(), default=0)
+        total += len(inside)
+        backed += sum(1 for v in inside if top and outside.get(v, 0) == top)
+    return backed / total if total else 0.0
 
 
 def _dependent(a1: float, a2: float, kt: float, kf: float, kd: float) -> float:

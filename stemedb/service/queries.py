@@ -12,7 +12,7 @@ import functools
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import apsw
@@ -45,6 +45,8 @@ class Selection:
     min_agent_age: float | None = None  # consensus/layered: voices of old-enough agents only
     exclude_retracted: bool = False  # claims citing a retracted source stop competing
     include_quarantined: bool = False  # held assertions compete too (service/quarantine.py)
+    # `truth`: reads shared by the groups of this one query (issue 18)
+    truth_memo: truth_inputs.Memo = field(default_factory=truth_inputs.Memo, compare=False)
 
 
 def _decode_cursor(cursor: str | None, field: str = "cursor") -> Any:
@@ -292,7 +294,9 @@ class QueryService:
                 epochs = None  # fail open: unreadable epoch metadata never hides data
         evidence = None
         if lens == "truth" or (lens == "epoch" and sel.inner == "truth"):  # issue 18
-            evidence = truth_inputs.gather(conn, sel.filter, rows, cosigners, self._tier_policy)
+            evidence = truth_inputs.gather(
+                conn, sel.filter, rows, cosigners, self._tier_policy, sel.truth_memo
+            )
         return LensContext(
             at_s=sel.at_s,
             decay=sel.ctx_decay,

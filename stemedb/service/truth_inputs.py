@@ -12,6 +12,7 @@ journal's size; `bounded` tells the lens (and the reader) when one applied.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import apsw
 
@@ -39,14 +40,61 @@ def _signers(row: CandidateRow, cosigners: Mapping[bytes, tuple[bytes, ...]]) ->
     return (row.agent_id.hex(), *extra)
 
 
+@dataclass
+class Memo:
+    """Reads already done by one query (one snapshot): a subtree query asks for
+    the same agents' pairs and the same pairs' claims group after group."""
+
+    pairs_of: dict[bytes, list[tuple[str, str]]] = field(default_factory=dict)
+    claims_of: dict[tuple[str, str], list[TruthClaim]] = field(default_factory=dict)
+
+
+def _pair_claims(
+    conn: apsw.Connection,
+    f: CandidateFilter,
+    pair: tuple[str, str],
+    policy: tier_policy.TierPolicy,
+) -> list[TruthClaim]:
+    """Every visible claim on one pair, at its capped tier, with its co-signers."""
+    one = CandidateFilter(
+        subjects=(pair[0],),
+        predicate=pair[1],
+        as_of=f.as_of,
+        known_at_ms=f.known_at_ms,
+        include_superseded=f.include_superseded,
+    )
+    rows: list[CandidateRow] = []
+    for _s, _p, group in iter_groups(conn, one):
+        rows.extend(r for r in group if f.include_superseded or not r.superseded)
+    if not rows:
+        return []
+    caps = policy.caps(conn, rows, f.known_at_ms)
+    cosigners = reliability.cosigners_of(conn, (r.hash for r in rows))
+    out = []
+    for r in rows:
+        cap = caps.get(r.hash)
+        tier = max(r.tier, cap.allowed) if cap is not None else r.tier
+        key = f"{r.subject}\x00{r.predicate}"
+        out.append(
+            TruthClaim(key, r.value_key, _signers(r, cosigners), tier, r.timestamp, r.hash.hex())
+        )
+    return out
+
+
 def gather(
     conn: apsw.Connection,
     f: CandidateFilter,
     rows: Sequence[CandidateRow],
     group_cosigners: Mapping[str, tuple[str, ...]],
     policy: tier_policy.TierPolicy,
+    memo: Memo | None = None,
 ) -> TruthEvidence:
-    """The neighbourhood of one group (see the module docstring)."""
+    """The neighbourhood of one group (see the module docstring).
+
+    `memo` carries the reads of earlier groups of the same query (same
+    snapshot, same filter), so each agent and each pair is read once per query.
+    """
+    memo = memo if memo is not None else Memo()
     agents = {r.agent_id for r in rows if r.agent_id is not None}
     agents.update(bytes.fromhex(a) for extra in group_cosigners.values() for a in extra)
     ordered = sorted(agents)
@@ -54,44 +102,24 @@ def gather(
     here = {(r.subject, r.predicate) for r in rows}
     pairs: dict[tuple[str, str], None] = {}
     for agent in ordered[:MAX_AGENTS]:
-        for pair in reliability.recent_pairs(
-            conn, agent, as_of=f.as_of, known_at_ms=f.known_at_ms, limit=PER_AGENT
-        ):
+        if agent not in memo.pairs_of:
+            memo.pairs_of[agent] = reliability.recent_pairs(
+                conn, agent, as_of=f.as_of, known_at_ms=f.known_at_ms, limit=PER_AGENT
+            )
+        for pair in memo.pairs_of[agent]:
             if pair not in here:
                 pairs.setdefault(pair, None)
     chosen = sorted(pairs)
     if len(chosen) > MAX_PAIRS:
         bounded = True
         chosen = chosen[:MAX_PAIRS]
-    found: list[CandidateRow] = []
-    for subject, predicate in chosen:
-        one = CandidateFilter(
-            subjects=(subject,),
-            predicate=predicate,
-            as_of=f.as_of,
-            known_at_ms=f.known_at_ms,
-            include_superseded=f.include_superseded,
-        )
-        for _s, _p, group in iter_groups(conn, one):
-            found.extend(r for r in group if f.include_superseded or not r.superseded)
-        if len(found) >= MAX_CLAIMS:
+    claims: list[TruthClaim] = []
+    for pair in chosen:
+        if pair not in memo.claims_of:
+            memo.claims_of[pair] = _pair_claims(conn, f, pair, policy)
+        claims.extend(memo.claims_of[pair])
+        if len(claims) >= MAX_CLAIMS:
             bounded = True
-            found = found[:MAX_CLAIMS]
+            claims = claims[:MAX_CLAIMS]
             break
-    caps = policy.caps(conn, found, f.known_at_ms) if found else {}
-    cosigners = reliability.cosigners_of(conn, (r.hash for r in found))
-    claims = []
-    for r in found:
-        cap = caps.get(r.hash)
-        tier = max(r.tier, cap.allowed) if cap is not None else r.tier
-        claims.append(
-            TruthClaim(
-                f"{r.subject}\x00{r.predicate}",
-                r.value_key,
-                _signers(r, cosigners),
-                tier,
-                r.timestamp,
-                r.hash.hex(),
-            )
-        )
     return TruthEvidence(tuple(claims), bounded, dict(LIMITS))
