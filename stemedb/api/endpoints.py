@@ -15,10 +15,10 @@ from stemedb.security.breakers import Breakers
 from stemedb.security.keys import KeyStore
 from stemedb.service.audit import AuditLog
 from stemedb.service.browse import BrowseService
+from stemedb.service.constraints import ConstraintService
 from stemedb.service.operations import Operations
 from stemedb.service.quarantine import QuarantineService
 from stemedb.service.queries import QueryService
-from stemedb.service.constraints import ConstraintService
 from stemedb.service.sources import SourceRegistry
 from stemedb.service.tier_policy import AgentRegistry
 from stemedb.service.writes import WriteService

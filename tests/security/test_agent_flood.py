@@ -243,7 +243,7 @@ def test_first_seen_is_the_same_from_writes_migration_backfill_and_reindex(
     with conn:
         conn.execute("DROP TABLE agents")
         conn.execute("PRAGMA user_version = 5")
-    assert [m.name for m in schema.apply_migrations(conn)][0] == "0006_agents_seen.sql"
+    assert next(m.name for m in schema.apply_migrations(conn)) == "0006_agents_seen.sql"
     assert _agents_rows(conn) == live
     conn.close()
     # And so does a reindex (projections.apply frame by frame).
