@@ -85,6 +85,11 @@ def test_truth_over_http_discounts_copiers_and_is_time_correct(server_factory: A
         frozenset({agents["orig"].id, agents["c1"].id})
     }
     assert "reliability" in first["explanation"][0]["why"]
+    newest = _answer(api, root, "epoch", as_of=T1)  # inner recency: the copiers spoke last
+    body = api.query(
+        subject=f"{root}/asked", predicate="dose", lens="epoch", inner="truth", as_of=T1
+    )
+    assert _value(newest) == "bad" and _value(body["results"][0]) == "good"
     assert 0.5 < first["resolution_confidence"] <= 1.0
 
     # A system time after the first batch, and strictly before the next one.
