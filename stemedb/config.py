@@ -122,6 +122,14 @@ class Settings:
     breaker_rate_min: int = 1000
     breaker_rate_factor: float = 10.0
     breaker_open_s: float = 300.0
+    # Replication and read replicas (docs/operations/replication.md).
+    role: str = "primary"
+    replica_url: tuple[str, ...] = ()  # Litestream replica URLs (file://, s3://, sftp://)
+    litestream_config: Path | None = None  # a full litestream.yml instead (several targets)
+    litestream_addr: str = "127.0.0.1:18190"  # Litestream's metrics endpoint (lag probe)
+    replication_process: str = "child"  # child: `stemedb serve` runs it; external: a unit
+    primary_url: str | None = None  # where a replica sends writers
+    replica_wait_max_s: float = 5.0  # the longest `min_seq` makes a reader wait
 
     @property
     def db_path(self) -> Path:
@@ -340,6 +348,23 @@ def _auto_int(maximum: int) -> Callable[[str, str], int | None]:
     return parse
 
 
+def _replica_urls(variable: str, raw: str) -> tuple[str, ...]:
+    urls = _list(variable, raw)
+    for url in urls:
+        scheme = url.split("://", 1)[0] if "://" in url else ""
+        if scheme not in ("file", "s3", "sftp", "gs", "abs", "webdav", "webdavs"):
+            raise ConfigError(
+                variable,
+                f"{url!r} is not a Litestream replica URL (file:///path, s3://bucket/path)",
+            )
+    return urls
+
+
+def _host_port(variable: str, raw: str) -> str:
+    host, port = parse_bind_addr(variable, raw)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _optional_path(variable: str, raw: str) -> Path | None:
     return Path(raw.strip()) if raw.strip() else None
 
@@ -417,6 +442,13 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "STEMEDB_BREAKER_RATE_MIN": ("breaker_rate_min", lambda v, r: parse_int(v, r, 1)),
     "STEMEDB_BREAKER_RATE_FACTOR": ("breaker_rate_factor", lambda v, r: parse_float(v, r, 1.0)),
     "STEMEDB_BREAKER_OPEN_S": ("breaker_open_s", lambda v, r: parse_float(v, r, 1.0)),
+    "STEMEDB_ROLE": ("role", _choice(("primary", "replica"))),
+    "STEMEDB_REPLICA_URL": ("replica_url", _replica_urls),
+    "STEMEDB_LITESTREAM_CONFIG": ("litestream_config", _optional_path),
+    "STEMEDB_LITESTREAM_ADDR": ("litestream_addr", _host_port),
+    "STEMEDB_REPLICATION_PROCESS": ("replication_process", _choice(("child", "external"))),
+    "STEMEDB_PRIMARY_URL": ("primary_url", _optional_text),
+    "STEMEDB_REPLICA_WAIT_MAX": ("replica_wait_max_s", lambda v, r: parse_float(v, r, 0.0)),
 }
 
 KNOWN_VARIABLES = frozenset({"STEMEDB_BIND_ADDR", *_PARSERS})

@@ -107,6 +107,7 @@ class Server:
         self._stop = threading.Event()
         self._stop_reason = ""
         self._dirlock: Any = None  # stemedb.store.dirlock.DirLock once step 4 has run
+        self.replication: Any = None  # stemedb.replication.Replication when it runs
 
     # ---- steps 1-9 -----------------------------------------------------------
 
@@ -119,7 +120,7 @@ class Server:
             ("data directories", self._step_directories),
             ("open the journal", lambda: self._require_store().open_journal()),
             ("open the store", self._step_projections),
-            ("start the writer", lambda: self._require_store().start_writer()),
+            ("start the writer", self._step_writer),
             ("build the Falcon app", self._step_app),
             ("bind the listener", self._step_bind),
         ]
@@ -216,6 +217,18 @@ class Server:
         self.metrics.bind_store(store.stats)
         return summary
 
+    def _step_writer(self) -> str:
+        from stemedb import replication  # Litestream, when configured (replication.md)
+
+        summary = self._require_store().start_writer()
+        try:
+            self.replication = replication.for_server(
+                self._require_settings(), self.store, self.metrics
+            )
+        except replication.ReplicationError as exc:
+            raise StepFailed(str(exc), replication.RUNBOOK) from None
+        return f"{summary}; {self.replication.describe()}" if self.replication else summary
+
     def _step_app(self) -> str:
         from stemedb import admission
         from stemedb.api.app import admitted, create_app, metrics_route
@@ -289,6 +302,9 @@ class Server:
             store, self.store = self.store, None
             store.close()
             log.info("writer stopped and store closed")
+        if self.replication is not None:  # after the writer's last commit: Litestream ships it
+            self.replication, replication = None, self.replication
+            replication.stop()
 
     def _raw(self, variable: str, default: str) -> str:
         return self.overrides.get(variable, self.environ.get(variable, default))

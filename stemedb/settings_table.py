@@ -361,6 +361,48 @@ SETTINGS: tuple[SettingDoc, ...] = (
         "seconds a tripped breaker stays open (an admin resets it sooner)",
         "`900`",
     ),
+    SettingDoc(
+        "STEMEDB_ROLE",
+        "`primary`",
+        "`primary` accepts writes; `replica` serves reads from a database Litestream keeps following the replica storage (`STEMEDB_REPLICA_URL`) and answers writes 421 naming `STEMEDB_PRIMARY_URL` (docs/operations/replication.md)",
+        "`replica`",
+    ),
+    SettingDoc(
+        "STEMEDB_REPLICA_URL",
+        "—",
+        "Litestream replica URL(s), comma-separated: a primary replicates its database there continuously; a replica follows it",
+        "`s3://bucket/stemedb`, `file:///srv/replica`",
+    ),
+    SettingDoc(
+        "STEMEDB_LITESTREAM_CONFIG",
+        "—",
+        "a full `litestream.yml` (several targets, credentials, retention) used instead of `STEMEDB_REPLICA_URL`; must set `addr:` for the lag probe",
+        "`/etc/stemedb/litestream.yml`",
+    ),
+    SettingDoc(
+        "STEMEDB_LITESTREAM_ADDR",
+        "`127.0.0.1:18190`",
+        "where Litestream serves its metrics; the lag probe, `/metrics` and `doctor` read it",
+        "`127.0.0.1:18191`",
+    ),
+    SettingDoc(
+        "STEMEDB_REPLICATION_PROCESS",
+        "`child`",
+        "`child`: `stemedb serve` runs and restarts Litestream itself; `external`: `stemedb-litestream.service` does (the packages)",
+        "`external`",
+    ),
+    SettingDoc(
+        "STEMEDB_PRIMARY_URL",
+        "—",
+        "on a replica: the primary's URL, named in the answer to a write",
+        "`https://db-primary.example.org`",
+    ),
+    SettingDoc(
+        "STEMEDB_REPLICA_WAIT_MAX",
+        "`5`",
+        "seconds a replica waits at most for `min_seq` before answering 503 `replica_behind`",
+        "`2`",
+    ),
 )
 
 BY_VARIABLE = {row.variable: row for row in SETTINGS}

@@ -228,6 +228,7 @@ class Store:
         if self.read_only_reason is not None:
             return "writer NOT started: database is read-only after a failed journal check"
         assert self.head is not None
+        checkpointer.cooperate(self._conn(), self.settings)  # Litestream owns checkpoints
         self.writer = Writer(
             self._conn(),
             self.head,
@@ -237,7 +238,9 @@ class Store:
             while_waiting=self.while_waiting,
         )
         self.writer.start()
-        self.checkpointer = checkpointer.Checkpointer(self.path, sync=self.settings.sync)
+        self.checkpointer = checkpointer.Checkpointer(
+            self.path, sync=self.settings.sync, replicating=checkpointer.replicating(self.settings)
+        )
         self.checkpointer.start()
         return (
             f"writer started (group commit: max batch {self.settings.group_commit_max_batch},"

@@ -12,6 +12,18 @@ leave. The writer keeps SQLite's automatic checkpoint at its default (1,000
 pages) as the safety net: it only runs when this thread falls behind (a
 burst of writes), so the WAL stays as small as before, which matters on a
 full disk.
+
+With replication on (STEMEDB_REPLICA_URL / STEMEDB_LITESTREAM_CONFIG), Litestream
+owns checkpointing, as its documentation asks of applications: it holds a read
+transaction so no checkpoint can pass the last WAL frame it has copied, runs its
+own PASSIVE checkpoints (at 1,000 pages and every minute) and a TRUNCATE only
+when the WAL is huge. A checkpoint of ours in the instant Litestream lets go of
+that read lock could let the next commit restart the WAL under it; Litestream
+then notices and ships a full snapshot instead (no frame is lost, but a snapshot
+is the whole database). So then: the writer's automatic checkpoint is off
+(`cooperate`), and this thread only steps in, still PASSIVE, never RESTART or
+TRUNCATE, when the WAL passes `GUARD_BYTES`: Litestream is down or far behind,
+and a bounded WAL matters more than one extra snapshot.
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import apsw
 
@@ -32,11 +45,33 @@ log = logging.getLogger("stemedb.store")
 INTERVAL_S = 0.25
 NICE = 10  # lower priority than request work (a thread may always lower its own)
 WARN_EVERY_S = 60.0
+GUARD_BYTES = 16 * 1024 * 1024  # 4x the WAL at which Litestream checkpoints itself
+
+
+def replicating(settings: Any) -> bool:
+    """Litestream replicates this database (it then owns checkpointing)."""
+    urls = getattr(settings, "replica_url", ())
+    return bool(urls or getattr(settings, "litestream_config", None))
+
+
+def cooperate(writer: apsw.Connection, settings: Any) -> None:
+    """Before the writer starts: with Litestream on, no automatic checkpoint on commit."""
+    if replicating(settings):
+        writer.execute("PRAGMA wal_autocheckpoint=0")
 
 
 class Checkpointer:
-    def __init__(self, path: Path | str, *, sync: str, interval_s: float = INTERVAL_S) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        sync: str,
+        interval_s: float = INTERVAL_S,
+        replicating: bool = False,
+    ) -> None:
         self.path = path
+        self.replicating = replicating
+        self.skipped = 0  # turns left to Litestream (replicating, WAL under GUARD_BYTES)
         self.sync = sync
         self.interval_s = interval_s
         self.checkpoints = 0  # PASSIVE checkpoints run (tests, /metrics-free diagnostics)
@@ -70,6 +105,9 @@ class Checkpointer:
             conn.close()
 
     def checkpoint(self, conn: apsw.Connection) -> None:
+        if self.replicating and _wal_bytes(self.path) < GUARD_BYTES:
+            self.skipped += 1
+            return
         try:
             conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
             self.checkpoints += 1
@@ -78,3 +116,10 @@ class Checkpointer:
             if now - self._last_warning >= WARN_EVERY_S:
                 self._last_warning = now
                 log.warning("background WAL checkpoint failed (will retry): %s", exc)
+
+
+def _wal_bytes(path: Path | str) -> int:
+    try:
+        return os.stat(f"{path}-wal").st_size
+    except OSError:
+        return 0
