@@ -8,20 +8,22 @@ Bayesian reading and adds copy detection. Here:
 * every agent has one voice per (subject, predicate) pair: its newest claim;
 * an agent's accuracy A is a Beta posterior: the tier of its claims sets the
   prior (TIER_PRIOR, worth PRIOR_STRENGTH claims), each pair it spoke on adds
-  the probability, *computed without its own voice* (leave-one-out), that its
-  value is right. Its vote weight is the log-odds of a lower confidence bound
-  of A, so an agent with little history (a freshly minted key) weighs almost
-  nothing however confident its tier prior, and an agent no better than chance
-  weighs MIN_WEIGHT: enough to break a tie by numbers, far less than a proven
-  agent;
+  the probability that its value is right, *computed without its own voice
+  nor its likely copies' voices* (leave-one-out). Its vote weight is ACCU's
+  ln(n·A / (1 − A)) at a lower confidence bound of A, so an agent with little
+  history (a freshly minted key) weighs little however good its tier prior;
+  never less than MIN_WEIGHT, enough to break a tie by numbers;
 * a value's score is the sum of its supporters' weights, and its probability
-  exp(score) / (Σ exp(scores) + UNSEEN), UNSEEN being the mass of a value
-  nobody claimed;
-* after a first convergence, each pair of agents that spoke on the same pairs
-  gets a probability of dependence (ACCU's likelihood ratio: sharing *false*
-  values is what copiers do and independent sources rarely do), and every
-  supporter of a value is discounted by the chance it copied a
-  higher-weighted supporter of the same value; then the iteration runs again.
+  exp(score) / (Σ exp(scores) + UNSEEN per value of an (n + 1)-value domain
+  nobody claimed);
+* clones (agents that never disagree, over most of their pairs, in a family
+  whose values the other agents mostly do not hold) are dependent for certain
+  from the start; after a first convergence, each pair of agents that spoke
+  on the same pairs gets a probability of dependence (ACCU's likelihood
+  ratio: sharing *false* values is what copiers do and independent sources
+  rarely do), and every supporter of a value is discounted by the chance it
+  copied a higher-weighted supporter of the same value; then the iteration
+  runs again.
 
 Everything is iterated in sorted order with fixed constants, so the same
 claims give the same numbers bit for bit.
@@ -45,7 +47,7 @@ COPY_PRIOR = 0.2  # ACCU's alpha: prior probability that two agents are dependen
 FALSE_VALUES = 10.0  # ACCU's n: how many false values an independent error picks from
 MIN_TWIN_CLAIMS = 3  # clones: never differ, on at least this many shared pairs
 TWIN_OVERLAP = 0.6  # ... covering at least this share of the smaller one's pairs
-TWIN_BACKED = 0.5  # ... and a family of them whose values others rarely state
+TWIN_BACKED = 0.5  # ... in a family whose values are rarely the others' most common
 MAX_ITERATIONS = 30
 TOLERANCE = 1e-7
 
