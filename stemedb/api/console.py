@@ -55,10 +55,13 @@ def asset_names() -> dict[str, str]:
 
 
 def console_routes(store: Store) -> list[Route]:
-    """The page, its assets and GET /v1/triage (whose index starts folding now)."""
+    """The page, its assets, the session probe and GET /v1/triage."""
     names = asset_names()
 
+    triage = TriageService(store)  # folded lazily: see TriageService.start
+
     def page(req: falcon.Request, resp: falcon.Response) -> None:
+        triage.start()  # someone opened the console: have triage ready when they get there
         resp.content_type = falcon.MEDIA_HTML
         resp.set_header("Cache-Control", "no-cache")
         resp.data = _dir().joinpath("index.html").read_bytes()
@@ -82,8 +85,6 @@ def console_routes(store: Store) -> list[Route]:
         body["metrics"] = bool(getattr(store.settings, "meter_enabled", False))  # /metrics served
         resp.media = body
 
-    triage = TriageService(store)
-    triage.start()
     common: dict[str, Any] = {"tag": "meta", "auth": "public", "response_media_type": "text/html"}
     return [
         Route("GET", "/console", page, "Web console (HTML)", **common),

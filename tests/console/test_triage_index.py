@@ -89,12 +89,13 @@ def test_before_the_first_fold_it_answers_building_with_progress(tmp_path: Any) 
     schema.apply_migrations(store.conn)
     fill(store.conn, 0, 100)
     service = TriageService(store)  # type: ignore[arg-type]
-    assert service.triage(TriageQuery(), wait_s=0.01) == {
-        "status": "building",
-        "indexed_seq": 0,
-        "head_seq": 100,
-    }
-    service.start()
+    assert not service.ready.is_set()  # nothing folded before anyone asks
+    with service._lock:  # hold the fold back: the first request starts it and says so
+        assert service.triage(TriageQuery(), wait_s=0.01) == {
+            "status": "building",
+            "indexed_seq": 0,
+            "head_seq": 100,
+        }
     body = poll(lambda: (b := service.triage(TriageQuery()))["status"] == "ready" and b)
     assert body["total"] == 10  # every pair of 10 claims is contested
     assert body["indexed_seq"] == 10_000_000  # up to the one supersession (after row 100)
