@@ -41,12 +41,26 @@ async function metrics() {
   return { at: performance.now(), ...parseMetrics(await resp.text()) };
 }
 
+// One line for a record that is not an assertion: the fields a reader looks for.
+function describe(kind, r) {
+  const target = r.target_hash || r.assertion_hash;
+  const parts = {
+    outcome: () => `${r.accurate ? "accurate" : "inaccurate"} · agent ${short(r.agent_id)}`,
+    vote: () => `vote ${r.value ?? r.weight ?? ""} on ${short(target)}`,
+    supersession: () => `${r.type || "supersedes"} ${short(target)}${r.reason ? ` (${r.reason})` : ""}`,
+    epoch: () => `epoch ${r.name || ""}`,
+    alias: () => `${r.alias || r.path || ""} → ${r.canonical || ""}`,
+    agent_tier: () => `agent ${short(r.agent_id)} up to ${r.max_tier}`,
+  };
+  return (parts[kind] || (() => kind))();
+}
+
 function frameRow(frame) {
   const r = frame.record || {};
   const what = frame.kind === "assertion"
     ? [link(route("claim", { subject: r.subject, predicate: r.predicate }),
       `${r.subject} · ${r.predicate}`), " = ", h("strong", {}, valueText(r.object))]
-    : [frame.kind, r.target_hash ? ` → ${short(r.target_hash)}` : ""];
+    : describe(frame.kind, r);
   return h("li", { class: "feed-item", dataset: { seq: frame.seq, hash: frame.hash } },
     h("span", { class: "feed-seq" }, `#${frame.seq}`),
     h("span", { class: "badge kind" }, frame.kind),
