@@ -166,7 +166,7 @@ def generate(family: str, seed: int, size: Size = Size()) -> World:
     if family in ("spam", "spam_partial"):
         _add_spam(world, rng, pairs, truth, size)
     _distinct(world)
-    _add_votes(world, rng, truth, size)
+    _add_votes(world, rng, truth, new_truth, size)
     for pair in pairs:
         if family == "drift":
             world.queries.append(Query(pair[0], pair[1], T_CHANGE - 1, f"v{truth[pair]}"))
@@ -263,24 +263,30 @@ def _distinct(world: World) -> None:
 
 
 def _add_votes(
-    world: World, rng: random.Random, truth: dict[tuple[str, str], int], size: Size
+    world: World,
+    rng: random.Random,
+    truth: dict[tuple[str, str], int],
+    new_truth: dict[tuple[str, str], int],
+    size: Size,
 ) -> None:
-    """Honest voters up-vote a true claim (85 %), dishonest ones a false claim."""
+    """At a random time, honest voters up-vote a claim then made that is true then
+    (85 %, else a false one); dishonest voters up-vote a false one."""
     by_pair: dict[tuple[str, str], list[int]] = {}
     for i, c in enumerate(world.claims):
         by_pair.setdefault((c.subject, c.predicate), []).append(i)
     for pair in sorted(by_pair):
         if rng.random() >= size.vote_share:
             continue
-        idx = by_pair[pair]
-        right = [i for i in idx if world.claims[i].value == f"v{truth[pair]}"]
-        wrong = [i for i in idx if i not in right]
         for v in range(size.voters):
-            pool = right if right and rng.random() < 0.85 else wrong
-            if pool:
-                world.votes.append((f"voter{v}", rng.choice(pool), 1.0, T0 + rng.randrange(SPAN)))
-            if wrong:
-                world.votes.append((f"liar{v}", rng.choice(wrong), 1.0, T0 + rng.randrange(SPAN)))
+            for voter, honest in ((f"voter{v}", True), (f"liar{v}", False)):
+                ts = T0 + rng.randrange(SPAN)
+                now_true = new_truth[pair] if pair in new_truth and ts >= T_CHANGE else truth[pair]
+                made = [i for i in by_pair[pair] if world.claims[i].timestamp <= ts]
+                right = [i for i in made if world.claims[i].value == f"v{now_true}"]
+                wrong = [i for i in made if i not in right]
+                pool = right if honest and right and rng.random() < 0.85 else wrong
+                if pool:
+                    world.votes.append((voter, rng.choice(pool), 1.0, ts))
 
 
 def signed_records(world: World) -> list[dict[str, Any]]:

@@ -81,11 +81,22 @@ class TruthClaim(NamedTuple):
     hash: str
 
 
+class TruthVote(NamedTuple):
+    """An agent's latest positive vote on an assertion: it backs that value of that pair."""
+
+    pair: str  # subject + "\x00" + predicate
+    value_key: str
+    voter: str  # agent id (64 hex)
+    weight: float  # in (0, 1]
+    timestamp: int
+
+
 @dataclass(frozen=True)
 class TruthEvidence:
     """The neighbourhood the `truth` lens learns reliabilities from (read beforehand)."""
 
     claims: tuple[TruthClaim, ...] = ()
+    votes: tuple[TruthVote, ...] = ()  # on the group's and the neighbourhood's assertions
     bounded: bool = False  # True: a read limit cut the neighbourhood short
     limits: Mapping[str, int] = field(default_factory=dict)  # the limits applied
 

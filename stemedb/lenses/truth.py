@@ -8,7 +8,9 @@ that look like copies of one another; the method is in `truth_model.py`.
 
 One voice per agent and pair: its newest assertion (as in `consensus`); every
 co-signer is a voice. An unsigned assertion is a voice of its own with only
-the tier prior to go on. The winner is the value with the highest
+the tier prior to go on. An agent that made no claim on a pair but up-voted
+one of its assertions backs that value (votes are evidence too, and voters
+earn a reliability like everyone else). The winner is the value with the highest
 probability, represented by its newest counted assertion; the resolution
 confidence is that probability.
 """
@@ -24,6 +26,7 @@ from stemedb.lenses.scoring import tie_value, total_key
 from stemedb.lenses.truth_model import Estimate, Model, estimate
 
 SEP = "\x00"
+VOTER_TIER = 5  # Anecdotal: the prior of an agent known only by its votes
 
 
 def _voices(
@@ -68,6 +71,18 @@ def _model(
             if agent not in speakers:
                 speakers[agent] = claim.value_key
             tiers[agent] = min(tiers.get(agent, claim.tier), claim.tier)
+    # An up-vote backs the value voted on: the voter's voice on that pair, unless it
+    # made a claim there itself (its newest vote per pair; on this pair only for
+    # values a counted candidate holds). A voter seen nowhere else: tier prior Anecdotal.
+    votes = ctx.truth.votes if ctx.truth is not None else ()
+    held = set(group.values())
+    for vote in sorted(votes, key=lambda v: (v.pair, -v.timestamp, v.voter, v.value_key)):
+        if vote.pair == pair and vote.value_key not in held:
+            continue
+        speakers = pairs.setdefault(vote.pair, {})
+        if vote.voter not in speakers:
+            speakers[vote.voter] = vote.value_key
+            tiers.setdefault(vote.voter, VOTER_TIER)
     return estimate(pairs, tiers)
 
 
@@ -92,7 +107,8 @@ def truth(candidates: Sequence[Candidate], ctx: LensContext) -> Outcome:
     pair = f"{first.subject}{SEP}{first.predicate}"
     group, group_tier, speaks, silenced = _voices(ordered, ctx)
     model, est = _model(pair, group, group_tier, ctx)
-    speakers = sorted(group.items())
+    speakers = next(s for p, s in model.pairs if p == pair)  # the group and its voters
+    voters = [(a, v) for a, v in speakers if a not in group]
     counted = model.contributions(speakers, est.weight, est.dependence)
     probs = model.probabilities(speakers, counted)
     newest: dict[str, Candidate] = {}
@@ -111,13 +127,19 @@ def truth(candidates: Sequence[Candidate], ctx: LensContext) -> Outcome:
         who = "; ".join(_agent_line(a, est, counted[a]) for a in speaks[i])
         why = f"value {show_value(c.value_key)} probability {fmt_num(round(probs[c.value_key], 6))}"
         why += f"; voice of {who}"
+        backing = [a for a, v in voters if v == c.value_key]
+        if backing:
+            shown = "; ".join(_agent_line(a, est, counted[a]) for a in backing[:3])
+            more = f" and {len(backing) - 3} more" if len(backing) > 3 else ""
+            why += f"; up-voted by {len(backing)} agent(s): {shown}{more}"
         if c is winner:
             why += "; newest counted assertion of the most probable value"
         lines.append(Scored(c, probs[c.value_key], why))
-    return Outcome(winner, probs[best], tuple(lines), extra=_extra(model, est, group, ctx))
+    extra = _extra(model, est, {a for a, _ in speakers}, ctx)
+    return Outcome(winner, probs[best], tuple(lines), extra=extra)
 
 
-def _extra(model: Model, est: Estimate, group: dict[str, str], ctx: LensContext) -> dict[str, Any]:
+def _extra(model: Model, est: Estimate, group: set[str], ctx: LensContext) -> dict[str, Any]:
     agents = {
         a: {
             "reliability": round(est.accuracy[a], 6),
@@ -138,7 +160,7 @@ def _extra(model: Model, est: Estimate, group: dict[str, str], ctx: LensContext)
             "agents": agents,
             "iterations": list(est.iterations),
             "pairs": len(model.pairs),
-            "claims": sum(len(s) for _, s in model.pairs),
+            "claims": sum(len(s) for _, s in model.pairs),  # voices: claims and votes
             "bounded": bool(evidence.bounded) if evidence is not None else False,
             "limits": dict(evidence.limits) if evidence is not None else {},
             "copying": copying[:50],

@@ -3,7 +3,8 @@
 For one (subject, predicate) group: every signer of its candidates; the pairs
 of each signer's newest claims (at most PER_AGENT); then every visible claim
 on those pairs (at most MAX_PAIRS pairs, MAX_CLAIMS claims), at their
-effective (capped) tiers with their co-signers. All of it under the query's
+effective (capped) tiers with their co-signers, and the signed up-votes on
+all of these assertions (each voter's latest). All of it under the query's
 `as_of` and `known_at`, in the query's snapshot, so the answer at T uses only
 what was known at T. The limits keep a query's cost bounded whatever the
 journal's size; `bounded` tells the lens (and the reader) when one applied.
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 
 import apsw
 
-from stemedb.lenses.candidate import TruthClaim, TruthEvidence
+from stemedb.lenses.candidate import TruthClaim, TruthEvidence, TruthVote
 from stemedb.service import tier_policy
 from stemedb.store import reliability
 from stemedb.store.candidates import CandidateFilter, CandidateRow, iter_groups
@@ -46,7 +47,25 @@ class Memo:
     the same agents' pairs and the same pairs' claims group after group."""
 
     pairs_of: dict[bytes, list[tuple[str, str]]] = field(default_factory=dict)
-    claims_of: dict[tuple[str, str], list[TruthClaim]] = field(default_factory=dict)
+    claims_of: dict[tuple[str, str], tuple[list[TruthClaim], list[TruthVote]]] = field(
+        default_factory=dict
+    )
+
+
+def _votes(
+    conn: apsw.Connection, f: CandidateFilter, rows: Sequence[CandidateRow]
+) -> list[TruthVote]:
+    """Signed up-votes on these assertions (each voter's latest), as backing for their values."""
+    by_hash = {r.hash: r for r in rows}
+    out = []
+    for target, voter, weight, ts in reliability.votes_on(
+        conn, by_hash, as_of=f.as_of, known_at_ms=f.known_at_ms
+    ):
+        if weight > 0.0:
+            r = by_hash[target]
+            pair = f"{r.subject}\x00{r.predicate}"
+            out.append(TruthVote(pair, r.value_key, voter.hex(), min(1.0, weight), ts))
+    return out
 
 
 def _pair_claims(
@@ -54,8 +73,8 @@ def _pair_claims(
     f: CandidateFilter,
     pair: tuple[str, str],
     policy: tier_policy.TierPolicy,
-) -> list[TruthClaim]:
-    """Every visible claim on one pair, at its capped tier, with its co-signers."""
+) -> tuple[list[TruthClaim], list[TruthVote]]:
+    """Every visible claim on one pair, at its capped tier, with its co-signers; its up-votes."""
     one = CandidateFilter(
         subjects=(pair[0],),
         predicate=pair[1],
@@ -67,7 +86,7 @@ def _pair_claims(
     for _s, _p, group in iter_groups(conn, one):
         rows.extend(r for r in group if f.include_superseded or not r.superseded)
     if not rows:
-        return []
+        return [], []
     caps = policy.caps(conn, rows, f.known_at_ms)
     cosigners = reliability.cosigners_of(conn, (r.hash for r in rows))
     out = []
@@ -78,7 +97,7 @@ def _pair_claims(
         out.append(
             TruthClaim(key, r.value_key, _signers(r, cosigners), tier, r.timestamp, r.hash.hex())
         )
-    return out
+    return out, _votes(conn, f, rows)
 
 
 def gather(
@@ -114,12 +133,15 @@ def gather(
         bounded = True
         chosen = chosen[:MAX_PAIRS]
     claims: list[TruthClaim] = []
+    votes = _votes(conn, f, rows)  # on the group's own assertions
     for pair in chosen:
         if pair not in memo.claims_of:
             memo.claims_of[pair] = _pair_claims(conn, f, pair, policy)
-        claims.extend(memo.claims_of[pair])
+        pair_claims, pair_votes = memo.claims_of[pair]
+        claims.extend(pair_claims)
+        votes.extend(pair_votes)
         if len(claims) >= MAX_CLAIMS:
             bounded = True
             claims = claims[:MAX_CLAIMS]
             break
-    return TruthEvidence(tuple(claims), bounded, dict(LIMITS))
+    return TruthEvidence(tuple(claims), tuple(votes), bounded, dict(LIMITS))

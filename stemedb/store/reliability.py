@@ -83,3 +83,37 @@ def cosigners_of(
         for target, agent in rows:
             out[bytes(target)] = (*out.get(bytes(target), ()), bytes(agent))
     return out
+
+
+def votes_on(
+    conn: apsw.Connection,
+    hashes: Iterable[bytes],
+    *,
+    as_of: int | None,
+    known_at_ms: int | None,
+    chunk: int = 500,
+) -> list[tuple[bytes, bytes, float, int]]:
+    """(assertion, voter, weight, timestamp) of each signed voter's latest vote on each
+    assertion (by claim time, then seq: the `votes` projection's rule), among the
+    votes cast by `as_of` and written by `known_at_ms`."""
+    keys = sorted(set(hashes))
+    latest: dict[tuple[bytes, bytes], tuple[int, int, float]] = {}
+    for start in range(0, len(keys), chunk):
+        part = keys[start : start + chunk]
+        params: list[object] = list(part)
+        sql = (
+            "SELECT assertion_hash, agent_id, weight, timestamp, seq FROM vote_history"
+            f" WHERE assertion_hash IN ({','.join('?' * len(part))}) AND length(agent_id) = 32"
+        )
+        if as_of is not None:
+            sql += " AND timestamp <= ?"
+            params.append(as_of)
+        if known_at_ms is not None:
+            sql += " AND written_ms <= ?"
+            params.append(known_at_ms)
+        for target, agent, weight, timestamp, seq in fetchall(conn, sql, tuple(params)):
+            key = (bytes(target), bytes(agent))
+            vote = (int(timestamp), int(seq), float(weight))
+            if key not in latest or vote[:2] > latest[key][:2]:
+                latest[key] = vote
+    return [(t, a, w, ts) for (t, a), (ts, _seq, w) in sorted(latest.items())]

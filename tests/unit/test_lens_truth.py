@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stemedb.lenses import Candidate, LensContext, resolve
-from stemedb.lenses.candidate import TruthClaim, TruthEvidence
+from stemedb.lenses.candidate import TruthClaim, TruthEvidence, TruthVote
 from stemedb.lenses.truth_model import _estimate
 
 QUERY = ("drug/x", "dose")
@@ -199,3 +199,33 @@ def test_clones_need_not_say_exactly_the_same_things() -> None:
     assert result.winner is not None and result.winner.value_key == value("good")
     pairs = {frozenset(c["agents"]) for c in result.extra["truth"]["copying"]}
     assert frozenset({agent("clone00"), agent("clone01")}) in pairs
+
+
+def test_up_votes_are_evidence_and_voters_earn_a_reliability() -> None:
+    """Two equal claims tie; the up-vote of a voter who backed the majority on ten
+    other pairs decides, the up-vote of one who always backed the minority does not."""
+    claims: list[TruthClaim] = []
+    votes: list[TruthVote] = []
+    for p in range(10):
+        for k, h in enumerate(("h1", "h2", "h3")):
+            claims.append(claim(10 * p + k, p, h, "t" if p != k else "z"))  # each errs once
+        claims.append(claim(10 * p + 5, p, "odd", "w"))
+        votes.append(TruthVote(f"e/{p}\x00p", value("t"), agent("good_voter"), 1.0, 400))
+        votes.append(TruthVote(f"e/{p}\x00p", value("w"), agent("bad_voter"), 1.0, 400))
+    group = [cand(1, "a", "x", ts=1000), cand(2, "b", "y", ts=999)]
+    pair = f"{QUERY[0]}\x00{QUERY[1]}"
+    no_votes = run(group, TruthEvidence(tuple(claims)))
+    assert no_votes.winner is not None and no_votes.winner.value_key == value("x")  # newer
+    votes.append(TruthVote(pair, value("y"), agent("good_voter"), 1.0, 900))
+    votes.append(TruthVote(pair, value("x"), agent("bad_voter"), 1.0, 900))
+    result = run(group, TruthEvidence(tuple(claims), tuple(votes)))
+    assert result.winner is not None and result.winner.value_key == value("y")
+    agents = result.extra["truth"]["agents"]
+    assert (
+        agents[agent("good_voter")]["reliability"]
+        > 0.7
+        > 0.3
+        > agents[agent("bad_voter")]["reliability"]
+    )
+    line = next(e.why for e in result.explanation if e.hash == result.winner.hash)
+    assert "up-voted by 1 agent(s)" in line and agent("good_voter")[:12] in line
