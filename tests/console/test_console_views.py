@@ -287,6 +287,7 @@ def test_keyboard_and_phone_width(world: World, chromium: Browser) -> None:
         t.page.keyboard.press("Enter")
         t.page.wait_for_function("() => location.hash.startsWith('#/triage')")
         t.ready("#triage-table")
+        t.page.wait_for_function("() => document.activeElement.id === 'view'")  # focus moved
         unlabeled = t.page.evaluate(
             "() => [...document.querySelectorAll('input, select')]"
             ".filter(e => !e.labels || !e.labels.length).map(e => e.id)"

@@ -90,5 +90,10 @@ async function render() {
   }
 }
 
-window.addEventListener("hashchange", render);
+// After a navigation, move focus to the new view so keyboard and screen-reader
+// users start reading there (the view's h1 is its first child).
+window.addEventListener("hashchange", async () => {
+  await render();
+  if (!main.contains(document.activeElement)) main.focus({ preventScroll: true });
+});
 render();
