@@ -60,6 +60,7 @@ def _later(root: str, agents: dict[str, Agent]) -> list[dict[str, Any]]:
 def _answer(api: Api, root: str, lens: str = "truth", **when: int) -> dict[str, Any]:
     body = api.query(subject=f"{root}/asked", predicate="dose", lens=lens, **when)
     (group,) = body["results"]
+    assert isinstance(group, dict)
     return group
 
 
