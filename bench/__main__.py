@@ -10,7 +10,10 @@
 Sections: ingest, writes, queries (lenses, point reads and RSS at --size),
 read_threads (authority at --size with STEMEDB_THREADS 8/32/64), startup
 (start-up, `stemedb verify --full`, `stemedb reindex` at --size), scale (10k/100k/1M
-= size/100, size/10, size; the plot), mixed (80/20 for 60 s), profile (py-spy).
+= size/100, size/10, size; the plot), mixed (80/20 for 60 s), profile (py-spy),
+peers (Datasette and a Postgres app side by side at --size: bench/peers.py; it
+installs its own prerequisites, a venv in bench/.cache/venv-bench and, as root,
+the Debian packages wrk and postgresql).
 `http` means writes+queries+mixed.
 
 Everything is measured side by side in one run, interleaved round by round,
@@ -48,6 +51,7 @@ SECTIONS = (
     "scale",
     "mixed",
     "profile",
+    "peers",
 )
 ALIASES = {"http": ("writes", "queries", "mixed"), "all": SECTIONS}
 
@@ -138,6 +142,10 @@ def prerequisites(sections: set[str], plot: bool) -> list[str]:
                 "matplotlib is missing (a bench-only prerequisite, not a project dependency): "
                 f"{Path(sys.executable).parent}/pip install matplotlib==3.11.2"
             )
+    if "peers" in sections:
+        from bench import peers_procs
+
+        missing.extend(peers_procs.ensure_setup())
     if "profile" in sections:
         from bench.profile import py_spy
 
@@ -297,6 +305,11 @@ def main(argv: list[str] | None = None) -> int:
             from bench import mixed
 
             timed("mixed", mixed.run, size, datasets.load_lines(bodies), seconds=mixed_seconds)
+        elif name == "peers":
+            from bench import peers
+
+            timed("peers", peers.run, size, seconds=seconds, rounds=rounds)
+            (RESULTS / f"{stamp}-peers.md").write_text(peers.markdown(results["peers"]) + "\n")
         elif name == "profile":
             from bench import profile
 
