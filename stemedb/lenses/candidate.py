@@ -89,6 +89,7 @@ class TruthVote(NamedTuple):
     voter: str  # agent id (64 hex)
     weight: float  # in (0, 1]
     timestamp: int
+    hash: str = ""  # the assertion voted on (64 hex)
 
 
 @dataclass(frozen=True)

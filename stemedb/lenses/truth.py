@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from stemedb.lenses.base import EMPTY, Outcome, Scored, fmt_num, show_value, signers
-from stemedb.lenses.candidate import Candidate, LensContext
+from stemedb.lenses.candidate import Candidate, LensContext, TruthClaim
 from stemedb.lenses.scoring import tie_value, total_key
 from stemedb.lenses.truth_model import Estimate, Model, estimate
 
@@ -55,8 +55,27 @@ def _voices(
     return value, tier, speaks, silenced
 
 
+def _current(
+    ctx: LensContext, claims: Sequence[TruthClaim], pair: str, group_hashes: set[str]
+) -> set[str]:
+    """Assertions that are still the newest of one of their signers on their pair."""
+    if ctx.truth is None or not ctx.truth.votes:
+        return set()
+    newest: dict[tuple[str, str], str] = {}
+    # the order `_model` reads claims in: newest first, then the tie-break chain
+    for claim in sorted(claims, key=lambda c: (c.pair, -c.timestamp, c.tier, c.hash)):
+        if claim.pair != pair:
+            for agent in claim.signers:
+                newest.setdefault((claim.pair, agent), claim.hash)
+    return set(newest.values()) | group_hashes
+
+
 def _model(
-    pair: str, group: dict[str, str], group_tier: dict[str, int], ctx: LensContext
+    pair: str,
+    group: dict[str, str],
+    group_tier: dict[str, int],
+    ctx: LensContext,
+    group_hashes: set[str],
 ) -> tuple[Model, Estimate]:
     """The pairs → {agent: value} the model learns from: the group plus its neighbourhood."""
     pairs: dict[str, dict[str, str]] = {pair: dict(group)}
@@ -74,10 +93,15 @@ def _model(
     # An up-vote backs the value voted on: the voter's voice on that pair, unless it
     # made a claim there itself (its newest vote per pair; on this pair only for
     # values a counted candidate holds). A voter seen nowhere else: tier prior Anecdotal.
+    # A vote on an assertion its signers have since revised (a newer claim of theirs
+    # on the pair) backs a stale value, and no longer counts.
     votes = ctx.truth.votes if ctx.truth is not None else ()
     held = set(group.values())
+    current = _current(ctx, claims, pair, group_hashes)
     for vote in sorted(votes, key=lambda v: (v.pair, -v.timestamp, v.voter, v.value_key)):
         if vote.pair == pair and vote.value_key not in held:
+            continue
+        if vote.hash and vote.hash not in current:
             continue
         speakers = pairs.setdefault(vote.pair, {})
         if vote.voter not in speakers:
@@ -106,7 +130,8 @@ def truth(candidates: Sequence[Candidate], ctx: LensContext) -> Outcome:
     first = ordered[0]
     pair = f"{first.subject}{SEP}{first.predicate}"
     group, group_tier, speaks, silenced = _voices(ordered, ctx)
-    model, est = _model(pair, group, group_tier, ctx)
+    current = {ordered[i].hash for i in speaks}  # the group's counted assertions
+    model, est = _model(pair, group, group_tier, ctx, current)
     speakers = next(s for p, s in model.pairs if p == pair)  # the group and its voters
     voters = [(a, v) for a, v in speakers if a not in group]
     counted = model.contributions(speakers, est.weight, est.dependence)

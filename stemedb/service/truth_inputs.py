@@ -64,7 +64,8 @@ def _votes(
         if weight > 0.0:
             r = by_hash[target]
             pair = f"{r.subject}\x00{r.predicate}"
-            out.append(TruthVote(pair, r.value_key, voter.hex(), min(1.0, weight), ts))
+            vote = TruthVote(pair, r.value_key, voter.hex(), min(1.0, weight), ts, r.hash.hex())
+            out.append(vote)
     return out
 
 

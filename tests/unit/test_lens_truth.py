@@ -229,3 +229,17 @@ def test_up_votes_are_evidence_and_voters_earn_a_reliability() -> None:
     )
     line = next(e.why for e in result.explanation if e.hash == result.winner.hash)
     assert "up-voted by 1 agent(s)" in line and agent("good_voter")[:12] in line
+
+
+def test_a_vote_on_an_assertion_its_author_has_since_revised_no_longer_counts() -> None:
+    old = claim(1, 0, "s", "old", ts=10)
+    new = claim(2, 0, "s", "new", ts=20)
+    group = [cand(1, "a", "x")]
+
+    def voices(voted: TruthClaim) -> int:
+        vote = TruthVote(old.pair, voted.value_key, agent("v"), 1.0, 30, voted.hash)
+        result = run(group, TruthEvidence((old, new), (vote,)))
+        return int(result.extra["truth"]["claims"])
+
+    assert voices(new) == 3  # a on the asked pair; s and the voter on e/0
+    assert voices(old) == 2  # the voter backed what s said before it changed its mind
