@@ -466,6 +466,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if variable in env:
             values[name] = parse(variable, env[variable])
     settings = Settings(**values)
+    if settings.role == "replica":
+        if len(settings.replica_url) != 1:
+            raise ConfigError(
+                "STEMEDB_REPLICA_URL", "STEMEDB_ROLE=replica follows exactly one replica URL"
+            )
+        # the copy is Litestream's to write: a read may not append audit rows to it
+        settings = replace(settings, query_audit=False)
     if settings.tls_enabled:
         raise ConfigError(
             "STEMEDB_TLS_ENABLED",

@@ -155,6 +155,8 @@ class Metrics:
         )
         self.readers = ReaderCollector()
         r.register(self.readers)
+        self.replication = ReplicationCollector()  # its probe is set when Litestream runs
+        r.register(self.replication)
         self.tls_cert_expiry_seconds: Gauge | None = None
         self._stats_fn: Callable[[], Mapping[str, Any]] | None = None
         self._stats: Mapping[str, Any] = {}
@@ -295,6 +297,46 @@ class ReaderCollector(Collector):
             for reason in ("client_budget", "total_budget", "unavailable"):
                 dropped.add_metric([reason], stats.dropped.get(reason, 0))
             yield dropped
+
+
+class ReplicationCollector(Collector):
+    """stemedb_replication_* (docs/operations/replication.md), read from the lag probe.
+
+    Lag and errors are exported even with replication off (0): the shipped alert
+    uses them and every server exports what the rules use. `_up` and
+    `_replicated_seq` only exist while Litestream is configured.
+    """
+
+    def __init__(self) -> None:
+        self.probe: Any = None  # a stemedb.replication.probe.LagProbe
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        probe = self.probe
+        yield GaugeMetricFamily(
+            "stemedb_replication_lag_seconds",
+            "Age of the oldest journal head not yet confirmed replicated (0 = caught up)",
+            value=probe.lag_seconds() if probe is not None else 0.0,
+        )
+        yield CounterMetricFamily(
+            "stemedb_replication_errors",
+            "Replication errors: failed Litestream syncs, ERROR lines it logged, its exits",
+            value=probe.errors if probe is not None else 0,
+        )
+        if probe is None:
+            return
+        yield GaugeMetricFamily(
+            "stemedb_replication_up",
+            "1 while Litestream runs and answers on its metrics address",
+            value=1.0 if probe.up else 0.0,
+        )
+        yield GaugeMetricFamily(
+            "stemedb_replication_replicated_seq",
+            "Newest journal seq confirmed shipped to the replica storage",
+            value=probe.replicated_seq,
+        )
 
 
 def cert_not_after(path: Path) -> float:

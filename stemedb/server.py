@@ -61,6 +61,10 @@ def default_store(settings: Settings, metrics: Metrics) -> StoreLike:
     from stemedb import admission
     from stemedb.store import Store  # lazy: tests run the server with fake stores
 
+    if settings.role == "replica":  # follows the replica storage (replication.md)
+        from stemedb.replication.replica import ReplicaStore
+
+        return ReplicaStore(settings)
     # A request waiting for its group commit gives its admission slot back.
     return Store(settings, on_commit=metrics.observe_commit, while_waiting=admission.blocking)
 
@@ -238,6 +242,10 @@ class Server:
         assert metrics is not None
         routes = list(self.routes_factory(settings, store, metrics))
         extra = self.middleware_factory(settings, store, metrics) if self.middleware_factory else ()
+        if hasattr(store, "current_head"):  # X-StemeDB-Seq and min_seq (replication.md)
+            from stemedb.api.middleware import JournalSeqMiddleware
+
+            extra = [*extra, JournalSeqMiddleware(store, settings.replica_wait_max_s)]
         app = create_app(settings, routes, metrics, extra_middleware=extra)
         self.app = admitted(app, admission.configure(settings.active_requests))
         metrics.watch_admission(admission.current())

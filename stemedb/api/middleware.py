@@ -42,7 +42,7 @@ SECURITY_HEADERS = {
 }
 CORS_EXPOSED = (
     "X-Request-Id, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, "
-    "X-Quota-Limit, X-Quota-Remaining, X-Quota-Reset"
+    "X-Quota-Limit, X-Quota-Remaining, X-Quota-Reset, X-StemeDB-Seq"
 )
 
 
@@ -214,3 +214,67 @@ def _buffer_unsized_body(req: falcon.Request, limit: int) -> int:
     req.env["wsgi.input"] = req.stream = io.BytesIO(data)
     req.env["CONTENT_LENGTH"] = str(len(data))
     return len(data)
+
+
+class JournalSeqMiddleware:
+    """`X-StemeDB-Seq` on every answer; `min_seq=N` waits (bounded) for seq N; 421 on a
+    replica's writes (docs/operations/replication.md, "Reading your writes").
+
+    The header is the journal head when the request arrived: the answer reflects at
+    least every write up to it (reads take their snapshot after). A client that
+    wrote seq N and reads from a replica with `?min_seq=N` gets an answer that
+    includes its write, or after `STEMEDB_REPLICA_WAIT_MAX` seconds a 503
+    `replica_behind` with Retry-After, never a silently stale one.
+    """
+
+    def __init__(self, store: Any, max_wait_s: float) -> None:
+        self.store = store
+        self.max_wait_s = max_wait_s
+
+    def _head(self) -> int:
+        return int(self.store.current_head.seq)
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        params: Any = req.params  # a dict: taken out so routes never see an unknown field
+        raw = params.pop("min_seq", None)
+        if raw is not None:
+            try:
+                wanted = int(raw if isinstance(raw, str) else raw[-1])
+                if wanted < 0:
+                    raise ValueError
+            except ValueError:
+                raise ApiError(
+                    400,
+                    "invalid_request",
+                    "min_seq must be a journal seq (an integer >= 0)",
+                    [{"field": "min_seq", "message": "expected an integer >= 0"}],
+                ) from None
+            if self._head() < wanted and not self._wait(wanted):
+                raise ApiError(
+                    503,
+                    "replica_behind",
+                    f"this server has journal seq {self._head()}, not yet {wanted}; retry, "
+                    "or read from the primary",
+                    headers={"Retry-After": "1"},
+                )
+        req.context.journal_seq = self._head()
+
+    def _wait(self, seq: int) -> bool:
+        wait_for = getattr(self.store, "wait_for", None)
+        if wait_for is not None:
+            return bool(wait_for(seq, self.max_wait_s))
+        deadline = time.monotonic() + self.max_wait_s  # a primary: the writer moves on
+        while time.monotonic() < deadline:
+            if self._head() >= seq:
+                return True
+            time.sleep(0.005)
+        return self._head() >= seq
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
+    ) -> None:
+        seq = getattr(req.context, "journal_seq", None)
+        resp.set_header("X-StemeDB-Seq", str(seq if seq is not None else self._head()))
+        media = resp.media if resp.status_code == 503 else None
+        if isinstance(media, dict) and media.get("error", {}).get("code") == "not_primary":
+            resp.status = falcon.HTTP_421

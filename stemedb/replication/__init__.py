@@ -14,12 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry
-
 from stemedb.config import Settings
 from stemedb.replication import litestream
 from stemedb.replication.litestream import ReplicationError
-from stemedb.replication.probe import LagProbe, ReplicationCollector
+from stemedb.replication.probe import LagProbe
 
 RUNBOOK = litestream.RUNBOOK
 __all__ = ["RUNBOOK", "Replication", "ReplicationError", "config_path", "enabled", "start_primary"]
@@ -32,7 +30,7 @@ def enabled(settings: Settings) -> bool:
     return bool(settings.replica_url or settings.litestream_config)
 
 
-def config_path(settings: Settings) -> tuple[Path, str | None]:
+def config_path(settings: Settings, *, write: bool = True) -> tuple[Path, str | None]:
     """The litestream.yml to run and the metrics address in it.
 
     STEMEDB_REPLICA_URL: one is written beside the database (so `doctor`, the
@@ -50,7 +48,7 @@ def config_path(settings: Settings) -> tuple[Path, str | None]:
     text = litestream.render_config(
         settings.db_path, list(settings.replica_url), settings.litestream_addr
     )
-    if not path.is_file() or path.read_text("utf-8") != text:
+    if write and (not path.is_file() or path.read_text("utf-8") != text):
         path.write_text(text, "utf-8")
     return path, settings.litestream_addr
 
@@ -74,7 +72,7 @@ class Replication:
 
 
 def start_primary(
-    settings: Settings, head_fn: Callable[[], int], registry: CollectorRegistry | None
+    settings: Settings, head_fn: Callable[[], int], metrics: Any = None
 ) -> Replication | None:
     """Start Litestream (child mode) and the lag probe; None when replication is off."""
     if not enabled(settings) or settings.role != "primary":
@@ -91,8 +89,8 @@ def start_primary(
         supervisor.start()
     probe = LagProbe(head_fn, addr, settings.db_path, supervisor)
     probe.start()
-    if registry is not None:
-        registry.register(ReplicationCollector(probe))
+    if metrics is not None:
+        metrics.replication.probe = probe  # stemedb_replication_* on /metrics
     return Replication(probe, supervisor)
 
 
@@ -103,7 +101,6 @@ def for_server(settings: Settings, store: Any, metrics: Any) -> Replication | No
     def head_fn() -> int:
         return int(store.current_head.seq)
 
-    registry = getattr(metrics, "registry", None)
     if head is None:  # a test's fake store: nothing to replicate
         return None
-    return start_primary(settings, head_fn, registry)
+    return start_primary(settings, head_fn, metrics)

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -23,7 +24,7 @@ from pathlib import Path
 
 log = logging.getLogger("stemedb.replication")
 
-RUNBOOK = "docs/operations/replication.md#when-replication-fails"
+RUNBOOK = "docs/operations/runbooks/replication.md"
 MONITOR_INTERVAL = "100ms"  # how often Litestream looks at the WAL (default 1 s)
 SYNC_INTERVAL = "100ms"  # how often it uploads to each replica (default 1 s)
 RESTART_MAX_S = 30.0
@@ -109,6 +110,17 @@ def scrape(addr: str, db_path: Path, timeout: float = 1.0) -> Sample | None:
     )
 
 
+def die_with_parent() -> None:
+    """In the child before exec: SIGTERM it when the server dies, even by kill -9
+    (Linux prctl PR_SET_PDEATHSIG), so no orphaned Litestream keeps the files busy."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class Supervisor:
     """Keeps `litestream replicate -config FILE` running; counts the errors it logs.
 
@@ -144,7 +156,11 @@ class Supervisor:
         cmd = [str(self.exe), "replicate", "-config", str(self.config), "-no-expand-env"]
         with self._lock:
             self._proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent,
             )
         threading.Thread(
             target=self._pump, args=(self._proc,), name="stemedb-litestream-log", daemon=True

@@ -14,11 +14,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from stemedb.replication import litestream
 
@@ -89,36 +86,3 @@ class LagProbe:
     def up(self) -> bool:
         running = self.supervisor.running if self.supervisor is not None else True
         return running and litestream.scrape(self.addr, self.db_path, timeout=0.5) is not None
-
-
-class ReplicationCollector(Collector):
-    """stemedb_replication_* for /metrics, read from the probe at scrape time."""
-
-    def __init__(self, probe: LagProbe) -> None:
-        self.probe = probe
-
-    def describe(self) -> Iterator[Metric]:
-        return iter(())
-
-    def collect(self) -> Iterator[Metric]:
-        probe = self.probe
-        yield GaugeMetricFamily(
-            "stemedb_replication_up",
-            "1 while Litestream runs and answers on its metrics address",
-            value=1.0 if probe.up else 0.0,
-        )
-        yield GaugeMetricFamily(
-            "stemedb_replication_lag_seconds",
-            "Age of the oldest journal head not yet confirmed shipped (0 = caught up)",
-            value=probe.lag_seconds(),
-        )
-        yield GaugeMetricFamily(
-            "stemedb_replication_replicated_seq",
-            "Newest journal seq confirmed shipped to the replica storage",
-            value=probe.replicated_seq,
-        )
-        yield CounterMetricFamily(
-            "stemedb_replication_errors",
-            "Replication errors: failed Litestream syncs, ERROR lines it logged, its exits",
-            value=probe.errors,
-        )
