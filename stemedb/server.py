@@ -62,7 +62,7 @@ def default_store(settings: Settings, metrics: Metrics) -> StoreLike:
     from stemedb.store import Store  # lazy: tests run the server with fake stores
 
     if settings.role == "replica":  # follows the replica storage (replication.md)
-        from stemedb.replication.replica import ReplicaStore
+        from stemedb.store.replica import ReplicaStore
 
         return ReplicaStore(settings)
     # A request waiting for its group commit gives its admission slot back.

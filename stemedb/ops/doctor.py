@@ -87,7 +87,7 @@ def diagnose(settings: Settings, *, expected_user: str | None = None) -> list[Fi
     findings += check_archive(settings)
     findings += check_tier_registry(settings)  # agent tier registrations (doctor_tiers.py)
     findings += check_quarantine(settings)  # held records waiting (doctor_quarantine.py)
-    findings += _replication(settings)  # Litestream (stemedb/replication/doctor.py)
+    findings += _replication(settings)  # Litestream (doctor_replication.py)
     return findings
 
 
@@ -364,6 +364,6 @@ def check_disk(paths: Iterable[Path]) -> list[Finding]:
 
 
 def _replication(settings: Settings) -> list[Finding]:
-    from stemedb.replication.doctor import check_replication  # lazy: a hook, one line above
+    from stemedb.ops.doctor_replication import check_replication  # lazy: a hook, above
 
     return check_replication(settings)
