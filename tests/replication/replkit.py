@@ -97,3 +97,17 @@ def percentile(values: list[float], q: float) -> float:
 
 def frames(rows: list[tuple[int, bytes, bytes]]) -> dict[int, Any]:
     return {seq: (h, c) for seq, h, c in rows}
+
+
+def restored_equals(url: str, out: Path, primary: Path) -> bool:
+    """Restore the storage's newest state into `out`: is its journal the primary's?
+
+    Poll this: the lag probe confirms Litestream's local copy, and the upload to the
+    storage follows within its sync interval."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{out}{suffix}").unlink(missing_ok=True)
+    try:
+        restore(url, out)
+    except subprocess.CalledProcessError:
+        return False
+    return journal(out) == journal(primary)
