@@ -171,7 +171,7 @@ class Supervisor:
         assert proc.stdout is not None
         for raw in proc.stdout:
             line = raw.decode("utf-8", "replace").rstrip()
-            if "level=ERROR" in line:
+            if "level=ERROR" in line or line.startswith("Error:"):  # the latter: why it exits
                 self.errors += 1
                 self.last_error = line
                 log.error("litestream: %s (see %s)", line, RUNBOOK)
