@@ -64,3 +64,14 @@ def test_replica_reads_follow_writes_refused_min_seq(
         timeout=120,
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+    # the follower gone: the replica says it is not ready, and why
+    import os
+    import signal
+
+    children = Path(f"/proc/{replica.proc.pid}/task/{replica.proc.pid}/children").read_text()
+    for pid in children.split():
+        if b"restore" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            os.kill(int(pid), signal.SIGKILL)
+    poll(lambda: api.get("/v1/ready").status == 503, timeout=10)
+    assert api.get("/v1/ready").json["reason"] == "replica_not_following"
