@@ -233,6 +233,7 @@ class LensQueryOut(_Out):
     query_id: str
     results: list[LensGroupOut]
     next_cursor: str | None
+    seq: int | None = Field(default=None, description="journal seq of the answer's snapshot")
 
 
 class ListQueryOut(_Out):
@@ -240,6 +241,7 @@ class ListQueryOut(_Out):
     count: int
     next_cursor: str | None
     query_id: str
+    seq: int | None = Field(default=None, description="journal seq of the answer's snapshot")
 
 
 class QueryOut(RootModel[LensQueryOut | ListQueryOut]):

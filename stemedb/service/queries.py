@@ -340,6 +340,7 @@ class QueryService:
                 body = constraints.query_body(self.store, q, query_id)
             else:
                 body = self._resolve(conn, sel, q, lens, query_id)
+            body["seq"] = store_reads.head_seq(conn)  # the snapshot's seq (replication.md)
         elapsed = time.perf_counter() - started
         self.on_query("query", lens or "none", elapsed)
         self.audit.record(query_id, agent_id, "query", lens, q.model_dump(exclude_none=True), body)

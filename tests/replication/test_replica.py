@@ -41,6 +41,7 @@ def test_replica_reads_follow_writes_refused_min_seq(
     assert got.status == 200, got
     assert int(got.header("X-StemeDB-Seq") or 0) >= written["seq"]
     assert [a["hash"] for a in got.json["assertions"]] == [written["hash"]], got.json
+    assert got.json["seq"] >= written["seq"]  # the snapshot the answer was computed at
     one = api.get(f"/v1/assertions/{written['hash']}")
     assert one.status == 200 and one.json["seq"] == written["seq"]
 
