@@ -36,6 +36,7 @@ from stemedb.store import StartupError, Store, journal, schema
 log = logging.getLogger("stemedb.replication")
 
 HEAD_POLL_S = 0.02
+COUNT_EVERY_S = 1.0
 FOLLOW_INTERVAL = "100ms"
 FIRST_RESTORE_S = 300.0
 
@@ -159,11 +160,18 @@ class ReplicaStore(Store):
         return None
 
     def _poll(self) -> None:
+        counted_at = 0.0
         while not self._stop.wait(HEAD_POLL_S):
             try:
                 conn = schema.connect(self.path, readonly=True)
                 try:
                     head = journal.read_head(conn)
+                    # /v1/health's count: no writer keeps it here; a scan at most once a second
+                    stale = head is not None and (self.head is None or head.seq != self.head.seq)
+                    if stale and time.monotonic() - counted_at >= COUNT_EVERY_S:
+                        counted_at = time.monotonic()
+                        rows = schema.fetchall(conn, "SELECT count(*) FROM assertions")
+                        self.assertion_count = int(rows[0][0])
                 finally:
                     conn.close()
             except Exception:  # busy while Litestream applies: next turn

@@ -45,6 +45,9 @@ def test_replica_reads_follow_writes_refused_min_seq(
     one = api.get(f"/v1/assertions/{written['hash']}")
     assert one.status == 200 and one.json["seq"] == written["seq"]
 
+    # its health counts what arrived (no writer keeps the count on a replica)
+    poll(lambda: api.get_ok("/v1/health")["assertion_count"] == 2, timeout=5)
+
     # a seq the primary never reached: bounded wait, then 503 replica_behind
     behind = api.get("/v1/health", {"min_seq": written["seq"] + 10_000})
     assert behind.status == 503 and behind.error["code"] == "replica_behind"
