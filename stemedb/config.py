@@ -471,6 +471,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(
                 "STEMEDB_REPLICA_URL", "STEMEDB_ROLE=replica follows exactly one replica URL"
             )
+        if settings.root_api_key is not None:
+            raise ConfigError(
+                "STEMEDB_ROOT_API_KEY",
+                "a read replica cannot seed API keys (a write); its keys are the primary's, "
+                "replicated: unset it on the replica",
+            )
         # the copy is Litestream's to write: a read may not append audit rows to it
         settings = replace(settings, query_audit=False)
     if settings.tls_enabled:

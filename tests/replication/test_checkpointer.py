@@ -40,3 +40,24 @@ def test_replicating_checkpointer_only_guards_a_large_wal(tmp_path: Path, monkey
     plain = checkpointer.Checkpointer(path, sync="full")
     plain.checkpoint(conn)
     assert (plain.checkpoints, plain.skipped) == (1, 0)
+
+
+def test_replica_settings_are_checked() -> None:
+    import pytest
+
+    from stemedb.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match="STEMEDB_REPLICA_URL"):
+        load_settings({"STEMEDB_ROLE": "replica"})
+    with pytest.raises(ConfigError, match="STEMEDB_ROOT_API_KEY"):
+        load_settings(
+            {
+                "STEMEDB_ROLE": "replica",
+                "STEMEDB_REPLICA_URL": "file:///r",
+                "STEMEDB_ROOT_API_KEY": "k" * 40,
+            }
+        )
+    with pytest.raises(ConfigError, match="not a Litestream replica URL"):
+        load_settings({"STEMEDB_REPLICA_URL": "/just/a/path"})
+    replica = load_settings({"STEMEDB_ROLE": "replica", "STEMEDB_REPLICA_URL": "s3://b/p"})
+    assert replica.query_audit is False and replica.replica_url == ("s3://b/p",)

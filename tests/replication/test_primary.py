@@ -62,3 +62,26 @@ def test_litestream_killed_is_restarted_and_counted(
     poll(lambda: (metric(api, "stemedb_replication_errors_total") or 0) >= 1, timeout=10)
     poll(lambda: metric(api, "stemedb_replication_up") == 1.0, timeout=20)
     assert "litestream exited" in server.proc.output
+
+
+def test_lag_grows_while_litestream_is_stuck(server_factory: ServerFactory, tmp_path: Path) -> None:
+    """What the alert watches: commits Litestream does not ship age in the lag."""
+    import os
+    import signal
+
+    from tests.e2ekit import Agent, unique
+
+    server = server_factory(
+        {"STEMEDB_REPLICA_URL": f"file://{tmp_path / 'r'}", "STEMEDB_LITESTREAM_ADDR": free_addr()}
+    )
+    api = server.api
+    poll(lambda: metric(api, "stemedb_replication_up") == 1.0, timeout=15)
+    children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()
+    pid = next(int(p) for p in children if b"litestream" in Path(f"/proc/{p}/cmdline").read_bytes())
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        api.write("/v1/assert", Agent().assertion(f"lag/{unique()}", "p", 1))
+        poll(lambda: (metric(api, "stemedb_replication_lag_seconds") or 0) > 1.0, timeout=10)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    poll(lambda: metric(api, "stemedb_replication_lag_seconds") == 0.0, timeout=15)
