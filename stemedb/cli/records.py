@@ -33,7 +33,7 @@ from stemedb.cli.remote import (
     parse_time,
 )
 from stemedb.client import ApiError
-from stemedb.lenses.registry import UnknownLens, canonical_lens_name
+from stemedb.lenses.registry import LENS_NAMES, UnknownLens, canonical_lens_name
 
 OBJECT_TYPES = ("Text", "Number", "Boolean", "Reference")
 _INT = re.compile(r"^[+-]?\d+$")
@@ -217,8 +217,7 @@ def _register_query(subparsers: Any) -> None:
         "query",
         help="list assertions, or resolve them through a lens",
         description="Without --lens: list the matching assertions. With --lens: one answer per "
-        "(subject, predicate), each explained. Lenses: recency, confidence, consensus, "
-        "authority, trust, votes, best, epoch, skeptic, layered.",
+        "(subject, predicate), each explained. Lenses: " + ", ".join(LENS_NAMES) + ".",
     )
     parser.add_argument("subject", metavar="SUBJECT", help="concept path (or an alias of one)")
     parser.add_argument("--predicate", "-p", help="only this predicate")

@@ -34,8 +34,12 @@ Lens = Literal[
     "epoch",
     "skeptic",
     "layered",
+    "truth",
+    "constraints",
 ]
-Inner = Literal["recency", "confidence", "consensus", "authority", "trust", "votes", "best"]
+Inner = Literal[
+    "recency", "confidence", "consensus", "authority", "trust", "votes", "best", "truth"
+]
 Tier = Literal["Regulatory", "Clinical", "Observational", "Expert", "Community", "Anecdotal"]
 Lifecycle = Literal["Proposed", "UnderReview", "Approved", "Deprecated", "Rejected"]
 Hex64 = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$", description="64 hex characters")]
@@ -113,7 +117,8 @@ class StemeTools:
             Field(
                 description="Resolve each (subject, predicate) to one winner: authority (best "
                 "source tier), consensus (most agents), recency, confidence, trust, votes, "
-                "best, epoch, skeptic, layered. Omit to list the raw claims."
+                "best, epoch, skeptic, layered, truth (learned source reliability), constraints "
+                "(rules in force). Omit to list the raw claims."
             ),
         ] = None,
         inner: Annotated[Inner | None, Field(description="Tie-break lens inside epoch")] = None,

@@ -186,6 +186,7 @@ def test_lens_names_and_aliases() -> None:
         "skeptic",
         "layered",
         "truth",
+        "constraints",
     )
     assert canonical_lens_name("ReCency") == "recency"
     assert canonical_lens_name("TRUST_AWARE_AUTHORITY") == "trust"

@@ -22,7 +22,7 @@ from stemedb.api.routing import Route
 from stemedb.errors import InvalidRequest
 from stemedb.records.quarantine import QuarantineDecisionIn
 from stemedb.security.kinds import caller_for
-from stemedb.service.models import WriteResult
+from stemedb.service.models import MAX_SEQ, WriteResult
 from stemedb.service.quarantine import QuarantineService
 from stemedb.service.writes import WriteService
 
@@ -33,7 +33,7 @@ class QuarantineListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     state: str = Field("held", pattern="^(held|released|rejected|all)$")
-    after: int = Field(0, ge=0, description="cursor: `next_after` of the previous page")
+    after: int = Field(0, ge=0, le=MAX_SEQ, description="cursor: `next_after` of the previous page")
     limit: int = Field(100, ge=1, le=1000)
 
 
