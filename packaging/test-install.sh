@@ -197,7 +197,7 @@ fi
 # ---------------------------------------------------------- systemd units
 say "systemd units"
 UNITS=(stemedb-api.service stemedb-backup.service stemedb-backup.timer stemedb-archive.service
-    stemedb-archive.timer stemedb-verify.service stemedb-verify.timer)
+    stemedb-archive.timer stemedb-verify.service stemedb-verify.timer stemedb-litestream.service)
 verify_units() { # verify_units TREE UNITDIR
     local tree=$1 unitdir=$2
     # The package tree plus the host's own units (targets, sockets) so that
@@ -211,8 +211,8 @@ verify_units() { # verify_units TREE UNITDIR
 mkdir -p "$WORK/tree-deb" "$WORK/tree-rpm"
 dpkg-deb -x "$DEB" "$WORK/tree-deb"
 (cd "$WORK/tree-rpm" && rpm2cpio "$RPM" | cpio -idm --quiet)
-check "systemd-analyze verify: all 7 units of the .deb" verify_units "$WORK/tree-deb" lib/systemd/system
-check "systemd-analyze verify: all 7 units of the .rpm" verify_units "$WORK/tree-rpm" usr/lib/systemd/system
+check "systemd-analyze verify: all 8 units of the .deb" verify_units "$WORK/tree-deb" lib/systemd/system
+check "systemd-analyze verify: all 8 units of the .rpm" verify_units "$WORK/tree-rpm" usr/lib/systemd/system
 exposure() { systemd-analyze security --offline=true "$HERE/systemd/$1.service" 2>/dev/null \
     | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p'; }
 exposure_ok() { systemd-analyze security --offline=true --threshold=20 "$HERE/systemd/$1.service" >/dev/null 2>&1; }

@@ -62,3 +62,17 @@ def test_external_unit_replicates_the_servers_database(
     finally:
         unit.terminate()
         unit.wait(30)
+
+
+def test_the_unit_runs_the_installed_entry_point() -> None:
+    """The unit names a script of the venv (systemd-analyze verify checks it exists in
+    the package tree; `python -m` would name a symlink out of the tree)."""
+    from pathlib import Path
+
+    unit = Path(__file__).resolve().parents[2] / "packaging/systemd/stemedb-litestream.service"
+    assert "ExecStart=/opt/stemedb/venv/bin/stemedb-litestream\n" in unit.read_text()
+    script = Path(sys.executable).with_name("stemedb-litestream")
+    result = subprocess.run(
+        [str(script)], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}, check=False
+    )
+    assert result.returncode == 2 and "STEMEDB_REPLICA_URL" in result.stderr
