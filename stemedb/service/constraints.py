@@ -20,10 +20,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from stemedb.errors import InvalidRequest
-from stemedb.lenses import Candidate
 from stemedb.lenses import constraints as rules_lens
 from stemedb.paths import normalise_path, parent
 from stemedb.service import sources, tier_policy
+from stemedb.service.candidate_rows import to_candidate
 from stemedb.store import Store, agent_tiers
 from stemedb.store import reads as store_reads
 from stemedb.store.candidates import CandidateFilter, CandidateRow, iter_groups
@@ -124,7 +124,7 @@ class ConstraintService:
                 if predicate in rules_lens.VOCABULARY:
                     rows.extend(r for r in group if not r.superseded)
             caps = self._tier_policy.caps(conn, rows, known_at_ms)
-            rows, candidates = tier_policy.capped_candidates(rows, caps, _candidate)
+            rows, candidates = tier_policy.capped_candidates(rows, caps, to_candidate)
             by_seq = agent_tiers.sources_by_seq(conn, (r.seq for r in rows))
             cosigners = store_reads.cosigners_of(conn, (r.hash for r in rows))
             notes = sources.retracted_candidates(self.store, conn, rows, f)
@@ -201,23 +201,6 @@ def check_constraints(
         else IntendedAction.model_validate(intended_action)
     )
     return service.check(context, action)
-
-
-def _candidate(row: CandidateRow) -> Candidate:
-    """A stored row as a lens candidate (as `queries.to_candidate`, which imports us)."""
-    return Candidate(
-        row.hash.hex(),
-        row.subject,
-        row.predicate,
-        row.value_key,
-        row.confidence,
-        row.tier,
-        row.timestamp,
-        row.agent_id.hex() if row.agent_id else None,
-        row.lifecycle,
-        row.epoch.hex() if row.epoch else None,
-        row.superseded,
-    )
 
 
 def query_body(store: Store, q: Any, query_id: str) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from stemedb.paths import normalise_path
 from stemedb.records.fields import parse_lifecycle, parse_source_class
 from stemedb.service import constraints, quarantine, sources, tier_policy, truth_inputs
 from stemedb.service.audit import AuditLog
+from stemedb.service.candidate_rows import to_candidate
 from stemedb.service.models import MAX_SEQ, PairQuery, QueryIn
 from stemedb.store import Store, agents_seen
 from stemedb.store import reads as store_reads
@@ -100,22 +101,6 @@ def _lens_name(name: str, field: str) -> str:
         raise InvalidRequest.field(
             field, f"unknown lens {name!r}; valid lenses: {', '.join(exc.valid)}"
         ) from None
-
-
-def to_candidate(row: CandidateRow) -> Candidate:
-    return Candidate(
-        row.hash.hex(),
-        row.subject,
-        row.predicate,
-        row.value_key,
-        row.confidence,
-        row.tier,
-        row.timestamp,
-        row.agent_id.hex() if row.agent_id else None,
-        row.lifecycle,
-        row.epoch.hex() if row.epoch else None,
-        row.superseded,
-    )
 
 
 def _winner_row(

@@ -26,20 +26,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from stemedb.records import RECORD_KINDS as MODEL_KINDS
 from stemedb.records.fields import Lifecycle, ObjectType, SourceClass, SupersessionType
 
-RECORD_KINDS = (
-    "assertion",
-    "vote",
-    "epoch",
-    "supersession",
-    "alias",
-    "outcome",
-    "agent_tier",
-    "quarantine_decision",
-    "source",
-    "retraction",
-)
+RECORD_KINDS = MODEL_KINDS  # one list of record kinds: stemedb.records
 HEADER_FORMAT = "stemedb-journal"
 HEADER_VERSION = 1
 _HEX64 = re.compile("[0-9a-f]{64}")
