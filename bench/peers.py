@@ -20,7 +20,8 @@ Workloads, wrk from one thread (bench.peers_wrk), every round in turn on a
 fresh copy of the loaded data for every system, the order of the systems
 rotating from round to round:
 
-* health: the cheapest answer of each server (its HTTP stack's ceiling);
+* health: the cheapest answer of each server (its HTTP stack's ceiling): StemeDB
+  `/v1/health`, Datasette `/-/actor.json` (its cheapest JSON answer), the app `/health`;
 * reads: StemeDB `recency` and `authority` lens queries; the peers' latest
   value of the same (subject, predicate) pairs (10 candidates each), 32 connections;
 * single writes: one claim per request, 32 connections;
@@ -55,7 +56,17 @@ SYSTEMS = ("stemedb", "datasette", "postgres")
 CHUNK = 1000
 WRITES_TOTAL = 200_000  # new claims: the first quarter for single writes, the last 70% for bulk
 STEMEDB_ENV = {"STEMEDB_NEW_AGENTS_PER_HOUR": "0"}
-KEYS = ("rate", "p50_ms", "p90_ms", "p99_ms", "server_cpu_cores", "client_cpu_cores", "errors")
+KEYS = (
+    "rate",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "server_cpu_cores",
+    "db_cpu_cores",
+    "client_cpu_cores",
+    "others_cpu_cores",
+    "errors",
+)
 
 
 class Files:
@@ -82,7 +93,7 @@ class Files:
             "stemedb_health": wr(tmp / "s-health.paths", ["/v1/health"]),
             "stemedb_recency": wr(tmp / "s-recency.paths", recency),
             "stemedb_authority": wr(tmp / "s-authority.paths", dbcache.lens_paths(n, "authority")),
-            "datasette_health": wr(tmp / "d-health.paths", ["/-/versions.json"]),
+            "datasette_health": wr(tmp / "d-health.paths", ["/-/actor.json"]),
             "datasette_latest": wr(
                 tmp / "d-latest.paths",
                 [
@@ -123,6 +134,10 @@ def _acked(result: dict[str, Any]) -> int:
     return int(result["requests"] - result["status_errors"])
 
 
+def _cores(cpu_s: float, result: dict[str, Any]) -> float:
+    return round(cpu_s / float(result["duration_s"]), 2)
+
+
 def _print(system: str, workload: str, r: dict[str, Any]) -> None:
     print(
         f"  {system} {workload}: {r['rate']}/s p50 {r['p50_ms']} p99 {r['p99_ms']} ms"
@@ -131,10 +146,12 @@ def _print(system: str, workload: str, r: dict[str, Any]) -> None:
     )
 
 
-def round_stemedb(n: int, files: Files, seconds: float, conns: int, bulk: int) -> dict[str, Any]:
+def round_stemedb(
+    n: int, files: Files, seconds: float, conns: int, bulk: int, env: dict[str, str]
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     data = dbcache.copy_to(n, dbcache.fresh_dir())
-    srv = Server(data, STEMEDB_ENV)
+    srv = Server(data, {**STEMEDB_ENV, **env})
     try:
         for kind in ("health", "recency", "authority"):
             r = peers_wrk.run(
@@ -225,8 +242,11 @@ def round_postgres(
     srv = peers_procs.pg_app(cluster.dsn(db), cluster.base / f"app-{db}.log")
     try:
         for kind, key in (("health", "postgres_health"), ("latest", "postgres_latest")):
+            cpu0 = cluster.cpu_s()
             res = peers_wrk.run(srv, "paths", files.paths[key], seconds=seconds, connections=conns)
             out[kind] = _row(res, res["ok_per_s"])
+            out[kind]["db_cpu_cores"] = _cores(cluster.cpu_s() - cpu0, res)
+        cpu0 = cluster.cpu_s()
         s = peers_wrk.run(
             srv,
             "bodies",
@@ -237,10 +257,13 @@ def round_postgres(
             count=files.single_count,
         )
         out["single"] = _row(s, s["ok_per_s"])
+        out["single"]["db_cpu_cores"] = _cores(cluster.cpu_s() - cpu0, s)
+        cpu0 = cluster.cpu_s()
         b = peers_wrk.run(
             srv, "bodies", files.row_bulk, seconds=seconds, connections=bulk, path="/claims/insert"
         )
         out["bulk"] = _row(b, round(b["ok_per_s"] * CHUNK, 1))
+        out["bulk"]["db_cpu_cores"] = _cores(cluster.cpu_s() - cpu0, b)
         count = int(cluster.psql(db, "-At", "-c", "SELECT count(*) FROM claims").strip())
         out["check"] = {
             "rows_acked": _acked(s) + _acked(b) * CHUNK,
@@ -273,11 +296,17 @@ def run(
     connections: int = 32,
     bulk_connections: int = 4,
     writes_total: int = WRITES_TOTAL,
+    systems: tuple[str, ...] = SYSTEMS,
+    variants: dict[str, dict[str, str]] | None = None,
 ) -> dict[str, Any]:
+    """`variants`: more StemeDB servers in every round, `stemedb+NAME` with extra env
+    (e.g. the query audit off), to show what a setting costs side by side."""
+    variants = variants or {}
+    systems = (*systems, *(f"stemedb+{name}" for name in variants))
     missing = peers_procs.ensure_setup()
     if missing:
         raise RuntimeError("; ".join(missing))
-    per: dict[str, dict[str, list[dict[str, Any]]]] = {s: {} for s in SYSTEMS}
+    per: dict[str, dict[str, list[dict[str, Any]]]] = {s: {} for s in systems}
     out: dict[str, Any] = {
         "assertions": n + dbcache.WIDE_COUNT,
         "seconds": seconds,
@@ -285,6 +314,8 @@ def run(
         "connections": connections,
         "bulk_connections": bulk_connections,
         "chunk": CHUNK,
+        "systems": list(systems),
+        "variants": variants,
     }
     dbcache.database(n)
     tmp = Path(tempfile.mkdtemp(prefix="peers-", dir=work_dir()))
@@ -298,10 +329,11 @@ def run(
         cluster = peers_procs.PgCluster(pg_base)
         out["postgres_load_s"] = load_postgres(cluster, n)
         for r in range(rounds):
-            order = SYSTEMS[r % 3 :] + SYSTEMS[: r % 3]
-            for system in order:
-                if system == "stemedb":
-                    got = round_stemedb(n, files, seconds, connections, bulk_connections)
+            shift = r % len(systems)
+            for system in systems[shift:] + systems[:shift]:
+                if system.startswith("stemedb"):
+                    env = variants.get(system.partition("+")[2], {})
+                    got = round_stemedb(n, files, seconds, connections, bulk_connections, env)
                 elif system == "datasette":
                     got = round_datasette(
                         n, files, seconds, connections, bulk_connections, secret, token
@@ -352,16 +384,30 @@ COMPARISONS = (
 )
 
 
+WORKLOADS = (
+    ("health", "health"),
+    ("recency", "recency"),
+    ("authority", "authority"),
+    ("single", "single"),
+    ("bulk", "bulk"),
+)
+
+
 def ratios(per: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, Any]:
     """Median over rounds of StemeDB's rate ÷ each peer's in the same round."""
     out: dict[str, Any] = {}
     for name, mine, theirs, _, _ in COMPARISONS:
         for peer in ("datasette", "postgres"):
-            pairs = zip(per["stemedb"].get(mine, []), per[peer].get(theirs, []), strict=False)
+            pairs = zip(
+                per.get("stemedb", {}).get(mine, []),
+                per.get(peer, {}).get(theirs, []),
+                strict=False,
+            )
             values = [a["rate"] / b["rate"] for a, b in pairs if b["rate"]]
             out[f"{name} / {peer}"] = round(statistics.median(values), 2) if values else None
     for lens in ("recency", "authority"):
-        pairs = zip(per["stemedb"].get(lens, []), per["stemedb"].get("health", []), strict=False)
+        own = per.get("stemedb", {})
+        pairs = zip(own.get(lens, []), own.get("health", []), strict=False)
         values = [a["rate"] / b["rate"] for a, b in pairs if b["rate"]]
         out[f"{lens} / stemedb health"] = round(statistics.median(values), 2) if values else None
     return out
@@ -372,7 +418,7 @@ def markdown(res: dict[str, Any]) -> str:
     rat = res["ratios"]
 
     def cell(system: str, workload: str) -> str:
-        m = med[system].get(workload)
+        m = med.get(system, {}).get(workload)
         if not m:
             return "—"
         return f"{m['rate']:,.0f}/s (p99 {m['p99_ms']} ms)"
@@ -407,6 +453,14 @@ def markdown(res: dict[str, Any]) -> str:
         f" recency {goal(rat['recency / stemedb health'], 0.5)},"
         f" authority {goal(rat['authority / stemedb health'], 0.5)}.",
     ]
+    variant_rows = [s for s in med if s.startswith("stemedb+")]
+    if variant_rows:
+        lines += ["", "| StemeDB setting | " + " | ".join(w for w, *_ in WORKLOADS) + " |"]
+        lines.append("|---|" + "---|" * len(WORKLOADS))
+        for s in ("stemedb", *variant_rows):
+            env = res["variants"].get(s.partition("+")[2], {})
+            label = ", ".join(f"{k}={v}" for k, v in env.items()) or "defaults"
+            lines.append(f"| {label} | " + " | ".join(cell(s, w) for _, w in WORKLOADS) + " |")
     errors = {
         f"{s}/{w}": (m["errors"], m["repeats"])
         for s, ws in med.items()
@@ -423,6 +477,14 @@ def markdown(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def parse_variants(specs: list[str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for spec in specs:
+        name, _, settings = spec.partition(":")
+        out[name] = dict(kv.split("=", 1) for kv in settings.split(",") if kv)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.peers", description=__doc__.split("\n")[0]
@@ -433,6 +495,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--writes", type=int, default=WRITES_TOTAL, help="new signed claims (200,000)"
     )
+    parser.add_argument(
+        "--systems", default=",".join(SYSTEMS), help="comma list of stemedb,datasette,postgres"
+    )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VAL[,KEY=VAL]",
+        help="another StemeDB server in every round with these settings (repeatable)",
+    )
+    parser.add_argument("--bulk-connections", type=int, default=4)
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     parser.add_argument("--report", metavar="JSON", help="only re-render the Markdown of a run")
     args = parser.parse_args(argv)
@@ -450,7 +523,17 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "loadavg_start": loadavg(),
     }
-    res.update(run(args.size, seconds=args.seconds, rounds=args.rounds, writes_total=args.writes))
+    res.update(
+        run(
+            args.size,
+            seconds=args.seconds,
+            rounds=args.rounds,
+            writes_total=args.writes,
+            bulk_connections=args.bulk_connections,
+            systems=tuple(s for s in args.systems.split(",") if s in SYSTEMS),
+            variants=parse_variants(args.variant),
+        )
+    )
     res["loadavg_end"] = loadavg()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

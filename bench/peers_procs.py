@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from bench import datasets
-from bench.server import free_port
+from bench.server import CLK_TCK, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = datasets.CACHE / "venv-bench"
@@ -200,6 +200,20 @@ class PgCluster:
         if done.returncode != 0:
             raise RuntimeError(f"psql failed: {done.stderr[-2000:]}")
         return done.stdout
+
+    def cpu_s(self) -> float:
+        """CPU seconds of the postmaster and its children (the backends of the app's
+        long-lived connections among them): the database's share of a run."""
+        pid = int((self.data / "postmaster.pid").read_text().split()[0])
+        total = 0.0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid or stat.parent.name == str(pid):
+                total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return total
 
     def dsn(self, db: str) -> str:
         return f"host={self.sock} user=bench dbname={db}"

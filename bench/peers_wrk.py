@@ -124,6 +124,11 @@ def run(
         result[k]
         for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
     )
+    # Busy cores on the machine not spent by this server process or wrk: other
+    # tenants, and for the Postgres app also the database's own processes.
+    result["others_cpu_cores"] = round(
+        result["machine_busy_cores"] - result["server_cpu_cores"] - result["client_cpu_cores"], 2
+    )
     result["rps"] = round(result["requests"] / result["duration_s"], 1)
     result["ok_per_s"] = round(
         (result["requests"] - result["status_errors"]) / result["duration_s"], 1
