@@ -523,6 +523,10 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "loadavg_start": loadavg(),
     }
+    from bench.__main__ import code_digest, git_state
+
+    res["git"] = git_state()
+    digest = code_digest()
     res.update(
         run(
             args.size,
@@ -535,6 +539,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     res["loadavg_end"] = loadavg()
+    res["code_changed_during_run"] = code_digest() != digest
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"peers-{stamp}.json").write_text(json.dumps(res, indent=2))
