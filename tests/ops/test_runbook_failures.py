@@ -145,7 +145,10 @@ def test_database_owned_by_root_with_the_server_running_as_nobody(tmp_path: Path
             os.chown(path, nobody.pw_uid, nobody.pw_gid)
         assert (base / "db" / "stemedb.db").stat().st_uid == 0
         as_nobody = ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}"]
-        argv = [*as_nobody, "--clear-groups", *SERVE_ARGV]
+        # CAP_DAC_READ_SEARCH lets `nobody` read the checkout and its venv wherever they
+        # live (a 0700 home or mktemp dir); it grants no write, which is what is tested.
+        read_anywhere = ["--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]
+        argv = [*as_nobody, "--clear-groups", *read_anywhere, *SERVE_ARGV]
         env = {"STEMEDB_DB_DIR": str(base / "db"), "STEMEDB_WAL_DIR": str(base / "wal")}
         line = _start_fails(base, env, "owner.log", argv=argv)
         assert "[5/10] open the journal: FAILED:" in line, line
