@@ -15,31 +15,25 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, cast
 
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, ConfigDict, Field
 
 from stemedb.client import ApiError, Client
+from stemedb.lenses.registry import LENS_NAMES, NOT_INNER
 from stemedb.mcp.render import explain_text
 
-Lens = Literal[
-    "recency",
-    "confidence",
-    "consensus",
-    "authority",
-    "trust",
-    "votes",
-    "best",
-    "epoch",
-    "skeptic",
-    "layered",
-    "truth",
-    "constraints",
-]
-Inner = Literal[
-    "recency", "confidence", "consensus", "authority", "trust", "votes", "best", "truth"
-]
+# The lens enums are the registry's names, so a new lens reaches the tools without
+# an edit here. mypy cannot read a Literal built at run time, so it sees `str`; the
+# SDK builds the JSON schema from the run-time value (tests/mcp/test_mcp_lens_names.py).
+INNER_LENS_NAMES: tuple[str, ...] = tuple(n for n in LENS_NAMES if n not in NOT_INNER)
+if TYPE_CHECKING:
+    Lens = str
+    Inner = str
+else:
+    Lens = Literal[LENS_NAMES]
+    Inner = Literal[INNER_LENS_NAMES]
 Tier = Literal["Regulatory", "Clinical", "Observational", "Expert", "Community", "Anecdotal"]
 Lifecycle = Literal["Proposed", "UnderReview", "Approved", "Deprecated", "Rejected"]
 Hex64 = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$", description="64 hex characters")]
