@@ -27,28 +27,38 @@ The agent is the first signer of each record, which is a *claim* until its
 signature is checked; with auth on the breaker is therefore kept per
 (API key, agent), like quotas, so a client can only trip agents under its own
 key. Admin keys are never limited (imports and transfers run with them).
-State lives in memory: a restart closes every breaker and forgets history
+Counting lives in memory, but a trip is persisted (the `breaker_trips`
+table, migrations/0011, stemedb/store/breaker_trips.py): a tripped agent
+cannot get a fresh start by waiting for (or provoking) a restart. At start
+the open trips are loaded back with their reason, reset time and trip count;
+an admin reset deletes them. Windows and history below a trip are not kept
 (docs/security.md, "Circuit breakers"). Off unless `STEMEDB_BREAKER_ENABLED`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import re
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import apsw
 import falcon
 
 from stemedb.config import Settings
-from stemedb.errors import RateLimited
+from stemedb.errors import RateLimited, StemeError
 from stemedb.http.route import current_route
 from stemedb.metrics import Metrics
 from stemedb.security.body import iter_records, readable_body
+from stemedb.store import breaker_trips
+
+log = logging.getLogger("stemedb.security")
 
 EWMA_ALPHA = 0.3  # weight of the newest finished window in an agent's history
 MAX_AGENTS = 100_000  # tracked subjects; idle closed ones are dropped first
@@ -113,18 +123,66 @@ class Breakers:
         with cls._instances_lock:
             found = cls._instances.get(store)
             if found is None:
-                found = cls._instances[store] = cls(BreakerPolicy.from_settings(settings), metrics)
+                policy = BreakerPolicy.from_settings(settings)
+                found = cls._instances[store] = cls(policy, metrics, store=store)
             return found
 
-    def __init__(self, policy: BreakerPolicy, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, policy: BreakerPolicy, metrics: Metrics | None = None, *, store: Any = None
+    ) -> None:
         self.policy = policy
         self.metrics = metrics
+        self.store = store
         self._states: dict[tuple[str | None, str], _State] = {}
         self._lock = threading.Lock()
+        if policy.enabled:
+            self._load()
         if metrics is not None:
             metrics.breakers_open.set_function(lambda: float(self.open_count()))
             for reason in REASONS:  # exported at 0 from the start, so rate() sees the first trip
                 metrics.breaker_trips_total.labels(reason)
+
+    # ---- persistence ------------------------------------------------------
+
+    def _load(self) -> None:
+        """Reopen the trips saved before a restart (still open ones only)."""
+        if self.store is None:
+            return
+        now = time.time()
+        try:
+            with self.store.reader() as conn:
+                rows = breaker_trips.open_rows(conn, int(now * 1000))
+        except (StemeError, apsw.Error) as exc:
+            log.warning("could not load circuit-breaker trips (breakers start closed): %s", exc)
+            return
+        for payer, agent, reason, detail, tripped_ms, until_ms, trips, baseline in rows:
+            self._states[(payer or None, str(agent))] = _State(
+                window_start=now,
+                baseline=float(baseline),
+                open_until=int(until_ms) / 1000.0,
+                reason=str(reason),
+                detail=str(detail),
+                tripped_at=int(tripped_ms) / 1000.0,
+                trips=int(trips),
+                last_seen=now,
+            )
+        if rows:
+            log.warning(
+                "%d circuit breaker(s) still open from before the restart (GET /v1/admin/"
+                "breakers lists them; see %s)",
+                len(rows),
+                RUNBOOK,
+            )
+
+    def _persist(self, fn: Callable[[apsw.Connection], Any]) -> None:
+        """Run a breaker_trips write on the store's writer; a failure is logged, not raised:
+        the in-memory breaker is already right for this process."""
+        if self.store is None or getattr(self.store, "writer", None) is None:
+            return
+        try:
+            self.store.write_local(fn)
+        except (StemeError, apsw.Error) as exc:
+            log.warning("could not save circuit-breaker state (kept in memory only): %s", exc)
 
     # ---- bookkeeping ------------------------------------------------------
 
@@ -185,8 +243,19 @@ class Breakers:
             state.tripped_at, state.open_until = now, now + p.open_s
             state.trips += 1
             state.records = state.rejected = 0
+            row = (
+                subject[0] or "",
+                subject[1],
+                reason,
+                state.detail,
+                int(now * 1000),
+                int(state.open_until * 1000),
+                state.trips,
+                state.baseline,
+            )
         if self.metrics is not None:
             self.metrics.breaker_trips_total.labels(reason).inc()
+        self._persist(lambda conn: breaker_trips.save(conn, row, int(now * 1000)))
 
     def open_for(self, subject: tuple[str | None, str]) -> _State | None:
         now = time.time()
@@ -243,6 +312,7 @@ class Breakers:
                     closed += 1
                 state.open_until = 0.0
                 state.records = state.rejected = 0
+        self._persist(lambda conn: breaker_trips.clear(conn, agent))
         return closed
 
 
