@@ -20,7 +20,14 @@ Definitions (docs/console.md):
   window (new dissent);
 * Active: every other unresolved pair (contested, no new side in the window).
 The conflict score is the skeptic's with its defaults (no decay): normalised
-entropy of confidence × tier weight per live value, on the stored tier.
+entropy of confidence × tier weight per live value.
+
+Tiers are the **capped** tiers the lenses see (stemedb.service.tier_policy): a
+row is folded at the tier its signers may claim under the registrations in
+force, not the tier it declares. A registration written later changes that cap,
+so each fold first checks the registry's newest seq; when it moved, the pairs
+signed or co-signed by the re-registered agents are folded again from their rows
+(or, past REFOLD_PAIRS of them, the whole index on a side thread).
 """
 
 from __future__ import annotations
@@ -34,12 +41,15 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
+from stemedb.config import Settings
 from stemedb.errors import InvalidRequest
 from stemedb.lenses.scoring import TIER_NAMES, TIER_WEIGHTS, conflict_score
+from stemedb.service.tier_policy import LOWEST_TIER, TierPolicy, allowed_tier, scheme_limit
 from stemedb.store import Store, triage_reads
 
 CHUNK = 20_000  # rows per read transaction while folding
 FOLD_IN_REQUEST = 50_000  # a request folds a backlog up to this many rows itself
+REFOLD_PAIRS = 2_000  # a registration touching more pairs (~0.2 ms each) refolds on the side
 DAY = 86_400
 CLASSES = ("Resolved", "Active", "Emerging")
 
@@ -147,6 +157,9 @@ class TriageService:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.policy = TierPolicy.from_settings(getattr(store, "settings", None) or Settings())
+        self.registry: dict[bytes, int] = {}  # agent -> registered max tier, in force
+        self.registry_seq = 0  # the registry as of this agent_tiers seq
         self.contested: dict[tuple[str, str], PairTally] = {}
         self.seq_a = 0  # assertions folded up to here
         self.seq_s = 0  # supersessions folded up to here
@@ -173,7 +186,7 @@ class TriageService:
         try:
             with self._lock:
                 self._first_fold()
-                self._catch_up()
+                self._catch_up_or_refold()
             # The tallies live as long as the process: keep the cyclic GC from walking
             # them on every full collection (seconds of pauses at 1M assertions).
             gc.freeze()
@@ -184,29 +197,78 @@ class TriageService:
 
     def _first_fold(self) -> None:
         """Only the contested pairs' rows, all in one snapshot, up to its heads."""
+        self.contested = {}
         with self.store.reader() as conn:
             head_a, head_s = triage_reads.heads(conn)
             newest = triage_reads.newest_claim(conn)
+            self.registry_seq = triage_reads.registry_head(conn)
+            self.registry = triage_reads.registry(conn)
             for row in triage_reads.contested_rows(conn, head_a, head_s):
                 self._fold(row)
         self.seq_a, self.seq_s, self.newest = head_a, head_s, newest
         for tally in self.contested.values():
             tally.refresh()  # now, not on the first request
 
+    def _tier(self, row: triage_reads.Row) -> int:
+        """The row's tier as the lenses see it: capped to what its signers may claim
+        under the registrations in force (tier_policy; the same rule as `TierPolicy.caps`)."""
+        tier = row[5]
+        if tier >= LOWEST_TIER:
+            return tier
+        agent, source, cosigners = row[8], row[9], row[10]
+        signers = [bytes(agent)] if agent is not None else []
+        if agent is not None and cosigners:
+            signers += [bytes.fromhex(h) for h in cosigners.split(",")]
+        scheme = scheme_limit(source, row[1], self.policy.scheme_tiers)
+        allowed, _ = allowed_tier(signers, self.registry, scheme, self.policy.unregistered_max)
+        return max(tier, allowed)
+
     def _fold(self, row: triage_reads.Row) -> None:
-        _, subject, predicate, value_key, conf, tier, ts, superseded = row
+        _, subject, predicate, value_key, conf, _, ts, superseded = row[:8]
         key = (subject, predicate)
         tally = self.contested.get(key)
         if tally is None:
             intern = sys.intern  # one copy of each repeated path and value text
             tally = self.contested[key] = PairTally(intern(subject), intern(predicate))
         value = sys.intern(value_key)
+        tier = self._tier(row)
         tally.add(value, conf, tier, ts, 1)
         if superseded:
             tally.add(value, conf, tier, ts, -1)
 
-    def _catch_up(self) -> None:
+    def _registry_moved(self, conn: Any, refold_limit: int | None) -> bool:
+        """Re-cap after registrations changed: refold the pairs their agents signed.
+
+        Returns False (and changes nothing) when more than `refold_limit` pairs are
+        touched: the caller then refolds the whole index on a side thread.
+        """
+        head = triage_reads.registry_head(conn)
+        if head == self.registry_seq:
+            return True
+        pairs: set[tuple[str, str]] = set()
+        for agent in triage_reads.registered_after(conn, self.registry_seq):
+            pairs |= triage_reads.pairs_signed_by(conn, agent, self.seq_a)
+        touched = [key for key in pairs if key in self.contested]
+        if refold_limit is not None and len(touched) > refold_limit:
+            return False
+        self.registry = triage_reads.registry(conn)
+        self.registry_seq = head
+        for subject, predicate in touched:
+            del self.contested[(subject, predicate)]
+            for old in triage_reads.pair_rows(conn, subject, predicate, self.seq_a, self.seq_s):
+                self._fold(old)
+        return True
+
+    def _catch_up_or_refold(self) -> None:
+        """Catch up on a side thread: a registration touching many pairs refolds all."""
+        while not self._catch_up(REFOLD_PAIRS):
+            self._first_fold()
+
+    def _catch_up(self, refold_limit: int | None) -> bool:
         """Fold in what was written since the last fold, one snapshot per chunk.
+
+        False when a registration touched more than `refold_limit` pairs (then
+        nothing is folded: see `_registry_moved`).
 
         A new row of a contested pair is added to its tally; a row that makes its
         pair contested (another value exists) builds that tally from the pair's rows
@@ -215,6 +277,8 @@ class TriageService:
         """
         while True:
             with self.store.reader() as conn:
+                if not self._registry_moved(conn, refold_limit):
+                    return False
                 head_a, head_s = triage_reads.heads(conn)
                 rows = triage_reads.assertions_after(conn, self.seq_a, CHUNK)
                 for row in rows:
@@ -222,7 +286,7 @@ class TriageService:
                     self.newest = max(self.newest, row[6])
                     tally = self.contested.get((subject, predicate))
                     if tally is not None:
-                        tally.add(sys.intern(value_key), row[4], row[5], row[6], 1)
+                        tally.add(sys.intern(value_key), row[4], self._tier(row), row[6], 1)
                     elif triage_reads.has_other_value(conn, subject, predicate, value_key, seq):
                         for old in triage_reads.pair_rows(
                             conn, subject, predicate, seq, self.seq_s
@@ -235,10 +299,10 @@ class TriageService:
                 for row in sups:
                     tally = self.contested.get((row[1], row[2]))
                     if tally is not None:
-                        tally.add(row[3], row[4], row[5], row[6], -1)
+                        tally.add(row[3], row[4], self._tier(row), row[6], -1)
                     self.seq_s = row[0]
             if not full and len(sups) < CHUNK:
-                return
+                return True
 
     def progress(self) -> dict[str, Any]:
         with self.store.reader() as conn:
@@ -260,7 +324,10 @@ class TriageService:
                 self.ready.clear()
                 self.start_catch_up()
                 return self.progress()
-            self._catch_up()
+            if not self._catch_up(REFOLD_PAIRS):  # a registration re-caps many pairs
+                self.ready.clear()
+                self.start_catch_up()
+                return self.progress()
             return self._answer(q, started)
         finally:
             self._lock.release()
@@ -271,7 +338,7 @@ class TriageService:
         def run() -> None:
             try:
                 with self._lock:
-                    self._catch_up()
+                    self._catch_up_or_refold()
             except Exception:  # a store closed at shutdown; the next request retries
                 pass
             finally:

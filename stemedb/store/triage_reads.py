@@ -7,19 +7,27 @@ new assertion asks the same index whether its pair holds another value. So the
 index holds nothing for the (usually many) pairs nobody disagrees about.
 
 Row shape everywhere: (seq, subject, predicate, value_key, confidence, tier,
-timestamp, superseded), where superseded counts only supersessions up to a
-given seq (the ones the caller has already folded).
+timestamp, superseded, agent_id, source, cosigners), where superseded counts
+only supersessions up to a given seq (the ones the caller has already folded),
+and the last three are what the read-time tier cap needs (stemedb.service.
+tier_policy): the first signer, the cited source and the other signers' ids as
+comma-separated hex (NULL when none).
 """
 
 from __future__ import annotations
 
 import apsw
 
-Row = tuple[int, str, str, str, float, int, int, int]
+Row = tuple[int, str, str, str, float, int, int, int, bytes | None, str | None, str | None]
 
+_SIGNERS = (
+    "a.agent_id, a.source, "
+    "(SELECT group_concat(hex(c.agent_id)) FROM cosigners c WHERE c.assertion_hash = a.hash)"
+)
 _COLUMNS = (
     "a.seq, a.subject, a.predicate, a.value_key, a.confidence, a.tier, a.timestamp, "
-    "EXISTS (SELECT 1 FROM supersessions s WHERE s.target_hash = a.hash AND s.seq <= ?)"
+    "EXISTS (SELECT 1 FROM supersessions s WHERE s.target_hash = a.hash AND s.seq <= ?), "
+    + _SIGNERS
 )
 
 CONTESTED_ROWS = (
@@ -39,18 +47,54 @@ OTHER_VALUE = (
 )
 
 ASSERTIONS_AFTER = (
-    "SELECT seq, subject, predicate, value_key, confidence, tier, timestamp, 0 "
-    "FROM assertions WHERE seq > ? ORDER BY seq LIMIT ?"
+    "SELECT a.seq, a.subject, a.predicate, a.value_key, a.confidence, a.tier, a.timestamp, 0, "
+    f"{_SIGNERS} FROM assertions a WHERE a.seq > ? ORDER BY a.seq LIMIT ?"
 )
 
 # The first supersession of each target only (a second one changes nothing), with
 # the target's row so its weight can be taken off its pair; at most up to `until`.
 SUPERSESSIONS_AFTER = (
-    "SELECT s.seq, a.subject, a.predicate, a.value_key, a.confidence, a.tier, a.timestamp, 1 "
-    "FROM supersessions s JOIN assertions a ON a.hash = s.target_hash "
+    "SELECT s.seq, a.subject, a.predicate, a.value_key, a.confidence, a.tier, a.timestamp, 1, "
+    f"{_SIGNERS} FROM supersessions s JOIN assertions a ON a.hash = s.target_hash "
     "WHERE s.seq > ? AND s.seq <= ? AND NOT EXISTS (SELECT 1 FROM supersessions e "
     "WHERE e.target_hash = s.target_hash AND e.seq < s.seq) ORDER BY s.seq LIMIT ?"
 )
+
+
+# The registry of agent tiers (stemedb.store.agent_tiers): its newest row tells a
+# request whether a registration arrived since the index capped its tiers.
+REGISTRY_HEAD = "SELECT COALESCE(MAX(seq), 0) FROM agent_tiers"
+REGISTRY_IN_FORCE = (
+    "SELECT r.agent_id, r.max_tier FROM agent_tiers r "
+    "WHERE r.seq = (SELECT MAX(n.seq) FROM agent_tiers n WHERE n.agent_id = r.agent_id)"
+)
+REGISTERED_AFTER = "SELECT DISTINCT agent_id FROM agent_tiers WHERE seq > ?"
+PAIRS_SIGNED_BY = (
+    "SELECT subject, predicate FROM assertions WHERE agent_id = ? AND seq <= ? "
+    "UNION SELECT a.subject, a.predicate FROM cosigners c JOIN assertions a "
+    "ON a.hash = c.assertion_hash WHERE c.agent_id = ? AND a.seq <= ?"
+)
+
+
+def registry_head(conn: apsw.Connection) -> int:
+    row = conn.execute(REGISTRY_HEAD).fetchone()
+    return int(row[0] if row else 0)
+
+
+def registry(conn: apsw.Connection) -> dict[bytes, int]:
+    """Every registered agent's max tier in force now (admins register few agents)."""
+    return {bytes(agent): int(tier) for agent, tier in conn.execute(REGISTRY_IN_FORCE)}
+
+
+def registered_after(conn: apsw.Connection, seq: int) -> list[bytes]:
+    """Agents whose registration changed after journal seq `seq`."""
+    return [bytes(r[0]) for r in conn.execute(REGISTERED_AFTER, (seq,))]
+
+
+def pairs_signed_by(conn: apsw.Connection, agent: bytes, max_a: int) -> set[tuple[str, str]]:
+    """The (subject, predicate) pairs with a claim up to `max_a` signed or co-signed by `agent`."""
+    rows = conn.execute(PAIRS_SIGNED_BY, (agent, max_a, agent, max_a))
+    return {(str(s), str(p)) for s, p in rows}
 
 
 def heads(conn: apsw.Connection) -> tuple[int, int]:

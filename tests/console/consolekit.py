@@ -103,6 +103,15 @@ def contested_dataset(api: Api, prefix: str = "trials", key: str | None = None) 
     return Contested(pairs, subject, predicate, early=T0 + 5 * DAY)
 
 
+def register(agent: Agent, tier: str, timestamp: int) -> dict[str, Any]:
+    """An `agent_tier` record: the demo registrar lets `agent` claim up to `tier`
+    (an unregistered signer's claims are capped to Observational at read time)."""
+    registrar = Agent(demo_data.agent_seed(demo_data.REGISTRAR))
+    return registrar.record(
+        "agent_tier", agent_id=agent.id, max_tier=tier, name="test", timestamp=timestamp
+    )
+
+
 @dataclass
 class TriageCase:
     subject: str
@@ -115,13 +124,13 @@ def triage_cases(api: Api, prefix: str, now: int, key: str | None = None) -> lis
     30 days ending at `now`:
 
     * superseded: two values, the author withdraws one -> Resolved (one live value);
-    * authority: Regulatory says X, two Clinical signers say Y -> Resolved (one value
-      at the best tier);
+    * authority: a regulator registered for Regulatory says X, two Clinical signers
+      say Y -> Resolved (one value at the best tier);
     * emerging: two Clinical values, the second first claimed 2 days before `now`;
     * active: two Clinical values, both first claimed 200 days before `now`, the newest
       claim 100 days before (still contested, no new side in the window).
     """
-    a, b, c = (Agent(demo_data.agent_seed(f"{prefix}-{i}")) for i in range(3))
+    a, b, c, regulator = (Agent(demo_data.agent_seed(f"{prefix}-{i}")) for i in range(4))
     old, mid, recent = now - 200 * DAY, now - 100 * DAY, now - 2 * DAY
     s = f"{prefix}/case"
 
@@ -132,7 +141,8 @@ def triage_cases(api: Api, prefix: str, now: int, key: str | None = None) -> lis
     records = [
         claim(a, "superseded", "right", "Clinical", old),
         wrong,
-        claim(a, "authority", "x", "Regulatory", old),
+        register(regulator, "Regulatory", old),
+        claim(regulator, "authority", "x", "Regulatory", old),
         claim(b, "authority", "y", "Clinical", mid),
         claim(c, "authority", "y", "Clinical", recent),
         claim(a, "emerging", "old_view", "Clinical", old),
