@@ -14,6 +14,13 @@ worker pool, so the loop never waits on anything but the CPU.
 The routes say which they are (`Route.inline`); `stemedb.http.route.inline_matcher`
 turns them into the predicate given here. `STEMEDB_INLINE_READS=false` sends
 everything to the pool (waitress's own behaviour).
+
+Not every request of an inline route is quick: the 1,000-candidate pair costs
+5 ms, and while the loop computes it nobody else is answered, health and ready
+included. So the loop keeps a learned cost per request (`stemedb.http.cost`):
+a request whose key cost more than its budget last time goes to the pool
+instead, where the loop keeps its turns of the GIL. Urgent routes (health,
+ready) are never deferred and are answered first in each turn.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from waitress.channel import HTTPChannel
 from waitress.task import ThreadedTaskDispatcher
 
 from stemedb import admission
+from stemedb.http.cost import CostModel, request_key
 
 log = logging.getLogger("stemedb.server")
 
@@ -77,11 +85,17 @@ class LoopDispatcher(ThreadedTaskDispatcher):  # type: ignore[misc]
     `run_inline()`, which the server's loop calls after each poll.
     """
 
-    def __init__(self, threads: int, inline: InlinePredicate | None) -> None:
+    def __init__(
+        self, threads: int, inline: InlinePredicate | None, cost: CostModel | None = None
+    ) -> None:
         super().__init__()
         self.set_thread_count(threads)
         self.inline = inline
+        self.cost = cost if cost is not None else CostModel()
+        # Paths answered first and never deferred (InlineRoutes.urgent_paths: health, ready).
+        self.urgent_paths: frozenset[str] = getattr(inline, "urgent_paths", frozenset())
         self.loop_thread: int | None = None
+        self._urgent: deque[Any] = deque()
         self._ready: deque[Any] = deque()
 
     def bind_loop_thread(self) -> None:
@@ -92,17 +106,23 @@ class LoopDispatcher(ThreadedTaskDispatcher):  # type: ignore[misc]
     def add_task(self, channel: Any) -> None:
         if self.inline is not None and threading.get_ident() == self.loop_thread:
             request = channel.requests[0]
-            if not request.error and self.inline(request.command, request.path):
-                self._ready.append(channel)
-                return
+            path = request.path
+            if not request.error and self.inline(request.command, path):
+                if path in self.urgent_paths:
+                    self._urgent.append(channel)
+                    return
+                if self.cost.cheap(request_key(request.command, path, request.query)):
+                    self._ready.append(channel)
+                    return
         super().add_task(channel)
 
     def run_inline(self) -> int:
-        """Serve the quick requests read by the last poll, in arrival order; how many."""
+        """Serve the quick requests read by the last poll, urgent ones first, then in
+        arrival order; how many."""
         served = 0
-        ready = self._ready
-        while ready:
-            channel = ready.popleft()
+        urgent, ready = self._urgent, self._ready
+        while urgent or ready:
+            channel = urgent.popleft() if urgent else ready.popleft()
             channel.serving_inline = True
             try:
                 channel.service()  # writes the answer at once; errors become a 500 there
@@ -114,5 +134,6 @@ class LoopDispatcher(ThreadedTaskDispatcher):  # type: ignore[misc]
         return served
 
     def cancel_inline(self) -> None:
-        while self._ready:
-            self._ready.popleft().cancel()
+        for queue in (self._urgent, self._ready):
+            while queue:
+                queue.popleft().cancel()

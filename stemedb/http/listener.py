@@ -30,6 +30,7 @@ from stemedb.http.channel import (
     install_channel,
     sweep_deadlines,
 )
+from stemedb.http.cost import CostModel, metered
 from stemedb.http.dispatch import InlinePredicate, LoopDispatcher, accept_in_bursts
 
 log = logging.getLogger("stemedb.server")
@@ -65,7 +66,10 @@ class Listener:
         send_timeout_s: float,
         send_buffer_total_bytes: int,
     ) -> None:
-        self.dispatcher = LoopDispatcher(threads, inline)
+        self.cost = CostModel()
+        self.dispatcher = LoopDispatcher(threads, inline, self.cost)
+        if inline is not None:  # learn which inline requests are too large for the loop
+            app = metered(app, self.cost, inline)
         try:
             self.server: Any = create_server(
                 app,

@@ -30,6 +30,8 @@ class Route:
     `body_limit_factor` multiplies STEMEDB_MAX_BODY_BYTES (the batch route uses 32).
     `response_media_type` is what a 2xx answers with (e.g. text/plain for /metrics).
     `inline`: a quick read that never blocks, served on the event loop (stemedb.http.dispatch).
+    `urgent`: an inline route answered before the other inline requests of a loop
+    turn and never behind a large answer (health, ready: a probe must not time out).
     """
 
     method: str
@@ -48,6 +50,7 @@ class Route:
     description: str = ""
     operation_id: str | None = None
     inline: bool = False
+    urgent: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "method", self.method.upper())
@@ -70,20 +73,35 @@ class Route:
         return f"{self.method} {self.template}"
 
 
-def inline_matcher(routes: Sequence[Route]) -> Callable[[str, str], bool]:
-    """(method, path) -> is it one of the `inline` routes (HEAD as its GET)."""
-    patterns: dict[str, list[re.Pattern[str]]] = {}
-    for route in routes:
-        if route.inline:
-            regex = re.compile(_template_regex(route.template))
-            patterns.setdefault(route.method, []).append(regex)
-            if route.method == "GET":
-                patterns.setdefault("HEAD", []).append(regex)
+class InlineRoutes:
+    """(method, path) -> is it one of the `inline` routes (HEAD as its GET);
+    `urgent(path)`: is it an `urgent` one (those have no path fields)."""
 
-    def matches(method: str, path: str) -> bool:
-        return any(p.fullmatch(path) for p in patterns.get(method, ()))
+    def __init__(self, routes: Sequence[Route]) -> None:
+        self._patterns: dict[str, list[re.Pattern[str]]] = {}
+        urgent: set[str] = set()
+        for route in routes:
+            if route.inline:
+                regex = re.compile(_template_regex(route.template))
+                self._patterns.setdefault(route.method, []).append(regex)
+                if route.method == "GET":
+                    self._patterns.setdefault("HEAD", []).append(regex)
+                if route.urgent:
+                    if route.path_params:
+                        raise ValueError(f"{route.key}: an urgent route takes no path fields")
+                    urgent.add(route.template)
+        self.urgent_paths = frozenset(urgent)
 
-    return matches
+    def __call__(self, method: str, path: str) -> bool:
+        return any(p.fullmatch(path) for p in self._patterns.get(method, ()))
+
+    def urgent(self, path: str) -> bool:
+        return path in self.urgent_paths
+
+
+def inline_matcher(routes: Sequence[Route]) -> InlineRoutes:
+    """The inline routes of `routes` as a (method, path) predicate (see InlineRoutes)."""
+    return InlineRoutes(routes)
 
 
 def _template_regex(template: str) -> str:

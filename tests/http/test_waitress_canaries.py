@@ -183,6 +183,7 @@ def test_a_complete_request_reaches_add_task_on_the_loop_thread(server: Any) -> 
         channel = dispatcher.added[0]
         request = channel.requests[0]
         assert (request.command, request.path, request.error) == ("GET", "/x", None)
+        assert request.query == "y=1"  # dispatch keys learned costs on it (http/cost.py)
         channel.service()  # on this (the loop's) thread: writes the answer
         _turn_until(server, lambda: not channel.total_outbufs_len)
         assert client.recv(4096).startswith(b"HTTP/1.1 200 OK")

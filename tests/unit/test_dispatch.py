@@ -13,6 +13,7 @@ from waitress.adjustments import Adjustments
 
 from stemedb import admission
 from stemedb.api.routing import Route, inline_matcher
+from stemedb.http.cost import CostModel, metered, request_key
 from stemedb.http.dispatch import LoopDispatcher, LoopServedChannel
 
 
@@ -21,6 +22,7 @@ def _noop(req: Any, resp: Any, **params: Any) -> None:
 
 
 ROUTES = [
+    Route("GET", "/v1/health", _noop, inline=True, urgent=True),
     Route("GET", "/v1/query", _noop, inline=True),
     Route("POST", "/v1/query", _noop, inline=True),
     Route("GET", "/v1/assertions/{hash}", _noop, inline=True),
@@ -52,24 +54,31 @@ def test_inline_matcher(method: str, path: str, quick: bool) -> None:
     assert inline_matcher(ROUTES)(method, path) is quick
 
 
+def test_urgent_routes_are_known_by_path_and_take_no_fields() -> None:
+    matcher = inline_matcher(ROUTES)
+    assert matcher.urgent_paths == frozenset({"/v1/health"})
+    with pytest.raises(ValueError, match="no path fields"):
+        inline_matcher([Route("GET", "/v1/x/{id}", _noop, inline=True, urgent=True)])
+
+
 def test_no_inline_routes_match_nothing() -> None:
     matches = inline_matcher([r for r in ROUTES if not r.inline])
     assert not matches("GET", "/v1/query")
 
 
-def _channel(method: str, path: str, error: object = None) -> Any:
+def _channel(method: str, path: str, error: object = None, query: str = "") -> Any:
     served: list[int] = []
-    request = SimpleNamespace(command=method, path=path, error=error)
+    request = SimpleNamespace(command=method, path=path, query=query, error=error)
     channel = SimpleNamespace(requests=[request], served=served)
     channel.service = lambda: served.append(threading.get_ident())
     return channel
 
 
-def _dispatcher() -> LoopDispatcher:
+def _dispatcher(cost: CostModel | None = None) -> LoopDispatcher:
     previous = admission.current()
     admission.configure(1)
     try:
-        dispatcher = LoopDispatcher(0, inline_matcher(ROUTES))  # no pool threads: queue only
+        dispatcher = LoopDispatcher(0, inline_matcher(ROUTES), cost)  # no pool: queue only
         dispatcher.bind_loop_thread()
     finally:
         admission._process = previous  # this test thread must not stay exempt elsewhere
@@ -209,3 +218,68 @@ def test_without_bursts_waitress_takes_one_connection_per_turn() -> None:
             client.close()
         listener.close()
         listener.task_dispatcher.shutdown(timeout=1)
+
+
+def test_an_expensive_key_goes_to_the_pool_and_comes_back_once_cheap() -> None:
+    cost = CostModel(budget_s=0.002)
+    dispatcher = _dispatcher(cost)
+    big = request_key("GET", "/v1/query", "subject=s&predicate=big")
+    cost.record(big, 0.005)  # learned: 5 ms
+    large = _channel("GET", "/v1/query", query="subject=s&predicate=big")
+    small = _channel("GET", "/v1/query", query="subject=s&predicate=small")
+    dispatcher.add_task(large)
+    dispatcher.add_task(small)
+    assert list(dispatcher.queue) == [large]  # the pool builds the large answer
+    assert dispatcher.run_inline() == 1 and small.served and not large.served
+    assert cost.deferred == 1
+    cost.record(big, 0.0015)  # above half the budget: still expensive (no flapping)
+    assert not cost.cheap(big)
+    cost.record(big, 0.0005)  # the pair shrank (or was cached): back on the loop
+    again = _channel("GET", "/v1/query", query="subject=s&predicate=big")
+    dispatcher.add_task(again)
+    assert dispatcher.run_inline() == 1 and again.served
+
+
+def test_health_is_answered_first_and_never_deferred() -> None:
+    cost = CostModel(budget_s=0.002)
+    cost.record(request_key("GET", "/v1/health", ""), 1.0)  # even if it once was slow
+    dispatcher = _dispatcher(cost)
+    order: list[str] = []
+    channels = []
+    for name, path in [("q1", "/v1/query"), ("q2", "/v1/query"), ("health", "/v1/health")]:
+        channel = _channel("GET", path)
+        channel.service = lambda name=name: order.append(name)
+        channels.append(channel)
+        dispatcher.add_task(channel)
+    assert not dispatcher.queue
+    assert dispatcher.run_inline() == 3
+    assert order == ["health", "q1", "q2"]
+
+
+def test_the_cost_model_forgets_the_oldest_keys_past_its_size() -> None:
+    cost = CostModel(budget_s=0.001, keep=2)
+    for key in ("a", "b", "c"):
+        cost.record(key, 0.01)
+    assert set(cost.expensive()) == {"b", "c"}
+    cost.record("b", 0.02)  # confirmed: now the newest
+    cost.record("d", 0.01)
+    assert set(cost.expensive()) == {"b", "d"}
+    cost.record("cheap", 0.0001)
+    assert "cheap" not in cost.expensive()
+
+
+def test_metered_learns_only_the_watched_routes_from_the_wsgi_environ() -> None:
+    cost = CostModel(budget_s=0.0)  # everything measured is "expensive"
+    answers = {"/v1/query": [b"q"], "/v1/assert": [b"w"]}
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        return answers[environ["PATH_INFO"]]
+
+    wrapped = metered(app, cost, inline_matcher(ROUTES))
+    for method, path in [("GET", "/v1/query"), ("POST", "/v1/assert")]:
+        environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": "lens=x"}
+        busy_until = time.thread_time() + 0.001
+        while time.thread_time() < busy_until:
+            pass
+        assert wrapped(environ, lambda *a: None) == answers[path]
+    assert list(cost.expensive()) == [request_key("GET", "/v1/query", "lens=x")]
