@@ -1,6 +1,7 @@
 """Everything between waitress and the Falcon app, in one place.
 
-Modules: `dispatch` (quick reads served on the event-loop thread),
+Modules: `dispatch` (quick reads served on the event-loop thread), `cost`
+(which of them are too large for it, learned through a plain WSGI wrapper),
 `channel` (request deadlines, stalled readers, protocol errors as JSON),
 `listener` (build the waitress server, run its loop, drain it), and `route`
 (what an endpoint is; shared by the API and the security layer so neither
@@ -40,7 +41,8 @@ Public-looking but undocumented internals relied on:
   `MultiSocketServer.map` is the socket map when several sockets are bound.
 * `ThreadedTaskDispatcher` is subclassed (`set_thread_count`, `add_task(channel)`
   called from `HTTPChannel.received` on the loop thread, `queue`, `shutdown`);
-  `channel.requests[0]` with `.command`, `.path`, `.error`; `channel.service()`
+  `channel.requests[0]` with `.command`, `.path`, `.query` (the learned-cost key,
+  cost.py), `.error`; `channel.service()`
   and `channel.cancel()`.
 * `HTTPChannel` is subclassed (channel.HardenedChannel): `received(data)` and
   `send(data, do_close)` overridden; `request`, `requests`, `connected`, `addr`,
