@@ -18,6 +18,7 @@ import logging
 import os
 from pathlib import Path
 
+from stemedb import crypto
 from stemedb.config import ConfigError
 
 log = logging.getLogger("stemedb.server")
@@ -50,6 +51,8 @@ def apply(setting: str) -> str:
         return "cpu affinity: not supported on this platform"
     allowed = os.sched_getaffinity(0)
     cpus = choose(setting, allowed)
+    if setting == "auto" and cpus is not None:
+        crypto.spread_cpus = allowed  # signature checks release the GIL: let them spread
     if cpus is None:
         return f"cpu affinity: {setting}, running on CPUs {_format(allowed)}"
     try:

@@ -99,6 +99,7 @@ class Settings:
     audit_bytes_per_client: int = 512 * 1024  # per minute
     audit_bytes_total: int = 2 * 1024 * 1024  # per minute
     batch_max: int = 10000
+    verify_threads: int = 0  # 0 = auto: one per CPU, at most 8
     allowed_origins: tuple[str, ...] = ()
     trusted_proxy: tuple[str, ...] = ()
     log_level: str = "info"
@@ -421,6 +422,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     ),
     "STEMEDB_AUDIT_BYTES_TOTAL": ("audit_bytes_total", lambda v, r: parse_int(v, r, 16384)),
     "STEMEDB_BATCH_MAX": ("batch_max", lambda v, r: parse_int(v, r, 1, 1000000)),
+    "STEMEDB_VERIFY_THREADS": ("verify_threads", lambda v, r: parse_int(v, r, 0, 64)),
     "STEMEDB_ALLOWED_ORIGINS": ("allowed_origins", _list),
     "STEMEDB_TRUSTED_PROXY": ("trusted_proxy", _networks),
     "STEMEDB_LOG_LEVEL": ("log_level", _choice(("debug", "info", "warning", "error"))),

@@ -16,6 +16,9 @@ import hashlib
 import os
 import re
 import tempfile
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import nacl.signing
@@ -30,6 +33,8 @@ __all__ = [
     "sha3_hex",
     "sign",
     "signing_message",
+    "submit_verify",
+    "verify_many",
     "verify_signature",
     "write_key_file",
 ]
@@ -78,6 +83,79 @@ def verify_signature(agent_id_hex: str, signature_hex: str, message: bytes) -> b
         return True
     except Exception:
         return False
+
+
+# One signature to check: (agent_id hex, signature hex, message).
+SignatureCheck = tuple[str, str, bytes]
+
+# Fewer checks than this are verified inline: a pool hand-off costs more than it saves.
+MIN_PARALLEL_CHECKS = 32
+MAX_VERIFY_THREADS = 8
+
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+# The CPUs verification threads may run on, when the server pinned itself to fewer
+# (STEMEDB_CPU_AFFINITY=auto sets this in stemedb.affinity before pinning).
+spread_cpus: set[int] | None = None
+
+
+def verify_threads(setting: int) -> int:
+    """The pool size for `STEMEDB_VERIFY_THREADS` (0 = one per CPU, at most 8)."""
+    if setting > 0:
+        return min(setting, MAX_VERIFY_THREADS)
+    return max(1, min(os.cpu_count() or 1, MAX_VERIFY_THREADS))
+
+
+def _spread() -> None:
+    """Pool thread start: libsodium's verify releases the GIL, so these threads may
+    use the cores an `auto`-pinned server leaves idle."""
+    if spread_cpus and hasattr(os, "sched_setaffinity"):
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, spread_cpus)  # pid 0: this thread only (Linux)
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """One pool per size, created once and kept for the process's life."""
+    pool = _pools.get(threads)
+    if pool is None:
+        with _pools_lock:
+            pool = _pools.get(threads)
+            if pool is None:
+                pool = ThreadPoolExecutor(threads, "stemedb-verify", initializer=_spread)
+                _pools[threads] = pool
+    return pool
+
+
+def _verify_chunk(checks: Sequence[SignatureCheck]) -> list[bool]:
+    return [verify_signature(agent, signature, message) for agent, signature, message in checks]
+
+
+def submit_verify(checks: Sequence[SignatureCheck], threads: int) -> list[Future[list[bool]]]:
+    """Start verifying `checks` on the verify pool (inline when `threads` <= 1 or there
+    are few checks); concatenating the futures' results gives `verify_many`'s answer."""
+    if threads <= 1 or len(checks) < MIN_PARALLEL_CHECKS:
+        done: Future[list[bool]] = Future()
+        done.set_result(_verify_chunk(checks))
+        return [done]
+    pool = _pool(threads)
+    size = -(-len(checks) // (threads * 2))  # two chunks per thread: an even finish
+    return [
+        pool.submit(_verify_chunk, checks[start : start + size])
+        for start in range(0, len(checks), size)
+    ]
+
+
+def verify_many(checks: Sequence[SignatureCheck], threads: int) -> list[bool]:
+    """`verify_signature` of each check, in order, on up to `threads` threads.
+
+    Ed25519 verification in libsodium runs with the GIL released (cffi's
+    default), so the threads verify in parallel: 1.9x on 2 cores, measured by
+    `python -m bench.floor --gil`.
+    """
+    out: list[bool] = []
+    for future in submit_verify(checks, threads):
+        out.extend(future.result())
+    return out
 
 
 def generate_signing_key() -> bytes:

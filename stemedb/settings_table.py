@@ -236,6 +236,12 @@ SETTINGS: tuple[SettingDoc, ...] = (
         "`50000`",
     ),
     SettingDoc(
+        "STEMEDB_VERIFY_THREADS",
+        "`0`",
+        "threads that check a batch's Ed25519 signatures in parallel (0: one per CPU, at most 8; 1: on the request's own thread). They may run on every CPU the process was allowed, even when `STEMEDB_CPU_AFFINITY=auto` pins the rest of the server to one",
+        "`1`",
+    ),
+    SettingDoc(
         "STEMEDB_ALLOWED_ORIGINS",
         "empty",
         "CORS allow-list of exact origins; no CORS headers for anyone else",

@@ -8,7 +8,8 @@ record it signs is byte-for-byte what the server hashes.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -16,7 +17,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from stemedb.canonical import canonical_json, canonical_json_with_member
-from stemedb.crypto import sha3_256, signing_message, verify_signature
+from stemedb.crypto import (
+    SignatureCheck,
+    sha3_256,
+    signing_message,
+    submit_verify,
+    verify_signature,
+)
 from stemedb.errors import InvalidRequest, InvalidSignature
 
 from .models import MODELS, RECORD_KINDS, RecordIn
@@ -90,20 +97,32 @@ def _digest(unsigned: dict[str, Any]) -> bytes:
     return sha3_256(canonical_json(unsigned).encode("utf-8"))
 
 
-def prepare_record(
+@dataclass(frozen=True)
+class _Draft:
+    """A signed record validated, normalised and hashed; its signatures not yet checked."""
+
+    kind: str
+    record: dict[str, Any]
+    entries: list[dict[str, Any]]
+    ordered: list[dict[str, Any]]
+    body: str
+    digest: bytes
+    message: bytes
+
+    def checks(self) -> list[SignatureCheck]:
+        return [(e["agent_id"], e["signature"], self.message) for e in self.entries]
+
+
+def _draft(
     kind: str,
     payload: Any,
     *,
     now_s: int,
     scheme_tiers: Mapping[str, int],
     require_signatures: bool,
-) -> PreparedRecord:
-    """Validate and normalise one record, verify every signature, compute its id.
-
-    Raises InvalidRequest (fields named in `details`) for bad input and
-    InvalidSignature when a present signature does not verify over the
-    normalised record.
-    """
+) -> PreparedRecord | _Draft:
+    """Everything `prepare_record` does but the signature checks (an unsigned
+    record needs none: it comes back finished)."""
     model = _validate(kind, payload, now_s)
     record = model.unsigned_record(now_s=now_s, scheme_tiers=scheme_tiers)
     signatures = model.signatures or []
@@ -132,13 +151,18 @@ def prepare_record(
                 f"duplicate agent_id (same as signatures.{first_index[agent_id]})",
             )
         first_index[agent_id] = index
-
     message = signing_message(kind, digest)
+    return _Draft(kind, record, entries, ordered, body, digest, message)
+
+
+def _finish(draft: _Draft, verified: Sequence[bool]) -> PreparedRecord:
+    """The prepared record, or InvalidSignature naming every signature that failed."""
     failures = [
         (index, entry["agent_id"])
-        for index, entry in enumerate(entries)
-        if not verify_signature(entry["agent_id"], entry["signature"], message)
+        for index, (entry, ok) in enumerate(zip(draft.entries, verified, strict=True))
+        if not ok
     ]
+    kind = draft.kind
     if failures:
         index, agent_id = failures[0]
         raise InvalidSignature(
@@ -153,11 +177,123 @@ def prepare_record(
                 for i, agent in failures
             ],
         )
-
-    record["signatures"] = ordered
+    record = draft.record
+    record["signatures"] = draft.ordered
+    body = draft.body
     return PreparedRecord(
-        kind, record, body, sha3_256(body.encode("utf-8")), digest, ordered[0]["agent_id"]
+        kind,
+        record,
+        body,
+        sha3_256(body.encode("utf-8")),
+        draft.digest,
+        draft.ordered[0]["agent_id"],
     )
+
+
+def prepare_record(
+    kind: str,
+    payload: Any,
+    *,
+    now_s: int,
+    scheme_tiers: Mapping[str, int],
+    require_signatures: bool,
+) -> PreparedRecord:
+    """Validate and normalise one record, verify every signature, compute its id.
+
+    Raises InvalidRequest (fields named in `details`) for bad input and
+    InvalidSignature when a present signature does not verify over the
+    normalised record.
+    """
+    draft = _draft(
+        kind, payload, now_s=now_s, scheme_tiers=scheme_tiers, require_signatures=require_signatures
+    )
+    if isinstance(draft, PreparedRecord):
+        return draft
+    return _finish(draft, [verify_signature(*check) for check in draft.checks()])
+
+
+# What `prepare_ahead` yields per item: the prepared record, or the exception
+# `prepare_record` would have raised for it; None when the item was not a payload.
+Ahead = PreparedRecord | Exception | None
+
+AHEAD_CHUNK = 250
+
+
+def prepare_ahead(
+    items: Iterable[tuple[int, Any]],
+    kind_of: Callable[[Any], str],
+    *,
+    now_s: int,
+    scheme_tiers: Mapping[str, int],
+    require_signatures: bool,
+    threads: int,
+    chunk: int = AHEAD_CHUNK,
+) -> Iterator[tuple[int, Any, Ahead]]:
+    """`(index, payload, prepare_record(kind_of(payload), payload, ...))` for a batch,
+    the signatures checked on the verify pool (`stemedb.crypto.verify_many`).
+
+    Why: Ed25519 verification is most of a signed record's CPU and releases the
+    GIL, so a batch's signatures are checked on up to `threads` threads while
+    this thread normalises the next chunk. The answer is exactly the serial
+    one: per item the same record or the same exception, in input order. Items
+    whose payload is an exception are passed through with None. An exception
+    raised by `items` itself is re-raised after the items read before it.
+    """
+    source = iter(items)
+    waiting: tuple[list[tuple[int, Any, Any]], list[Future[list[bool]]]] | None = None
+    failure: BaseException | None = None
+    while failure is None:
+        block: list[tuple[int, Any]] = []
+        try:
+            for _ in range(chunk):
+                block.append(next(source))
+        except StopIteration:
+            pass
+        except Exception as exc:  # the source's own error: raised in its place, below
+            failure = exc
+        drafted: list[tuple[int, Any, Any]] = []
+        checks: list[SignatureCheck] = []
+        for index, payload in block:
+            result: Any = None
+            if not isinstance(payload, Exception):
+                try:
+                    result = _draft(
+                        kind_of(payload),
+                        payload,
+                        now_s=now_s,
+                        scheme_tiers=scheme_tiers,
+                        require_signatures=require_signatures,
+                    )
+                except Exception as exc:
+                    result = exc
+                if isinstance(result, _Draft):
+                    checks.extend(result.checks())
+            drafted.append((index, payload, result))
+        if waiting is not None:
+            yield from _finished(*waiting)
+        waiting = (drafted, submit_verify(checks, threads))
+        if len(block) < chunk and failure is None:
+            break
+    if waiting is not None:
+        yield from _finished(*waiting)
+    if failure is not None:
+        raise failure
+
+
+def _finished(
+    drafted: list[tuple[int, Any, Any]], futures: list[Future[list[bool]]]
+) -> Iterator[tuple[int, Any, Ahead]]:
+    verified = [ok for future in futures for ok in future.result()]
+    at = 0
+    for index, payload, result in drafted:
+        if isinstance(result, _Draft):
+            count = len(result.entries)
+            try:
+                result = _finish(result, verified[at : at + count])
+            except Exception as exc:
+                result = exc
+            at += count
+        yield index, payload, result
 
 
 def normalise_unsigned(

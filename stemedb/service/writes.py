@@ -12,14 +12,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from stemedb.config import Settings
+from stemedb.crypto import verify_threads
 from stemedb.errors import InvalidRequest, StemeError
 from stemedb.records import normalise_unsigned, prepare_record
+from stemedb.records.prepare import Ahead, prepare_ahead
 from stemedb.service.rights import Caller, SupersessionRights
 from stemedb.store import PendingRecord, Store
 
 RejectedHook = Callable[[str], None]
 IngestedHook = Callable[[int], None]
 WrittenHook = Callable[[list[dict[str, Any]]], None]
+SignersHook = Callable[[list[PendingRecord]], None]
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,9 @@ class WriteAnswer:
 class WriteService:
     # Quarantine (service/quarantine.py) marks written items whose record was held.
     on_written: WrittenHook = staticmethod(lambda items: None)
+    # The new-agent limit (security/new_agents.py) charges a write's unseen signers
+    # once its records are prepared: raises RateLimited, and nothing is written.
+    check_signers: SignersHook = staticmethod(lambda records: None)
 
     def __init__(
         self,
@@ -45,14 +51,19 @@ class WriteService:
         self.on_rejected = on_rejected or (lambda reason: None)
         self.on_ingested = on_ingested or (lambda count: None)
 
-    def prepare(self, kind: str, payload: Any, received_ms: int) -> PendingRecord:
-        """Validate one record; raise the domain error naming the field."""
+    def prepare(
+        self, kind: str, payload: Any, received_ms: int, ahead: Ahead = None
+    ) -> PendingRecord:
+        """Validate one record (or take `prepare_ahead`'s answer for it); raise the
+        domain error naming the field."""
         if isinstance(payload, dict) and "kind" in payload and payload["kind"] != kind:
             raise InvalidRequest.field(
                 "kind", f"this endpoint takes {kind!r} records, the body says {payload['kind']!r}"
             )
         try:
-            prepared = prepare_record(
+            if isinstance(ahead, Exception):
+                raise ahead
+            prepared = ahead or prepare_record(
                 kind,
                 payload,
                 now_s=received_ms // 1000,
@@ -77,7 +88,13 @@ class WriteService:
         )
 
     def authorised(
-        self, kind: str, payload: Any, received_ms: int, caller: Caller, rights: SupersessionRights
+        self,
+        kind: str,
+        payload: Any,
+        received_ms: int,
+        caller: Caller,
+        rights: SupersessionRights,
+        ahead: Ahead = None,
     ) -> PendingRecord:
         """`prepare` between the caller's record rights: its kind (and scope) before
         validation, supersession rights once the signatures are verified."""
@@ -86,7 +103,7 @@ class WriteService:
         except StemeError as exc:
             self.on_rejected(exc.code)
             raise
-        pending = self.prepare(kind, payload, received_ms)
+        pending = self.prepare(kind, payload, received_ms, ahead)
         try:
             rights.check(pending.kind, pending.record)
         except StemeError as exc:
@@ -98,6 +115,7 @@ class WriteService:
     def write_one(self, kind: str, payload: Any, *, caller: Caller) -> WriteAnswer:
         """POST /v1/assert and friends: 201 created or 200 exists."""
         pending = self.authorised(kind, payload, _now_ms(), caller, self.rights(caller))
+        self.check_signers([pending])
         outcome = self.store.write([pending])[0]
         if outcome.error is not None:
             self.on_rejected(outcome.error.code)
@@ -124,7 +142,15 @@ class WriteService:
         results: list[dict[str, Any] | None] = []
         pending: list[tuple[int, PendingRecord]] = []
         count = 0
-        for index, payload in items:
+        ahead_items = prepare_ahead(
+            items,
+            _kind_of,
+            now_s=received_ms // 1000,
+            scheme_tiers=self.settings.scheme_tiers,
+            require_signatures=self.settings.require_signatures,
+            threads=verify_threads(self.settings.verify_threads),
+        )
+        for index, payload, ahead in ahead_items:
             count += 1
             if count > self.settings.batch_max:
                 raise InvalidRequest.field(
@@ -133,15 +159,14 @@ class WriteService:
             try:
                 if isinstance(payload, StemeError):
                     raise payload
-                kind = (
-                    payload.get("kind", "assertion") if isinstance(payload, dict) else "assertion"
-                )
-                record = self.authorised(str(kind), payload, received_ms, caller, rights)
+                kind = _kind_of(payload)
+                record = self.authorised(kind, payload, received_ms, caller, rights, ahead)
             except StemeError as exc:
                 results.append(_rejected(index, exc))
                 continue
             results.append(None)
             pending.append((index, record))
+        self.check_signers([p for _, p in pending])
         if atomic and any(r is not None for r in results):
             body = _summary([r or _not_written(i) for i, r in enumerate(results)])
             return False, _with_batch_error(body)
@@ -169,6 +194,11 @@ class WriteService:
         return normalise_unsigned(
             kind, payload, now_s=int(time.time()), scheme_tiers=self.settings.scheme_tiers
         )
+
+
+def _kind_of(payload: Any) -> str:
+    """A batch item's kind: its `kind`, else assertion."""
+    return str(payload.get("kind", "assertion") if isinstance(payload, dict) else "assertion")
 
 
 def _now_ms() -> int:
