@@ -12,14 +12,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from stemedb.cli.output import add_format_option, emit
+from stemedb.cli.output import emit
 from stemedb.cli.remote import (
     EXIT_USAGE,
     CliError,
-    add_remote_options,
-    guarded,
     make_client,
-    parse_time,
+    remote_command,
+    time_params,
 )
 
 LIST_COLUMNS = ("agent_id", "trust", "rated", "first_seen_seq")
@@ -32,13 +31,6 @@ def _agent_id(text: str) -> str:
     return text.lower()
 
 
-def _times(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "as_of": parse_time(args.as_of, "--as-of") if args.as_of else None,
-        "known_at": parse_time(args.known_at, "--known-at") if args.known_at else None,
-    }
-
-
 def _short(row: dict[str, Any], field: str) -> dict[str, Any]:
     value = row.get(field)
     return {**row, field: f"{value[:16]}…" if isinstance(value, str) else value}
@@ -46,12 +38,13 @@ def _short(row: dict[str, Any], field: str) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     client = make_client(args, need_key=False)
+    times = time_params(args)
     if args.agent_id is None:
-        agents = list(client.agents_all(limit=min(args.limit, 500), **_times(args)))[: args.limit]
+        agents = list(client.agents_all(limit=min(args.limit, 500), **times))[: args.limit]
         rows = [{**a, "trust": round(float(a.get("trust", 0.5)), 4)} for a in agents]
         emit(args.format, agents, rows, columns=LIST_COLUMNS)
         return 0
-    profile = client.agent(_agent_id(args.agent_id), history_limit=args.history, **_times(args))
+    profile = client.agent(_agent_id(args.agent_id), history_limit=args.history, **times)
     history = profile.get("history", [])
     title = (
         f"agent {profile['agent_id']}  trust {float(profile['trust']):.4f}  "
@@ -81,6 +74,4 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--known-at", default=None, help="only what the server had by then")
     parser.add_argument("--history", type=int, default=100, help="newest outcomes to show")
     parser.add_argument("--limit", type=int, default=100, help="agents to list (no AGENT_ID)")
-    add_remote_options(parser, key=False)
-    add_format_option(parser, ("json", "ndjson", "table"))
-    parser.set_defaults(func=guarded("agent", run))
+    remote_command(parser, "agent", run, key=False)

@@ -14,8 +14,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from stemedb.cli.output import add_format_option, emit
-from stemedb.cli.remote import EXIT_USAGE, CliError, add_remote_options, guarded, make_client
+from stemedb.cli.output import emit
+from stemedb.cli.remote import EXIT_USAGE, CliError, make_client, remote_command
 
 AGENT_COLUMNS = ("agent_id", "max_tier", "name", "registered_by", "seq")
 TIERS = ("Regulatory", "Clinical", "Observational", "Expert", "Community", "Anecdotal")
@@ -82,17 +82,11 @@ def register(subparsers: Any) -> None:
     reg.add_argument("--tier", required=True, choices=TIERS, help="the best tier it may claim")
     reg.add_argument("--name", default=None, help="who the agent is, e.g. 'FDA label feed'")
     reg.add_argument("--note", default=None, help="why it is trusted at this tier")
-    add_remote_options(reg)
-    add_format_option(reg, ("json", "table"))
-    reg.set_defaults(func=guarded("agents register", run_register))
+    remote_command(reg, "agents register", run_register)
 
     listing = commands.add_parser("list", help="registrations in force")
-    add_remote_options(listing, key=False)
-    add_format_option(listing, ("json", "ndjson", "table"))
-    listing.set_defaults(func=guarded("agents list", run_list))
+    remote_command(listing, "agents list", run_list, key=False)
 
     show = commands.add_parser("show", help="one agent's registration history")
     show.add_argument("agent_id", help="the agent's public key (64 hex)")
-    add_remote_options(show, key=False)
-    add_format_option(show, ("json", "ndjson", "table"))
-    show.set_defaults(func=guarded("agents show", run_show))
+    remote_command(show, "agents show", run_show, key=False)

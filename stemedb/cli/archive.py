@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from stemedb.cli.local import add_db_option
 from stemedb.cli.output import add_format_option, emit
 from stemedb.ops import archive
 from stemedb.ops.cli_support import fail, settings_or_none
@@ -53,9 +54,7 @@ def register(subparsers: Any) -> None:
         "name; 3 tries with backoff; <segment>.done marks success). Incremental and "
         "idempotent; exit 1 if sealing or shipping fails.",
     )
-    parser.add_argument(
-        "--db", type=Path, help="database file (default: STEMEDB_DB_DIR/stemedb.db)"
-    )
+    add_db_option(parser)
     parser.add_argument("--wal-dir", type=Path, help="segment folder (default: STEMEDB_WAL_DIR)")
     add_format_option(parser)
     parser.set_defaults(func=run)

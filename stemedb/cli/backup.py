@@ -9,6 +9,7 @@ from typing import Any
 
 import apsw
 
+from stemedb.cli.local import add_db_option
 from stemedb.cli.output import add_format_option, emit
 from stemedb.ops import backup
 from stemedb.ops.cli_support import fail, page_bar, settings_or_none
@@ -45,9 +46,7 @@ def register(subparsers: Any) -> None:
         "Exit 1 if anything differs.",
     )
     parser.add_argument("--dest", type=Path, help="backup folder (default: STEMEDB_BACKUP_DIR)")
-    parser.add_argument(
-        "--db", type=Path, help="database file (default: STEMEDB_DB_DIR/stemedb.db)"
-    )
+    add_db_option(parser)
     parser.add_argument(
         "--keep", type=int, help="backups to keep (default: STEMEDB_BACKUP_KEEP); 0 keeps all"
     )

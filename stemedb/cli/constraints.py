@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from stemedb.cli.output import add_format_option, emit
-from stemedb.cli.remote import EXIT_FAILURE, add_remote_options, guarded, make_client
+from stemedb.cli.output import emit
+from stemedb.cli.remote import EXIT_FAILURE, make_client, remote_command
 
 RULE_COLUMNS = ("predicate", "value", "context", "tier", "set_by", "why", "status")
 
@@ -62,6 +62,4 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--known-at", type=int, default=None, help="rules the journal had by then (Unix s)"
     )
-    add_remote_options(parser, key=False)
-    add_format_option(parser, ("json", "ndjson", "table"))
-    parser.set_defaults(func=guarded("constraints", run))
+    remote_command(parser, "constraints", run, key=False)

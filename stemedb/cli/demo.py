@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from stemedb import demo_data
-from stemedb.cli.output import add_format_option, emit
-from stemedb.cli.remote import CliError, add_remote_options, guarded, make_client, server_url
+from stemedb.cli.output import emit
+from stemedb.cli.remote import CliError, make_client, remote_command, server_url
 from stemedb.client import DEFAULT_URL
 
 
@@ -106,6 +106,4 @@ def register(subparsers: Any) -> None:
         "gastroparesis) plus aliases, votes, an epoch pair and a lineage, signed by four demo "
         "agents whose keys are derived from their names. Idempotent.",
     )
-    add_remote_options(parser, key=False)
-    add_format_option(parser, ("json", "table"))
-    parser.set_defaults(func=guarded("demo", run_demo))
+    remote_command(parser, "demo", run_demo, key=False)

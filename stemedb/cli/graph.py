@@ -16,14 +16,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from stemedb.cli.output import add_format_option, dumps, emit, short, when
+from stemedb.cli.output import dumps, emit, short, when
 from stemedb.cli.remote import (
     EXIT_USAGE,
     CliError,
-    add_remote_options,
-    guarded,
+    Command,
     make_client,
+    number_between,
     parse_time,
+    remote_command,
 )
 
 KINDS = ("assertion", "vote", "epoch", "supersession", "alias", "outcome", "agent_tier")
@@ -35,20 +36,10 @@ def _timestamp(args: argparse.Namespace) -> int | None:
     return parse_time(args.timestamp, "--timestamp") if args.timestamp else None
 
 
-def _weight(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not -1.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not between -1 and 1")
-    return value
-
-
-def _common_write(parser: argparse.ArgumentParser) -> None:
+def _common_write(parser: argparse.ArgumentParser, name: str, command: Command) -> None:
+    """--timestamp and the server options of every command that signs and writes a record."""
     parser.add_argument("--timestamp", help="record time: Unix seconds or ISO 8601 (default now)")
-    add_remote_options(parser)
-    add_format_option(parser)
+    remote_command(parser, name, command)
 
 
 # ---- sign -------------------------------------------------------------------------
@@ -95,9 +86,7 @@ def _register_sign(subparsers: Any) -> None:
     parser.add_argument("record", metavar="RECORD", help="JSON file of one unsigned record, or -")
     parser.add_argument("--kind", choices=KINDS, default="assertion", help="record kind")
     parser.add_argument("-o", "--out", type=Path, help="write here instead of stdout")
-    add_remote_options(parser)
-    add_format_option(parser)
-    parser.set_defaults(func=guarded("sign", run_sign))
+    remote_command(parser, "sign", run_sign)
 
 
 # ---- vote, epoch, supersede, alias ----------------------------------------------------
@@ -164,9 +153,10 @@ def _register_writes(subparsers: Any) -> None:
         "assertion replaces the earlier one. The `votes` lens counts them.",
     )
     vote.add_argument("hash", metavar="HASH", help="the assertion voted on")
-    vote.add_argument("weight", metavar="WEIGHT", type=_weight, help="-1 (against) .. 1 (for)")
-    _common_write(vote)
-    vote.set_defaults(func=guarded("vote", run_vote))
+    vote.add_argument(
+        "weight", metavar="WEIGHT", type=number_between(-1, 1), help="-1 (against) .. 1 (for)"
+    )
+    _common_write(vote, "vote", run_vote)
 
     epoch = subparsers.add_parser(
         "epoch",
@@ -181,17 +171,12 @@ def _register_writes(subparsers: Any) -> None:
     create.add_argument(
         "--supersedes", metavar="ID", action="append", help="an older epoch id (repeatable)"
     )
-    _common_write(create)
-    create.set_defaults(func=guarded("epoch create", run_epoch_create))
+    _common_write(create, "epoch create", run_epoch_create)
     listing = sub.add_parser("list", help="every epoch with its superseded flag")
-    add_remote_options(listing, key=False)
-    add_format_option(listing)
-    listing.set_defaults(func=guarded("epoch list", run_epoch_list))
+    remote_command(listing, "epoch list", run_epoch_list, key=False)
     show = sub.add_parser("show", help="one epoch by id")
     show.add_argument("id", metavar="ID", help="the epoch id (the hash `epoch create` printed)")
-    add_remote_options(show, key=False)
-    add_format_option(show)
-    show.set_defaults(func=guarded("epoch show", run_epoch_show))
+    remote_command(show, "epoch show", run_epoch_show, key=False)
 
     supersede = subparsers.add_parser(
         "supersede",
@@ -205,8 +190,7 @@ def _register_writes(subparsers: Any) -> None:
     supersede.add_argument(
         "--type", choices=("Invalidate", "Correct"), help="default: Correct with --replacement"
     )
-    _common_write(supersede)
-    supersede.set_defaults(func=guarded("supersede", run_supersede))
+    _common_write(supersede, "supersede", run_supersede)
 
     alias = subparsers.add_parser(
         "alias",
@@ -217,13 +201,10 @@ def _register_writes(subparsers: Any) -> None:
     add = sub.add_parser("add", help="sign and write ALIAS -> CANONICAL")
     add.add_argument("alias", metavar="ALIAS", help="the other name, e.g. ozempic")
     add.add_argument("canonical", metavar="CANONICAL", help="the concept path it stands for")
-    _common_write(add)
-    add.set_defaults(func=guarded("alias add", run_alias_add))
+    _common_write(add, "alias add", run_alias_add)
     show_alias = sub.add_parser("show", help="the canonical path of PATH and all its aliases")
     show_alias.add_argument("path", metavar="PATH", help="a concept path or an alias")
-    add_remote_options(show_alias, key=False)
-    add_format_option(show_alias)
-    show_alias.set_defaults(func=guarded("alias show", run_alias_show))
+    remote_command(show_alias, "alias show", run_alias_show, key=False)
 
 
 # ---- trace, audit, feed -------------------------------------------------------------
@@ -293,9 +274,7 @@ def _register_reads(subparsers: Any) -> None:
     )
     trace.add_argument("hash", metavar="HASH", help="an assertion hash")
     trace.add_argument("--depth", type=int, help="ancestors to follow (server default 10)")
-    add_remote_options(trace, key=False)
-    add_format_option(trace)
-    trace.set_defaults(func=guarded("trace", run_trace))
+    remote_command(trace, "trace", run_trace, key=False)
 
     audit = subparsers.add_parser(
         "audit",
@@ -308,9 +287,7 @@ def _register_reads(subparsers: Any) -> None:
     audit.add_argument("--from", dest="since", metavar="T", help="from time T (s or ISO 8601)")
     audit.add_argument("--to", dest="until", metavar="T", help="up to time T (s or ISO 8601)")
     audit.add_argument("--limit", type=int, help="most entries (server default 100)")
-    add_remote_options(audit, key=False)
-    add_format_option(audit)
-    audit.set_defaults(func=guarded("audit", run_audit))
+    remote_command(audit, "audit", run_audit, key=False)
 
     feed = subparsers.add_parser(
         "feed",
@@ -326,9 +303,7 @@ def _register_reads(subparsers: Any) -> None:
         "--wait", type=float, default=0, metavar="S", help="long-poll up to S seconds (<= 30)"
     )
     feed.add_argument("--follow", "-f", action="store_true", help="keep streaming new frames")
-    add_remote_options(feed, key=False)
-    add_format_option(feed)
-    feed.set_defaults(func=guarded("feed", run_feed))
+    remote_command(feed, "feed", run_feed, key=False)
 
 
 def register(subparsers: Any) -> None:

@@ -56,5 +56,5 @@ def register(subparsers: Any) -> None:
         help="where to write the key (default: $STEMEDB_KEY_FILE or ~/.config/stemedb/key)",
     )
     parser.add_argument("--force", action="store_true", help="replace an existing key file")
-    add_format_option(parser, ("json", "table"))
+    add_format_option(parser)
     parser.set_defaults(func=guarded("keygen", run_keygen))

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import apsw
 
 from stemedb.cli.output import add_format_option, emit
-from stemedb.cli.remote import CliError, guarded
+from stemedb.cli.remote import CliError, Command, guarded
 from stemedb.config import ConfigError, Settings, load_settings
 from stemedb.errors import StemeError
 from stemedb.security.keys import ROLES, insert_key, list_keys, parse_duration_s, revoke_key
@@ -136,11 +136,12 @@ def register(subparsers: Any) -> None:
     )
     sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
 
-    def common(parser: argparse.ArgumentParser, formats: tuple[str, ...]) -> None:
+    def common(parser: argparse.ArgumentParser, name: str, command: Command) -> None:
         parser.add_argument(
             "--db-dir", metavar="DIR", help="database directory (default: $STEMEDB_DB_DIR)"
         )
-        add_format_option(parser, formats)
+        add_format_option(parser)
+        parser.set_defaults(func=guarded(name, command))
 
     create = sub.add_parser("create", help="create a key and print it (shown only once)")
     create.add_argument("--role", choices=ROLES, required=True, help="reader < writer < admin")
@@ -149,14 +150,11 @@ def register(subparsers: Any) -> None:
     )
     create.add_argument("--expires", metavar="DURATION", help="lifetime, e.g. 30d, 12h, 2w")
     create.add_argument("--name", metavar="NAME", help="a label for listings")
-    common(create, ("json", "table"))
-    create.set_defaults(func=guarded("keys create", run_create))
+    common(create, "keys create", run_create)
 
     listing = sub.add_parser("list", help="list keys (never their secrets)")
-    common(listing, ("json", "ndjson", "table"))
-    listing.set_defaults(func=guarded("keys list", run_list))
+    common(listing, "keys list", run_list)
 
     revoke = sub.add_parser("revoke", help="revoke a key by id (effective within a second)")
     revoke.add_argument("id", help="the key id, as shown by `keys list`")
-    common(revoke, ("json", "table"))
-    revoke.set_defaults(func=guarded("keys revoke", run_revoke))
+    common(revoke, "keys revoke", run_revoke)

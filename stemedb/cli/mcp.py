@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from stemedb.cli.remote import EXIT_USAGE, CliError, guarded, server_url
+from stemedb.cli.remote import EXIT_USAGE, CliError, add_remote_options, guarded, server_url
 from stemedb.client import Client
 from stemedb.crypto import KeyFileError
 
@@ -71,21 +71,13 @@ def register(subparsers: Any) -> None:
         "signed with --key and refused without one. See docs/agents.md.",
     )
     parser.add_argument(
-        "--url", default=None, help="StemeDB server URL (env STEMEDB_URL, default local)"
-    )
-    parser.add_argument(
-        "--api-key",
-        default=os.environ.get("STEMEDB_API_KEY"),
-        help="API key when the server has auth on (env STEMEDB_API_KEY, preferred)",
-    )
-    parser.add_argument(
-        "--key", default=None, help="agent key file to sign writes (env STEMEDB_KEY_FILE)"
-    )
-    parser.add_argument(
         "--http",
         default=None,
         metavar="HOST:PORT",
         help="serve streamable HTTP at http://HOST:PORT/mcp instead of stdio",
     )
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per server call")
+    server = add_remote_options(parser, key=False)
+    server.add_argument(  # not the shared --key: no default key file (see the docstring)
+        "--key", default=None, help="agent key file to sign writes (env STEMEDB_KEY_FILE)"
+    )
     parser.set_defaults(func=guarded("mcp", run))

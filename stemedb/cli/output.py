@@ -21,18 +21,12 @@ MAX_CELL = 48
 Row = Mapping[str, Any]
 
 
-def add_format_option(
-    parser: argparse.ArgumentParser,
-    formats: Sequence[str] = FORMATS,
-    *,
-    default: str = "json",
-) -> None:
-    """`--format json|ndjson|table` (every command offers all three: `emit` renders any
-    answer each way, so a narrower `formats` is widened rather than refused)."""
-    choices = tuple(dict.fromkeys((*FORMATS, *formats)))
+def add_format_option(parser: argparse.ArgumentParser, *, default: str = "json") -> None:
+    """`--format json|ndjson|table`: every command offers all three, since `emit` renders
+    any answer each way (the one definition of the option; `export` has its own formats)."""
     parser.add_argument(
         "--format",
-        choices=choices,
+        choices=FORMATS,
         default=default,
         help=f"json: the answer as one document (full hashes); ndjson: one JSON row per line; "
         f"table: aligned columns for people, hashes cut, times readable (default {default})",

@@ -17,7 +17,6 @@ from stemedb.cli.output import (
     ASSERTION_COLUMNS,
     CLAIM_COLUMNS,
     LENS_COLUMNS,
-    add_format_option,
     assertion_row,
     claim_row,
     emit,
@@ -27,10 +26,11 @@ from stemedb.cli.output import (
 from stemedb.cli.remote import (
     EXIT_USAGE,
     CliError,
-    add_remote_options,
-    guarded,
     make_client,
+    number_between,
     parse_time,
+    remote_command,
+    time_params,
 )
 from stemedb.client import ApiError
 from stemedb.lenses.registry import LENS_NAMES, UnknownLens, canonical_lens_name
@@ -95,16 +95,6 @@ def _tier_written(client: Any, result: dict[str, Any], *, declared: str | None) 
     return {"source_class": stored.get("source_class"), "source_class_inferred": declared is None}
 
 
-def _confidence(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
-    return value
-
-
 def _register_assert(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "assert",
@@ -116,7 +106,7 @@ def _register_assert(subparsers: Any) -> None:
     parser.add_argument("predicate", metavar="PREDICATE", help="the property, e.g. dose_mg")
     parser.add_argument("value", metavar="VALUE", help="the claimed value (see --type)")
     parser.add_argument(
-        "--confidence", type=_confidence, required=True, help="your certainty, 0..1"
+        "--confidence", type=number_between(0, 1), required=True, help="your certainty, 0..1"
     )
     parser.add_argument(
         "--type", choices=OBJECT_TYPES, default="Text", help="how to read VALUE (default Text)"
@@ -137,9 +127,7 @@ def _register_assert(subparsers: Any) -> None:
     parser.add_argument(
         "--unsigned", action="store_true", help="do not sign (servers that allow unsigned writes)"
     )
-    add_remote_options(parser)
-    add_format_option(parser, ("json", "table"))
-    parser.set_defaults(func=guarded("assert", run_assert))
+    remote_command(parser, "assert", run_assert)
 
 
 # ---- query ----------------------------------------------------------------------
@@ -156,8 +144,7 @@ def _query_params(args: argparse.Namespace) -> dict[str, Any]:
         "source_class": args.source_class,
         "max_tier": args.max_tier,
         "agent_id": args.agent,
-        "as_of": parse_time(args.as_of, "--as-of") if args.as_of else None,
-        "known_at": parse_time(args.known_at, "--known-at") if args.known_at else None,
+        **time_params(args),
         "decay": args.decay,
         "include_superseded": True if args.include_superseded else None,
         "resolve_aliases": False if args.no_aliases else None,
@@ -235,9 +222,7 @@ def _register_query(subparsers: Any) -> None:
     parser.add_argument("--limit", type=int, help="page size (default 100, max 1000)")
     parser.add_argument("--cursor", help="next_cursor of a previous page")
     parser.add_argument("--all", action="store_true", help="follow cursors; print rows")
-    add_remote_options(parser)
-    add_format_option(parser)
-    parser.set_defaults(func=guarded("query", run_query))
+    remote_command(parser, "query", run_query)
 
 
 # ---- skeptic --------------------------------------------------------------------
@@ -262,8 +247,7 @@ def skeptic_title(answer: Mapping[str, Any]) -> str:
 def run_skeptic(args: argparse.Namespace) -> int:
     client = make_client(args, need_key=False)
     params = {
-        "as_of": parse_time(args.as_of, "--as-of") if args.as_of else None,
-        "known_at": parse_time(args.known_at, "--known-at") if args.known_at else None,
+        **time_params(args),
         "decay": args.decay,
         "lifecycle": args.lifecycle,
         "include_superseded": True if args.include_superseded else None,
@@ -292,9 +276,7 @@ def _register_skeptic(subparsers: Any) -> None:
     parser.add_argument("subject", metavar="SUBJECT", help="concept path (or an alias of one)")
     parser.add_argument("predicate", metavar="PREDICATE", help="the property, e.g. dose_mg")
     _add_time_filters(parser)
-    add_remote_options(parser)
-    add_format_option(parser)
-    parser.set_defaults(func=guarded("skeptic", run_skeptic))
+    remote_command(parser, "skeptic", run_skeptic)
 
 
 def register(subparsers: Any) -> None:

@@ -1,5 +1,6 @@
-"""What every command that talks to a server shares: --url/--key/--api-key, the
-client they build, and one way to report failures (message on stderr, exit 1).
+"""What every command that talks to a server shares: --url/--key/--api-key/--timeout
+(`remote_command` adds them with --format and the entry point), the client they build,
+and one way to report failures (message on stderr, exit 1).
 
 Options fall back to environment variables so scripts set them once:
 STEMEDB_URL, STEMEDB_KEY_FILE, STEMEDB_API_KEY (a secret: prefer the
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from stemedb.cli.output import add_format_option
 from stemedb.client import DEFAULT_URL, ApiError, Client
 from stemedb.crypto import KeyFileError
 
@@ -35,7 +37,11 @@ def default_key_file() -> Path:
     return Path(os.environ.get("STEMEDB_KEY_FILE") or "~/.config/stemedb/key").expanduser()
 
 
-def add_remote_options(parser: argparse.ArgumentParser, *, key: bool = True) -> None:
+def add_remote_options(
+    parser: argparse.ArgumentParser, *, key: bool = True
+) -> argparse._ArgumentGroup:
+    """--url, --key (unless `key` is False), --api-key and --timeout, in a "server" group
+    (returned, so a command with its own idea of a key can add it there)."""
     group = parser.add_argument_group("server")
     group.add_argument(
         "--url",
@@ -58,6 +64,25 @@ def add_remote_options(parser: argparse.ArgumentParser, *, key: bool = True) -> 
     group.add_argument(
         "--timeout", type=float, default=30.0, help="seconds to wait for an answer (default 30)"
     )
+    return group
+
+
+def remote_command(
+    parser: argparse.ArgumentParser,
+    name: str,
+    command: Command,
+    *,
+    key: bool = True,
+    output: bool = True,
+) -> None:
+    """The tail every command that talks to a server shares: the server options, `--format`
+    (unless `output` is False: the command has its own) and the guarded entry point that
+    reports failures as `stemedb NAME: message`. Call it after the command's own options,
+    so the usage line lists those first."""
+    add_remote_options(parser, key=key)
+    if output:
+        add_format_option(parser)
+    parser.set_defaults(func=guarded(name, command))
 
 
 def server_url(args: argparse.Namespace) -> str:
@@ -107,6 +132,30 @@ def parse_time(text: str, option: str) -> int:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return int(parsed.timestamp())
+
+
+def number_between(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a number in [low, high]; anything else is a usage error (exit 2)
+    naming the range, before any request (`--confidence`, a vote's WEIGHT)."""
+
+    def number(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not low <= value <= high:  # also refuses nan
+            raise argparse.ArgumentTypeError(f"{text} is not between {low:g} and {high:g}")
+        return value
+
+    return number
+
+
+def time_params(args: argparse.Namespace) -> dict[str, int | None]:
+    """`--as-of` / `--known-at` (Unix seconds or ISO 8601) as the client's keyword arguments."""
+    return {
+        "as_of": parse_time(args.as_of, "--as-of") if args.as_of else None,
+        "known_at": parse_time(args.known_at, "--known-at") if args.known_at else None,
+    }
 
 
 def report(error: ApiError) -> str:

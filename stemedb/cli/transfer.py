@@ -40,15 +40,14 @@ from stemedb.cli.import_sinks import (
     database_dir,
     local_settings,
 )
-from stemedb.cli.output import add_format_option, dumps, emit
+from stemedb.cli.output import dumps, emit
 from stemedb.cli.remote import (
     EXIT_USAGE,
     CliError,
-    add_remote_options,
-    guarded,
     key_path,
     make_client,
     parse_time,
+    remote_command,
     report,
     server_url,
 )
@@ -514,9 +513,7 @@ def register(subparsers: Any) -> None:
     imp.add_argument(
         "--rejects", metavar="PATH", help="append rejected lines with their errors here (NDJSON)"
     )
-    add_remote_options(imp)
-    add_format_option(imp)
-    imp.set_defaults(func=guarded("import", run_import))
+    remote_command(imp, "import", run_import)
 
     exp = subparsers.add_parser(
         "export",
@@ -540,5 +537,4 @@ def register(subparsers: Any) -> None:
     exp.add_argument(
         "-o", "--output", metavar="FILE", help="write here (atomically) instead of stdout"
     )
-    add_remote_options(exp, key=False)
-    exp.set_defaults(func=guarded("export", run_export))
+    remote_command(exp, "export", run_export, key=False, output=False)  # its own --format

@@ -1,0 +1,18 @@
+"""What the commands that open the database file themselves share (backup, archive;
+verify, reindex and migrate repeat the same option in stemedb/cli/verify.py).
+
+They run next to, or instead of, a server on the same machine, so they take the
+file from STEMEDB_DB_DIR like the server does; `--db` points one run elsewhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+DB_HELP = "database file (default: STEMEDB_DB_DIR/stemedb.db)"
+
+
+def add_db_option(parser: argparse.ArgumentParser) -> None:
+    """`--db FILE`: the database file instead of STEMEDB_DB_DIR/stemedb.db."""
+    parser.add_argument("--db", type=Path, help=DB_HELP)
