@@ -157,13 +157,16 @@ def store_concurrent(
     return {"records_per_s": len(lines) / elapsed, "mean_batch": len(lines) / max(commits, 1)}
 
 
-def http_batch(lines: list[str], clients: int = 1, chunk: int = CHUNK) -> dict[str, Any]:
-    """NDJSON chunks to a fresh server from `clients` concurrent connections."""
+def http_batch(
+    lines: list[str], clients: int = 1, chunk: int = CHUNK, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """NDJSON chunks to a fresh server (`env` added to its environment) from `clients`
+    concurrent connections."""
     bodies = [
         ("\n".join(lines[s : s + chunk]) + "\n").encode() for s in range(0, len(lines), chunk)
     ]
     with tempfile.TemporaryDirectory(prefix="stemedb-bench-", dir=work_dir()) as tmp:
-        srv = Server(Path(tmp))
+        srv = Server(Path(tmp), env=env)
         try:
             todo: queue.Queue[bytes] = queue.Queue()
             for body in bodies:

@@ -1,0 +1,248 @@
+"""HTTP batch ingest against the strict floor, side by side (issue 21, part 2).
+
+    python -m bench.floor                    # 20,000 records, 5 alternating rounds
+    python -m bench.floor --records 5000 --rounds 1     # a smoke run
+    python -m bench.floor --gil              # only the GIL probe
+
+The strict floor is what no implementation of a signed, durable journal can
+skip: the digests are computed before the clock starts (untimed), then per
+record one Ed25519 verification (`stemedb.crypto.verify_signature`, one
+thread) and two inserts through apsw: the journal row (the product's own
+`journal` table, its UNIQUE hash index included) and one covering-index row
+(a WITHOUT ROWID table holding the columns of the `assertions_lens` index,
+one b-tree row per record); 1,000-row transactions, `synchronous=FULL`, WAL.
+
+Against it, in the same round: `POST /v1/assert/batch` of a real server
+process, NDJSON chunks of 1,000 records from one client, with the default
+`STEMEDB_VERIFY_THREADS` (one verify thread per CPU) and with
+`STEMEDB_VERIFY_THREADS=1` (the serial path, as before the pool). Each round
+runs the three in a rotating order on fresh databases; the report gives each
+one's median and the median of its per-round ratio to the floor.
+
+The GIL probe: Ed25519 verifications/s from one thread vs two threads (each
+half the work). A speed-up near the core count means the verify call runs
+with the GIL released (cffi's default for PyNaCl's libsodium calls).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import datasets
+from bench.ingest import CHUNK, http_batch
+from bench.server import loadavg, work_dir
+from stemedb.canonical import canonical_json
+from stemedb.crypto import sha3_256, sign, signing_message, verify_signature
+from stemedb.records import SourceClass
+from stemedb.store import schema
+from stemedb.store.journal import ZERO_CHAIN, next_chain
+
+LENS_TABLE = """
+CREATE TABLE lens_floor (
+  subject TEXT NOT NULL, predicate TEXT NOT NULL, timestamp INTEGER NOT NULL,
+  hash BLOB NOT NULL, value_key TEXT NOT NULL, confidence REAL NOT NULL,
+  tier INTEGER NOT NULL, agent_id BLOB, lifecycle TEXT NOT NULL, epoch BLOB,
+  written_ms INTEGER NOT NULL,
+  PRIMARY KEY (subject, predicate, timestamp DESC, hash)
+) WITHOUT ROWID
+"""
+JOURNAL_INSERT = "INSERT INTO journal VALUES (?, 'assertion', ?, ?, ?, ?)"
+LENS_INSERT = "INSERT INTO lens_floor VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)"
+
+Row = tuple[str, str, bytes, tuple[Any, ...], tuple[Any, ...]]
+
+VARIANTS = ("floor", "http_verify_pool", "http_verify_serial")
+
+
+def _precompute(lines: list[str]) -> list[Row]:
+    """Everything but the verification and the inserts, done before the clock starts."""
+    rows: list[Row] = []
+    chain, written = ZERO_CHAIN, int(time.time() * 1000)
+    for seq, line in enumerate(lines, start=1):
+        record = json.loads(line)
+        unsigned = {k: v for k, v in record.items() if k != "signatures"}
+        digest = sha3_256(canonical_json(unsigned).encode())
+        sig = record["signatures"][0]
+        frame_hash = sha3_256(line.encode())
+        chain = next_chain(chain, frame_hash, written)
+        obj = record["object"]
+        lens = (
+            record["subject"],
+            record["predicate"],
+            record["timestamp"],
+            frame_hash,
+            json.dumps(obj, separators=(",", ":")),
+            record["confidence"],
+            int(SourceClass[record["source_class"]]),
+            bytes.fromhex(sig["agent_id"]),
+            record["lifecycle"],
+            written,
+        )
+        message = signing_message("assertion", digest)
+        rows.append(
+            (
+                sig["agent_id"],
+                sig["signature"],
+                message,
+                (seq, frame_hash, line, written, chain),
+                lens,
+            )
+        )
+    return rows
+
+
+def strict_floor(rows: list[Row]) -> float:
+    """Records/s: verify + journal row + one covering-index row, 1,000 per transaction."""
+    with tempfile.TemporaryDirectory(dir=work_dir()) as tmp:
+        conn = schema.connect(Path(tmp) / "floor.db", sync="full")
+        schema.apply_migrations(conn)
+        conn.execute(LENS_TABLE)
+        started = time.perf_counter()
+        for start in range(0, len(rows), CHUNK):
+            conn.execute("BEGIN IMMEDIATE")
+            for agent, signature, message, journal_row, lens_row in rows[start : start + CHUNK]:
+                if not verify_signature(agent, signature, message):
+                    raise AssertionError("floor: a dataset signature failed to verify")
+                conn.execute(JOURNAL_INSERT, journal_row)
+                conn.execute(LENS_INSERT, lens_row)
+            conn.execute("COMMIT")
+        elapsed = time.perf_counter() - started
+        conn.close()
+    return len(rows) / elapsed
+
+
+def gil_probe(count: int = 4000, rounds: int = 3) -> dict[str, Any]:
+    """Verifications/s from one thread vs two threads sharing the same work."""
+    seed = bytes(range(32))
+    from stemedb.crypto import public_key_hex
+
+    agent = public_key_hex(seed)
+    messages = [os.urandom(43) for _ in range(count)]
+    checks = [(agent, sign(seed, m), m) for m in messages]
+
+    def work(part: list[tuple[str, str, bytes]]) -> None:
+        for check in part:
+            assert verify_signature(*check)
+
+    one, two = [], []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        work(checks)
+        one.append(count / (time.perf_counter() - started))
+        halves = [checks[: count // 2], checks[count // 2 :]]
+        threads = [threading.Thread(target=work, args=(h,)) for h in halves]
+        started = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        two.append(count / (time.perf_counter() - started))
+    return {
+        "verifies_per_s_1_thread": round(statistics.median(one)),
+        "verifies_per_s_2_threads": round(statistics.median(two)),
+        "speedup": round(statistics.median(b / a for a, b in zip(one, two, strict=True)), 2),
+        "us_per_verify": round(1e6 / statistics.median(one), 1),
+    }
+
+
+def run(lines: list[str], *, rounds: int = 5) -> dict[str, Any]:
+    rows = _precompute(lines)
+    env_pool: dict[str, str] = {}  # the default: STEMEDB_VERIFY_THREADS=0, one per CPU
+    env_serial = {"STEMEDB_VERIFY_THREADS": "1"}
+    runs: dict[str, Callable[[], dict[str, Any]]] = {
+        "floor": lambda: {"rps": strict_floor(rows)},
+        "http_verify_pool": lambda: http_batch(lines, clients=1, env=env_pool),
+        "http_verify_serial": lambda: http_batch(lines, clients=1, env=env_serial),
+    }
+    per_round: list[dict[str, float]] = []
+    for r in range(rounds):
+        row: dict[str, float] = {}
+        order = VARIANTS[r % 3 :] + VARIANTS[: r % 3]  # rotate: no variant always goes first
+        for name in order:
+            answer = runs[name]()
+            row[name] = answer["rps"]
+            if "server_cpu_cores" in answer:
+                row[f"{name}_server_cpu_cores"] = answer["server_cpu_cores"]
+        row["loadavg"] = loadavg()
+        per_round.append(row)
+        print(
+            f"  floor round {r + 1}/{rounds}: "
+            + json.dumps({k: round(v, 2) for k, v in row.items()}),
+            flush=True,
+        )
+    out: dict[str, Any] = {"records": len(lines), "rounds": rounds, "per_round": per_round}
+    for name in VARIANTS:
+        out[f"{name}_rps"] = round(statistics.median(row[name] for row in per_round))
+        if name != "floor":
+            out[f"{name}_vs_floor"] = round(
+                statistics.median(row[name] / row["floor"] for row in per_round), 3
+            )
+            out[f"{name}_server_cpu_cores"] = round(
+                statistics.median(row[f"{name}_server_cpu_cores"] for row in per_round), 2
+            )
+    out["pool_vs_serial"] = round(
+        statistics.median(row["http_verify_pool"] / row["http_verify_serial"] for row in per_round),
+        3,
+    )
+    out["gil_probe"] = gil_probe()
+    return out
+
+
+def markdown(res: dict[str, Any]) -> str:
+    rows = [
+        ("strict floor: Ed25519 verify + journal row + one covering-index row", "floor"),
+        ("`POST /v1/assert/batch`, 1,000/request, verify pool (default)", "http_verify_pool"),
+        ("the same, `STEMEDB_VERIFY_THREADS=1` (serial)", "http_verify_serial"),
+    ]
+    out = [
+        f"{res['records']:,} signed assertions, {res['rounds']} alternating rounds, medians",
+        "",
+        "| method | records/s | × floor | server cores |",
+        "|---|---|---|---|",
+    ]
+    for label, key in rows:
+        ratio = res.get(f"{key}_vs_floor", 1.0)
+        cores = res.get(f"{key}_server_cpu_cores", "—")
+        out.append(f"| {label} | {res[f'{key}_rps']:,} | {ratio:.3f} | {cores} |")
+    g = res["gil_probe"]
+    out += [
+        "",
+        f"Verify pool vs serial, per round: {res['pool_vs_serial']}×. GIL probe: "
+        f"{g['verifies_per_s_1_thread']:,} verifies/s on 1 thread ({g['us_per_verify']} µs), "
+        f"{g['verifies_per_s_2_threads']:,} on 2 threads ({g['speedup']}×).",
+    ]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.floor", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--gil", action="store_true", help="only the GIL probe")
+    parser.add_argument("--json", metavar="FILE", help="also write the results here")
+    args = parser.parse_args(argv)
+    if args.gil:
+        print(json.dumps(gil_probe()))
+        return 0
+    lines = datasets.load_lines(datasets.signed_lines(args.records, prefix="floor"))
+    res = run(lines, rounds=args.rounds)
+    res["loadavg_end"] = loadavg()
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    print(markdown(res))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
