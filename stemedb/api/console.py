@@ -4,8 +4,9 @@ The page reads everything through the public HTTP API (with the API key the
 user gives it when auth is on), so it can show no more than that key may see.
 Assets live in `stemedb/api/static/console/`; only files there are served, by
 exact name, under the same strict CSP as `/docs` (self-hosted script and style
-only). Also wires the triage index (stemedb.service.triage), the one read the
-console needs that no other endpoint answers fast enough.
+only). Also wires the two reads the console needs that no other endpoint answers
+fast enough: the triage index (stemedb.service.triage) and value-text search
+across subjects (stemedb.service.value_search).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from pydantic import BaseModel
 
 from stemedb.api.errors import ErrorResponse
 from stemedb.api.resources import triage as triage_resource
+from stemedb.api.resources import value_search as value_search_resource
 from stemedb.api.routing import Route
 from stemedb.service.triage import TriageService
+from stemedb.service.value_search import ValueSearch
 from stemedb.store import Store
 
 TYPES = {
@@ -55,7 +58,7 @@ def asset_names() -> dict[str, str]:
 
 
 def console_routes(store: Store) -> list[Route]:
-    """The page, its assets, the session probe and GET /v1/triage."""
+    """The page, its assets, the session probe, GET /v1/triage and /v1/concepts/search."""
     names = asset_names()
 
     triage = TriageService(store)  # folded lazily: see TriageService.start
@@ -106,4 +109,5 @@ def console_routes(store: Store) -> list[Route]:
             responses={200: ConsoleSessionOut, 401: ErrorResponse},
         ),
         *triage_resource.routes(triage),
+        *value_search_resource.routes(ValueSearch(store)),
     ]

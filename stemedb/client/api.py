@@ -264,6 +264,13 @@ class Client(BaseClient):
         """Child segments under `prefix` with assertion counts."""
         return cast(dict[str, Any], self._get("/v1/concepts", {"prefix": prefix}))
 
+    def concept_search(
+        self, q: str, *, prefix: str | None = None, limit: int | None = None
+    ) -> dict[str, Any]:
+        """Claims whose value text contains `q` (3+ characters), in any subject."""
+        params = {"q": q, "prefix": prefix, "limit": limit}
+        return cast(dict[str, Any], self._get("/v1/concepts/search", params))
+
     def aliases_of(self, path: str) -> dict[str, Any]:
         """The canonical path of `path` and every alias of it."""
         return cast(dict[str, Any], self._get(f"/v1/aliases/{_quote(path)}"))
@@ -517,6 +524,7 @@ ENDPOINT_METHODS: dict[str, str] = {
     "GET /v1/layered": "layered",
     "GET /v1/trace/{hash}": "trace",
     "GET /v1/concepts": "concepts",
+    "GET /v1/concepts/search": "concept_search",
     "GET /v1/aliases/{path}": "aliases_of",
     "GET /v1/epochs": "epochs",
     "GET /v1/epochs/{id}": "epoch",

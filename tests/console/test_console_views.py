@@ -335,3 +335,26 @@ def test_concepts_contains_filters_predicates_by_value_text(world: World, tab: T
     )
     assert shown == ["label_gi_warning"]  # the only predicate with a value "ileus_warning"
     assert tab.errors == []
+
+
+def test_concepts_contains_finds_a_value_in_every_subject(world: World, tab: Tab) -> None:
+    """Typing a value text lists the subjects that claim it, across prefixes (the
+    value-search index, GET /v1/concepts/search), each linking to its claim view."""
+    tag = unique("needle")
+    subjects = [f"{unique('east')}/site-1", f"{unique('west')}/deep/site-2"]
+    for i, subject in enumerate(subjects):
+        world.api.write("/v1/assert", Agent().assertion(subject, f"finding{i}", f"{tag}_seen"))
+    world.api.write("/v1/assert", Agent().assertion(f"{unique('other')}/x", "finding", "unrelated"))
+    tab.go(world.server.url, "#/concepts")
+    tab.ready("#concept-filter")
+    tab.page.focus("#concept-filter")
+    tab.page.keyboard.type(tag.upper()[2:])  # a middle part, other case: a substring match
+    tab.page.keyboard.press("Enter")
+    tab.ready("#value-hits tbody tr")
+    shown = tab.page.eval_on_selector_all(
+        "#value-hits tbody tr", "rows => rows.map(r => [r.dataset.subject, r.dataset.predicate])"
+    )
+    assert sorted(shown) == sorted([[s, f"finding{i}"] for i, s in enumerate(subjects)])
+    tab.page.click(f"#value-hits tr[data-subject='{subjects[1]}'] a[href*='claim']")
+    tab.page.wait_for_function("() => location.hash.startsWith('#/claim')")
+    assert tab.errors == []

@@ -1,7 +1,27 @@
 // Concept browser: the subject tree as paths (GET /v1/concepts), a prefix filter,
-// and each subject's predicates with the skeptic's conflict score as a badge.
+// each subject's predicates with the skeptic's conflict score as a badge, and
+// claimed values containing a text in any subject (GET /v1/concepts/search).
 import { api } from "./api.js";
-import { clear, conflictBadge, h, link, route, valueText } from "./ui.js";
+import { clear, conflictBadge, errorBox, h, link, route, table, valueText } from "./ui.js";
+
+const MIN_SEARCH = 3; // the server's trigram index needs three characters
+
+// Values containing `text` under `prefix` (or anywhere): subject, predicate, value.
+async function valueHits(text, prefix) {
+  const body = await api("/v1/concepts/search", { params: { q: text, prefix: prefix || undefined, limit: 100 } });
+  const rows = body.hits.map((x) => h("tr", { dataset: { subject: x.subject, predicate: x.predicate } },
+    h("td", {}, link(route("concepts", { prefix: x.subject }), x.subject)),
+    h("td", {}, link(route("claim", { subject: x.subject, predicate: x.predicate }), x.predicate)),
+    h("td", {}, x.value),
+    h("td", { class: "num" }, String(x.claims))));
+  const more = body.complete ? "" : " (the newest matches only: narrow the text or the prefix)";
+  return h("section", { class: "card", "aria-labelledby": "value-hits-title" },
+    h("h2", { id: "value-hits-title" }, `Values containing “${body.q}”${prefix ? ` under ${prefix}/` : ""}`),
+    rows.length
+      ? table(`${body.hits.length} value(s) in ${body.subjects} subject(s)${more}`,
+        ["Subject", "Predicate", "Value", "Claims"], rows, { id: "value-hits" })
+      : h("p", { class: "muted", id: "value-hits-none" }, "No claimed value contains it."));
+}
 
 export const title = "Concepts";
 
@@ -67,6 +87,11 @@ export async function show(main, { params }) {
   main.append(h("section", { class: "card", "aria-labelledby": "children-title" },
     h("h2", { id: "children-title" }, parent ? `Under ${parent}/` : "Top level"),
     items.length ? h("ul", { class: "concepts", id: "concept-list" }, items) : h("p", { class: "muted" }, "Nothing here.")));
+  if (filter.trim().length >= MIN_SEARCH) {
+    main.append(await valueHits(filter.trim(), parent).catch(errorBox));
+  } else if (filter.trim()) {
+    main.append(h("p", { class: "muted", id: "value-hits-none" }, `Type ${MIN_SEARCH} or more characters to search values in every subject.`));
+  }
   if (prefix) {
     const preds = await predicates(prefix, needle);
     if (preds.length) {
