@@ -34,72 +34,11 @@ set -euo pipefail
 unset STEMEDB_PKG_VERSION STEMEDB_PKG_FORMATS STEMEDB_PKG_PAYLOAD_FROM
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HERE/.." && pwd)
-CACHE=$HERE/.cache
-ROOTFS_CACHE=$CACHE/rootfs-bookworm
-APT_CACHE=$CACHE/apt-archives
+TEST_NAME="install test"
+# shellcheck source=packaging/lib.sh
+. "$HERE/lib.sh"  # REPO, the cached root, PASS/FAIL + summary, mounts, start_server ...
 TEST_BASE=$REPO/build/install-test
-SUITE=bookworm
-HOSTPY=/usr/bin/python3
-export LC_ALL=C.UTF-8 DEBIAN_FRONTEND=noninteractive
 
-START=$(date +%s)
-RESULTS=()
-FAILED=0
-SKIPPED=0
-WORK=""
-MOUNTS=()
-PIDS=()
-
-say() { printf '\n=== [%3d s] %s\n' "$(($(date +%s) - START))" "$*"; }
-pass() { RESULTS+=("PASS  $*"); printf '  PASS  %s\n' "$*"; }
-fail() { RESULTS+=("FAIL  $*"); FAILED=$((FAILED + 1)); printf '  FAIL  %s\n' "$*" >&2; }
-skip() { RESULTS+=("SKIP  $*"); SKIPPED=$((SKIPPED + 1)); printf '  SKIP  %s\n' "$*"; }
-check() { # check "description" command... (returns the command's success)
-    local what=$1; shift
-    if "$@"; then pass "$what"; else fail "$what"; return 1; fi
-}
-die() { fail "$*"; exit 1; }
-
-summary() {
-    local rc=$?
-    set +e
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
-    for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
-        umount "${MOUNTS[i]}" 2>/dev/null || umount -l "${MOUNTS[i]}" 2>/dev/null
-    done
-    if [ -n "$WORK" ] && [ -d "$WORK" ]; then
-        if grep -qF " $WORK/" /proc/self/mounts; then
-            echo "test-install.sh: something is still mounted under $WORK; not removing it" >&2
-        elif [ "$FAILED" = 0 ] && [ "$rc" = 0 ] && [ -z "${STEMEDB_TEST_KEEP:-}" ]; then
-            rm -rf "$WORK"
-        else
-            echo "work directory kept: $WORK" >&2
-        fi
-    fi
-    echo
-    echo "==================== install test summary ===================="
-    printf '%s\n' "${RESULTS[@]}"
-    echo "--------------------------------------------------------------"
-    local passed=$((${#RESULTS[@]} - FAILED - SKIPPED))
-    echo "$passed passed, $FAILED failed, $SKIPPED skipped ($(($(date +%s) - START)) s)"
-    [ "$FAILED" = 0 ] && [ "$rc" = 0 ] || exit 1
-}
-trap summary EXIT
-
-[ "$(id -u)" = 0 ] || die "run as root (chroot, mounts, apt-get)"
-
-ensure_packages() {
-    local missing=() p
-    for p in "$@"; do
-        dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
-    done
-    ((${#missing[@]})) || return 0
-    echo "installing ${missing[*]}"
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
 ensure_packages debootstrap lintian rpmlint rpm rpm2cpio cpio systemd systemd-container openssl curl python3 util-linux
 
 # The Debian mirror this machine's apt uses (first "deb" source of $SUITE).
@@ -137,21 +76,9 @@ EOF
 }
 MIRROR=${STEMEDB_TEST_MIRROR:-$(debian_mirror)} || die "no '$SUITE' Debian source in /etc/apt/sources.list(.d); set STEMEDB_TEST_MIRROR"
 
-free_port() { "$HOSTPY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-json_field() { "$HOSTPY" -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+new_work_dir
 
-# Leftovers of interrupted runs (never while anything is mounted there).
-mkdir -p "$TEST_BASE"
-for old in "$TEST_BASE"/run.*; do
-    [ -d "$old" ] || continue
-    grep -qF " $old/" /proc/self/mounts || rm -rf "$old"
-done
-WORK=$(mktemp -d "$TEST_BASE/run.XXXXXX")
-LOGS=$WORK/logs
-mkdir -p "$LOGS" "$APT_CACHE"
-
-VERSION=$("$HOSTPY" -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' \
-    "$REPO/pyproject.toml")
+VERSION=$(project_version)
 UPVERSION=$VERSION+installtest1
 DEB=$REPO/dist/stemedb_${VERSION}_amd64.deb
 RPM=$REPO/dist/stemedb-${VERSION}-1.x86_64.rpm
@@ -235,94 +162,6 @@ if [ ! -x "$ROOTFS_CACHE/usr/bin/apt-get" ]; then
     fi
 fi
 
-mount_into() { # mount_into ROOT: proc, /dev, the shared apt download cache
-    local r=$1
-    mount -t proc proc "$r/proc" && MOUNTS+=("$r/proc")
-    mount --bind /dev "$r/dev" && MOUNTS+=("$r/dev")
-    mount --bind "$APT_CACHE" "$r/var/cache/apt/archives" && MOUNTS+=("$r/var/cache/apt/archives")
-}
-unmount_all_under() { # unmount_all_under ROOT
-    local r=$1 i
-    for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
-        case ${MOUNTS[i]} in
-            "$r"/*) umount "${MOUNTS[i]}" || umount -l "${MOUNTS[i]}"; unset 'MOUNTS[i]' ;;
-        esac
-    done
-    MOUNTS=("${MOUNTS[@]}")
-}
-new_root() { # new_root NAME: $WORK/NAME, a fresh copy of the cached rootfs, mounted, apt lists fresh
-    local r=$WORK/$1
-    cp -a "$ROOTFS_CACHE" "$r"
-    echo "deb $MIRROR $SUITE main" > "$r/etc/apt/sources.list"
-    cp -L /etc/resolv.conf "$r/etc/resolv.conf"
-    mkdir -p "$r/var/cache/apt/archives" "$r/tmp/pkgs"
-    mount_into "$r"
-    chroot "$r" apt-get update -qq > "$LOGS/$1-apt-update.log" 2>&1 \
-        || { cat "$LOGS/$1-apt-update.log"; die "$1: apt-get update in the chroot"; }
-}
-forget_mount() { # forget_mount PATH: unmount it and drop it from MOUNTS
-    local i
-    umount "$1" || umount -l "$1"
-    for i in "${!MOUNTS[@]}"; do [ "${MOUNTS[i]}" = "$1" ] && unset 'MOUNTS[i]'; done
-    MOUNTS=("${MOUNTS[@]}")
-}
-
-# Run a command as the services do: user stemedb, the env file, no new
-# privileges, no capabilities, umask 0027.
-as_service() { # as_service ROOT cmd...
-    local r=$1; shift
-    chroot "$r" setpriv --reuid=stemedb --regid=stemedb --init-groups --no-new-privs \
-        --bounding-set=-all --inh-caps=-all --reset-env \
-        sh -c 'umask 0027; set -a; . /etc/stemedb/stemedb.env; set +a; exec "$@"' sh "$@"
-}
-# MemoryDenyWriteExecute=yes, emulated with the kernel's PR_SET_MDWE (Linux
-# >= 6.3; inherited across execve, like systemd's seccomp filter).
-MDWE_EXEC='import ctypes, os, sys
-if ctypes.CDLL(None, use_errno=True).prctl(65, 1, 0, 0, 0) != 0:
-    sys.stderr.write("install-test: PR_SET_MDWE unavailable, MemoryDenyWriteExecute not emulated\n")
-os.execv(sys.argv[1], sys.argv[1:])'
-
-SERVER_PID=""
-start_server() { # start_server ROOT PORT LOG
-    local r=$1 port=$2 log=$3 i
-    if curl -fsS -m 2 "http://127.0.0.1:$port/v1/health" >/dev/null 2>&1; then
-        echo "    port $port already answers: a server is still running"; return 1
-    fi
-    # ProtectSystem=strict: the venv must work read-only.
-    mount --bind "$r/opt" "$r/opt" && MOUNTS+=("$r/opt")
-    mount -o remount,bind,ro "$r/opt"
-    # exec: $! must be the server itself (chroot, setpriv, sh and python exec
-    # one another), not a subshell.
-    { exec chroot "$r" setpriv --reuid=stemedb --regid=stemedb --init-groups --no-new-privs \
-        --bounding-set=-all --inh-caps=-all --reset-env \
-        sh -c 'umask 0027; set -a; . /etc/stemedb/stemedb.env; set +a; exec "$@"' sh \
-        /opt/stemedb/venv/bin/python -c "$MDWE_EXEC" /usr/bin/stemedb-api; } > "$log" 2>&1 &
-    SERVER_PID=$!
-    PIDS+=("$SERVER_PID")
-    for i in $(seq 1 120); do
-        if curl -fsS -m 2 "http://127.0.0.1:$port/v1/health" > "$log.health" 2>/dev/null; then
-            return 0
-        fi
-        kill -0 "$SERVER_PID" 2>/dev/null || { tail -20 "$log"; return 1; }
-        sleep 0.5
-    done
-    tail -20 "$log"
-    return 1
-}
-stop_server() { # stop_server ROOT -> SIGTERM, expect exit 0 within 30 s
-    local r=$1 rc=0
-    kill -TERM "$SERVER_PID"
-    for _ in $(seq 1 60); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.5; done
-    if kill -0 "$SERVER_PID" 2>/dev/null; then
-        echo "    still running 30 s after SIGTERM: SIGKILL"
-        kill -KILL "$SERVER_PID"
-    fi
-    wait "$SERVER_PID" || rc=$?
-    PIDS=("${PIDS[@]/$SERVER_PID}")
-    forget_mount "$r/opt"
-    [ "$rc" = 0 ] || echo "    server exit status $rc"
-    return $rc
-}
 post_signed_assertion() { # post_signed_assertion ROOT PORT -> prints the hash
     as_service "$1" /opt/stemedb/venv/bin/python - "$2" <<'EOF'
 import json, sys, urllib.request
@@ -339,7 +178,6 @@ EOF
 read_back() { # read_back PORT HASH
     curl -fsS -m 10 "http://127.0.0.1:$1/v1/assertions/$2" | grep -q '"packaging/install-test"'
 }
-health_count() { curl -fsS -m 5 "http://127.0.0.1:$1/v1/health" | json_field assertion_count; }
 stat_is() { # stat_is ROOT PATH "owner:group mode" (names as the chroot resolves them)
     local got
     got=$(chroot "$1" stat -c '%U:%G %a' "$2" 2>&1)
@@ -512,9 +350,8 @@ if chroot "$R" apt-get install -y -qq --no-install-recommends systemd dbus "/var
     cat > "$R/usr/local/sbin/stemedb-install-check" <<CHECK
 #!/bin/sh
 # Runs once inside the booted container, reports "PASS|FAIL text" lines.
-exec > /root/install-check.log 2>&1
-res() { if [ "\$1" = 0 ]; then echo "PASS \$2"; else echo "FAIL \$2"; fi; }
-prop() { systemctl show -P "\$2" "\$1"; }
+exec > /root/stemedb-install-check.log 2>&1
+$CHECK_HELPERS
 for i in \$(seq 1 120); do [ "\$(prop stemedb-api.service ActiveState)" = active ] && break; sleep 0.5; done
 [ "\$(prop stemedb-api.service SubState)" = running ] && [ -n "\$(prop stemedb-api.service StatusText)" ]
 res \$? "stemedb-api.service enabled+started by the package, Type=notify READY=1 received (\$(prop stemedb-api.service StatusText))"
@@ -546,31 +383,9 @@ journalctl -u stemedb-api.service --no-pager | tail -25
 echo DONE
 systemctl poweroff
 CHECK
-    chmod 0755 "$R/usr/local/sbin/stemedb-install-check"
-    cat > "$R/etc/systemd/system/stemedb-install-check.service" <<'UNIT'
-[Unit]
-Description=StemeDB install test (runs once, then powers off)
-After=multi-user.target
-[Service]
-Type=oneshot
-ExecStart=/usr/local/sbin/stemedb-install-check
-[Install]
-WantedBy=multi-user.target
-UNIT
-    ln -sf /etc/systemd/system/stemedb-install-check.service \
-        "$R/etc/systemd/system/multi-user.target.wants/stemedb-install-check.service"
-    t0=$(date +%s)
-    timeout 300 systemd-nspawn --quiet --directory="$R" --boot --register=no --keep-unit \
-        --console=read-only > "$LOGS/nspawn-boot.log" 2>&1
-    if grep -q '^DONE' "$R/root/install-check.log" 2>/dev/null; then
-        pass "systemd-nspawn boot of the $SUITE container ($(($(date +%s) - t0)) s)"
-        while read -r verdict text; do
-            case $verdict in PASS) pass "deb/systemd: $text" ;; FAIL) fail "deb/systemd: $text" ;; esac
-        done < <(grep -E '^(PASS|FAIL) ' "$R/root/install-check.log")
-        cp "$R/root/install-check.log" "$LOGS/nspawn-check.log"
-        grep '^exposure:' "$R/root/install-check.log" | sed 's/^/  /'
+    if boot_check "$R" stemedb-install-check "StemeDB install test (runs once, then powers off)" deb/systemd; then
+        grep '^exposure:' "$LOGS/stemedb-install-check.log" | sed 's/^/  /'
     else
-        tail -20 "$LOGS/nspawn-boot.log"
         skip "systemd-nspawn could not boot a container here (log: $LOGS/nspawn-boot.log)"
     fi
 else

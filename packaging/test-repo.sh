@@ -39,80 +39,22 @@ unset STEMEDB_PKG_VERSION STEMEDB_PKG_FORMATS STEMEDB_PKG_PAYLOAD_FROM STEMEDB_R
     STEMEDB_REPO_KEY_ID STEMEDB_REPO_EXTRA_KEYS
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HERE/.." && pwd)
-CACHE=$HERE/.cache
-ROOTFS_CACHE=$CACHE/rootfs-bookworm
-APT_CACHE=$CACHE/apt-archives
-TEST_BASE=$REPO/build/repo-test
-HOSTPY=/usr/bin/python3
-export LC_ALL=C.UTF-8 DEBIAN_FRONTEND=noninteractive
-
-START=$(date +%s)
-RESULTS=()
-FAILED=0
-SKIPPED=0
-WORK=""
-MOUNTS=()
-PIDS=()
-
-say() { printf '\n=== [%3d s] %s\n' "$(($(date +%s) - START))" "$*"; }
-pass() { RESULTS+=("PASS  $*"); printf '  PASS  %s\n' "$*"; }
-fail() { RESULTS+=("FAIL  $*"); FAILED=$((FAILED + 1)); printf '  FAIL  %s\n' "$*" >&2; }
-skip() { RESULTS+=("SKIP  $*"); SKIPPED=$((SKIPPED + 1)); printf '  SKIP  %s\n' "$*"; }
-check() { # check "description" command...
-    local what=$1; shift
-    if "$@"; then pass "$what"; else fail "$what"; return 1; fi
-}
-die() { fail "$*"; exit 1; }
-
-summary() {
-    local rc=$?
-    set +e
-    for pid in "${PIDS[@]}"; do [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; done
-    for pid in "${PIDS[@]}"; do [ -n "$pid" ] && wait "$pid" 2>/dev/null; done
-    for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
-        umount "${MOUNTS[i]}" 2>/dev/null || umount -l "${MOUNTS[i]}" 2>/dev/null
-    done
+TEST_NAME="repository test"
+GNUPG_HOMES=()
+summary_cleanup() { # gpg agents, the throw-away private keys, stemedb debs in the shared apt cache
+    local home
     for home in "${GNUPG_HOMES[@]}"; do gpgconf --homedir "$home" --kill all 2>/dev/null; done
     rm -f "$APT_CACHE"/stemedb_*.deb
-    if [ -n "$WORK" ] && [ -d "$WORK" ]; then
-        # The throw-away private keys never outlive the run.
-        rm -rf "$WORK/gnupg" "$WORK/gnupg-attacker"
-        if grep -qF " $WORK/" /proc/self/mounts; then
-            echo "test-repo.sh: something is still mounted under $WORK; not removing it" >&2
-        elif [ "$FAILED" = 0 ] && [ "$rc" = 0 ] && [ -z "${STEMEDB_TEST_KEEP:-}" ]; then
-            rm -rf "$WORK"
-        else
-            echo "work directory kept: $WORK" >&2
-        fi
-    fi
-    echo
-    echo "==================== repository test summary ===================="
-    printf '%s\n' "${RESULTS[@]}"
-    echo "-----------------------------------------------------------------"
-    local passed=$((${#RESULTS[@]} - FAILED - SKIPPED))
-    echo "$passed passed, $FAILED failed, $SKIPPED skipped ($(($(date +%s) - START)) s)"
-    [ "$FAILED" = 0 ] && [ "$rc" = 0 ] || exit 1
+    # The throw-away private keys never outlive the run.
+    [ -z "$WORK" ] || rm -rf "$WORK/gnupg" "$WORK/gnupg-attacker"
 }
-GNUPG_HOMES=()
-trap summary EXIT
+# shellcheck source=packaging/lib.sh
+. "$HERE/lib.sh"  # REPO, the cached root, PASS/FAIL + summary, mounts, start_server ...
+TEST_BASE=$REPO/build/repo-test
 
-[ "$(id -u)" = 0 ] || die "run as root (chroot, mounts, apt-get)"
-
-ensure_packages() {
-    local missing=() p
-    for p in "$@"; do
-        dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
-    done
-    ((${#missing[@]})) || return 0
-    echo "installing ${missing[*]}"
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
 ensure_packages reprepro createrepo-c rpm rpmlint gnupg dnf dnf-plugins-core python3-dnf systemd-container curl python3
 
-VERSION=$("$HOSTPY" -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' \
-    "$REPO/pyproject.toml")
+VERSION=$(project_version)
 # The next release: the last number of the version plus one (0.1.0 -> 0.1.1).
 NEXT=$("$HOSTPY" -c 'import re, sys; v = sys.argv[1]; m = re.match(r"(.*?)(\d+)$", v); print(m[1] + str(int(m[2]) + 1))' "$VERSION")
 DEB=$REPO/dist/stemedb_${VERSION}_amd64.deb
@@ -123,16 +65,7 @@ done
 MIRROR=$(awk '$1 == "deb" {print $2; exit}' "$ROOTFS_CACHE/etc/apt/sources.list")
 [ -n "$MIRROR" ] || die "no mirror in $ROOTFS_CACHE/etc/apt/sources.list"
 
-free_port() { "$HOSTPY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-json_field() { "$HOSTPY" -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
-
-mkdir -p "$TEST_BASE" "$APT_CACHE"
-for old in "$TEST_BASE"/run.*; do
-    [ -d "$old" ] || continue
-    grep -qF " $old/" /proc/self/mounts || rm -rf "$old"
-done
-WORK=$(mktemp -d "$TEST_BASE/run.XXXXXX")
-LOGS=$WORK/logs
+new_work_dir
 WWW=$WORK/www
 OUT=$WWW/stemedb
 mkdir -p "$LOGS" "$WWW"
@@ -253,61 +186,6 @@ done
 check "python3 -m http.server serves the repository" curl -fsS -m 5 -o /dev/null "$BASEURL/stemedb/stemedb.sources" \
     || die "HTTP server (log: $LOGS/http.log)"
 
-# ------------------------------------------------------------ chroot kit
-mount_into() {
-    local r=$1
-    mount -t proc proc "$r/proc" && MOUNTS+=("$r/proc")
-    mount --bind /dev "$r/dev" && MOUNTS+=("$r/dev")
-    mount --bind "$APT_CACHE" "$r/var/cache/apt/archives" && MOUNTS+=("$r/var/cache/apt/archives")
-}
-unmount_all_under() {
-    local r=$1 i
-    for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
-        case ${MOUNTS[i]} in
-            "$r"/*) umount "${MOUNTS[i]}" || umount -l "${MOUNTS[i]}"; unset 'MOUNTS[i]' ;;
-        esac
-    done
-    MOUNTS=("${MOUNTS[@]}")
-}
-forget_mount() {
-    local i
-    umount "$1" || umount -l "$1"
-    for i in "${!MOUNTS[@]}"; do [ "${MOUNTS[i]}" = "$1" ] && unset 'MOUNTS[i]'; done
-    MOUNTS=("${MOUNTS[@]}")
-}
-# As the unit runs the server: user stemedb, env file, no new privileges,
-# no capabilities, umask 0027, read-only /opt (as in test-install.sh).
-SERVER_PID=""
-start_server() { # start_server ROOT PORT LOG
-    local r=$1 port=$2 log=$3
-    if curl -fsS -m 2 "http://127.0.0.1:$port/v1/health" >/dev/null 2>&1; then
-        echo "    port $port already answers"; return 1
-    fi
-    mount --bind "$r/opt" "$r/opt" && MOUNTS+=("$r/opt")
-    mount -o remount,bind,ro "$r/opt"
-    { exec chroot "$r" setpriv --reuid=stemedb --regid=stemedb --init-groups --no-new-privs \
-        --bounding-set=-all --inh-caps=-all --reset-env \
-        sh -c 'umask 0027; set -a; . /etc/stemedb/stemedb.env; set +a; exec "$@"' sh /usr/bin/stemedb-api; } \
-        > "$log" 2>&1 &
-    SERVER_PID=$!
-    PIDS+=("$SERVER_PID")
-    for _ in $(seq 1 120); do
-        curl -fsS -m 2 "http://127.0.0.1:$port/v1/health" >/dev/null 2>&1 && return 0
-        kill -0 "$SERVER_PID" 2>/dev/null || { tail -20 "$log"; return 1; }
-        sleep 0.5
-    done
-    tail -20 "$log"; return 1
-}
-stop_server() { # stop_server ROOT: SIGTERM, exit 0
-    local r=$1 rc=0
-    kill -TERM "$SERVER_PID"
-    for _ in $(seq 1 60); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.5; done
-    kill -0 "$SERVER_PID" 2>/dev/null && kill -KILL "$SERVER_PID"
-    wait "$SERVER_PID" || rc=$?
-    PIDS=("${PIDS[@]/$SERVER_PID}")
-    forget_mount "$r/opt"
-    return $rc
-}
 # The signed write, by the installed venv's own code (as test-install.sh).
 ASSERT_PY='import json, sys, urllib.request
 from stemedb.crypto import generate_signing_key
@@ -317,19 +195,13 @@ request = urllib.request.Request(f"http://127.0.0.1:{sys.argv[1]}/v1/assert", da
     headers={"Content-Type": "application/json"}, method="POST")
 with urllib.request.urlopen(request, timeout=30) as response:
     print(json.load(response)["hash"])'
-health_count() { curl -fsS -m 5 "http://127.0.0.1:$1/v1/health" | json_field assertion_count; }
 read_back() { curl -fsS -m 10 "http://127.0.0.1:$1/v1/assertions/$2" | grep -q '"packaging/repo-test"'; }
 
 # ------------------------------------------------------------------- apt
 say "apt: add the repository, refusals, install (bookworm chroot)"
-R=$WORK/apt-root
-cp -a "$ROOTFS_CACHE" "$R"
-echo "deb $MIRROR bookworm main" > "$R/etc/apt/sources.list"
-cp -L /etc/resolv.conf "$R/etc/resolv.conf"
-mkdir -p "$R/var/cache/apt/archives"
-mount_into "$R"
+new_root apt-root; R=$WORK/apt-root
 # systemd + dbus: the root is booted as a container for the upgrade below.
-if chroot "$R" sh -c 'apt-get update -qq && apt-get install -y -qq --no-install-recommends systemd dbus' \
+if chroot "$R" apt-get install -y -qq --no-install-recommends systemd dbus \
     > "$LOGS/apt-base.log" 2>&1; then
     pass "chroot: systemd + dbus installed from the Debian mirror"
 else
@@ -416,9 +288,8 @@ NPORT=$PORT
 cat > "$R/usr/local/sbin/stemedb-repo-check" <<CHECK
 #!/bin/sh
 # Runs once inside the booted container, reports "PASS|FAIL text" lines.
-exec > /root/repo-check.log 2>&1
-res() { if [ "\$1" = 0 ]; then echo "PASS \$2"; else echo "FAIL \$2"; fi; }
-prop() { systemctl show -P "\$2" "\$1"; }
+exec > /root/stemedb-repo-check.log 2>&1
+$CHECK_HELPERS
 health() { /opt/stemedb/venv/bin/python -c 'import json, sys, urllib.request; print(json.load(urllib.request.urlopen("http://127.0.0.1:$NPORT/v1/health", timeout=10))["assertion_count"])'; }
 for i in \$(seq 1 120); do [ "\$(prop stemedb-api.service SubState)" = running ] && break; sleep 0.5; done
 [ "\$(prop stemedb-api.service SubState)" = running ]
@@ -445,37 +316,15 @@ res \$? "systemctl stop: clean"
 echo DONE
 systemctl poweroff
 CHECK
-chmod 0755 "$R/usr/local/sbin/stemedb-repo-check"
-cat > "$R/etc/systemd/system/stemedb-repo-check.service" <<'UNIT'
-[Unit]
-Description=StemeDB repository test (runs once, then powers off)
-After=multi-user.target
-[Service]
-Type=oneshot
-ExecStart=/usr/local/sbin/stemedb-repo-check
-[Install]
-WantedBy=multi-user.target
-UNIT
-ln -sf /etc/systemd/system/stemedb-repo-check.service \
-    "$R/etc/systemd/system/multi-user.target.wants/stemedb-repo-check.service"
 if [ -n "$HASH" ]; then
-    t0=$(date +%s)
-    timeout 300 systemd-nspawn --quiet --directory="$R" --boot --register=no --keep-unit \
-        --console=read-only > "$LOGS/nspawn-boot.log" 2>&1
-    if grep -q '^DONE' "$R/root/repo-check.log" 2>/dev/null; then
+    if boot_check "$R" stemedb-repo-check "StemeDB repository test (runs once, then powers off)" apt/systemd; then
         NSPAWN_OK=1
-        pass "systemd-nspawn boot of the root ($(($(date +%s) - t0)) s)"
-        while read -r verdict text; do
-            case $verdict in PASS) pass "apt/systemd: $text" ;; FAIL) fail "apt/systemd: $text" ;; esac
-        done < <(grep -E '^(PASS|FAIL) ' "$R/root/repo-check.log")
-        cp "$R/root/repo-check.log" "$R/root/upgrade.log" "$LOGS/" 2>/dev/null
+        cp "$R/root/upgrade.log" "$LOGS/" 2>/dev/null
         after_upgrade
     else
-        tail -20 "$LOGS/nspawn-boot.log"
         skip "systemd-nspawn could not boot a container here: the upgrade runs in the chroot, its restart is not observed (log: $LOGS/nspawn-boot.log)"
     fi
 fi
-rm -f "$R/etc/systemd/system/multi-user.target.wants/stemedb-repo-check.service"
 if [ "$NSPAWN_OK" = 0 ]; then
     mount_into "$R"
     if chroot "$R" sh -c 'apt-get update && apt-get upgrade -y' > "$LOGS/apt-upgrade.log" 2>&1; then
