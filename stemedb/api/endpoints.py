@@ -13,6 +13,7 @@ from stemedb.config import Settings
 from stemedb.metrics import Metrics
 from stemedb.security.breakers import Breakers
 from stemedb.security.keys import KeyStore
+from stemedb.security.new_agents import NewAgentLimit
 from stemedb.service.audit import AuditLog
 from stemedb.service.browse import BrowseService
 from stemedb.service.constraints import ConstraintService
@@ -47,6 +48,7 @@ def build_routes(settings: Settings, store: Store, metrics: Metrics) -> list[Rou
 
     quarantine = QuarantineService(store, settings, metrics)  # records the policy in force
     quarantine.wire(write_service)
+    NewAgentLimit.for_store(store, settings, metrics).wire(write_service)  # issue 19 item 4
 
     def on_query(endpoint: str, lens: str, seconds: float) -> None:
         metrics.queries_total.labels(endpoint, lens).inc()

@@ -44,6 +44,6 @@ def build_middleware(settings: Settings, store: Any, metrics: Metrics | None) ->
             )
     return [
         SecurityMiddleware(settings, keys=keys, store=store, metrics=metrics),
-        NewAgentLimit(settings, store, metrics),  # after it: charged to the key it identified
+        NewAgentLimit.for_store(store, settings, metrics),  # after it: notes the payer
         CircuitBreakers(settings, Breakers.for_store(store, settings, metrics)),  # issue 19
     ]

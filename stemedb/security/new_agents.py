@@ -23,15 +23,29 @@ keeps such a flood from flipping consensus in the meantime.
 An agent counts once: the first request that introduces it is charged, and
 later requests carrying it (a retry, a second record before the first is
 journalled) are not, even if that first write was refused for another
-reason. That memory is bounded (`REMEMBERED`, oldest forgotten first).
+reason (a conflict, a full disk).
+
+Where it runs: in the write path, once the write service has prepared the
+records (`WriteService.check_signers`, wired by `wire`), so the body is
+parsed once and the signer ids come from the validated records. The
+middleware part only notes who pays for the request (no body read). A record
+the service refuses before that point (invalid, forbidden) is not charged.
+Agents known to be in the journal, or already charged, are kept in a bounded
+in-memory set (`REMEMBERED`, oldest forgotten first), so a write whose
+signers were all seen before costs no database lookup; only unseen signers
+are looked up (one query per write that has any).
 """
 
 from __future__ import annotations
 
 import math
 import threading
+import weakref
 from collections import OrderedDict
-from typing import Any, NoReturn
+from collections.abc import Iterable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, NoReturn
 
 import falcon
 
@@ -39,17 +53,44 @@ from stemedb.config import Settings
 from stemedb.errors import RateLimited
 from stemedb.http.route import current_route
 from stemedb.metrics import Metrics
-from stemedb.security.body import iter_records, readable_body
 from stemedb.security.ratelimit import BucketTable, client_address, parse_networks
 from stemedb.store import agents_seen
 
 ENV = "STEMEDB_NEW_AGENTS_PER_HOUR"
-REMEMBERED = 200_000  # agents already charged, not yet necessarily journalled
+REMEMBERED = 200_000  # agents known to be journalled or already charged
 RETRY_CAP_S = 3600.0
 
 
+@dataclass(frozen=True)
+class _Payer:
+    """Who pays for the current request's new agents, and under which route."""
+
+    name: str
+    template: str
+
+
+# Set by the middleware for a limited write request, read by the write service's
+# hook in the same thread; None for admins, other routes and in-process writers.
+_CURRENT: ContextVar[_Payer | None] = ContextVar("stemedb_new_agent_payer", default=None)
+
+
 class NewAgentLimit:
-    """Falcon middleware: runs after the security middleware (it reads the API key)."""
+    """The limit (shared per store) and its Falcon middleware half, which runs
+    after the security middleware (it reads the API key) and only notes the payer."""
+
+    _instances: ClassVar[weakref.WeakKeyDictionary[Any, NewAgentLimit]] = (
+        weakref.WeakKeyDictionary()
+    )
+    _instances_lock = threading.Lock()
+
+    @classmethod
+    def for_store(cls, store: Any, settings: Settings, metrics: Metrics | None) -> NewAgentLimit:
+        """The one limit of a server: the middleware and the write service share it."""
+        with cls._instances_lock:
+            found = cls._instances.get(store)
+            if found is None:
+                found = cls._instances[store] = cls(settings, store, metrics)
+            return found
 
     def __init__(self, settings: Settings, store: Any, metrics: Metrics | None = None) -> None:
         self.per_hour = settings.new_agents_per_hour
@@ -57,36 +98,38 @@ class NewAgentLimit:
         self.rate = self.capacity / 3600.0
         self.store = store
         self.metrics = metrics
-        self.max_body_bytes = settings.max_body_bytes
         self.trusted = parse_networks(settings.trusted_proxy)
         self.table = BucketTable()
-        self._charged: OrderedDict[bytes, None] = OrderedDict()
+        self._known: OrderedDict[bytes, None] = OrderedDict()
         self._lock = threading.Lock()
+
+    @property
+    def active(self) -> bool:
+        return self.per_hour > 0 and self.store is not None
+
+    def wire(self, writes: Any) -> None:
+        """Check each prepared write's signers (`WriteService.check_signers`)."""
+        if self.active:
+            writes.check_signers = self.check
+
+    # ---- middleware: who pays ------------------------------------------------
 
     def process_resource(
         self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict[str, Any]
     ) -> None:
+        _CURRENT.set(None)  # waitress reuses threads: never inherit a payer
         route = current_route(req)
-        if self.per_hour <= 0 or self.store is None or route is None or route.auth != "write":
+        if not self.active or route is None or route.auth != "write":
             return
         key = getattr(req.context, "api_key", None)
         if key is not None and key.role == "admin":
             return  # admins mint keys anyway; imports and transfers run with theirs
-        if not readable_body(req, route, self.max_body_bytes):
-            return  # no body, or one the body guard refuses next
-        signers: dict[bytes, None] = {}
-        for _, record in iter_records(req, route, self.max_body_bytes):
-            if isinstance(record, dict):
-                signers.update(dict.fromkeys(agents_seen.signer_ids(record)))
-        with self._lock:
-            unknown = [agent for agent in signers if agent not in self._charged]
-        if not unknown:
-            return
-        with self.store.reader() as conn:
-            known = agents_seen.known_agents(conn, unknown)
-        new = [agent for agent in unknown if agent not in known]
-        if new:
-            self._take(req, route.template, new)
+        _CURRENT.set(_Payer(self._payer(req), route.template))
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
+    ) -> None:
+        _CURRENT.set(None)
 
     def _payer(self, req: falcon.Request) -> str:
         key = getattr(req.context, "api_key", None)
@@ -95,33 +138,59 @@ class NewAgentLimit:
         address = getattr(req.context, "client_address", None)
         return f"ip:{address or client_address(req, self.trusted)}"
 
-    def _take(self, req: falcon.Request, template: str, new: list[bytes]) -> None:
-        payer = self._payer(req)
+    # ---- write path: the check -----------------------------------------------
+
+    def check(self, records: Iterable[Any]) -> None:
+        """Charge the current payer for the unseen signers of prepared `records`
+        (PendingRecord-like: `.record` is the validated dict); 429 if over budget."""
+        payer = _CURRENT.get()
+        if payer is None:
+            return
+        signers: dict[bytes, None] = {}
+        for pending in records:
+            signers.update(dict.fromkeys(agents_seen.signer_ids(pending.record)))
+        if not signers:
+            return
+        with self._lock:
+            unknown = [agent for agent in signers if agent not in self._known]
+        if not unknown:
+            return
+        with self.store.reader() as conn:
+            known = agents_seen.known_agents(conn, unknown)
+        self._remember(known)
+        new = [agent for agent in unknown if agent not in known]
+        if new:
+            self._take(payer, new)
+            self._remember(new)  # charged once, even if this write then fails
+
+    def _remember(self, agents: Iterable[bytes]) -> None:
+        with self._lock:
+            for agent in agents:
+                self._known[agent] = None
+                self._known.move_to_end(agent)
+            while len(self._known) > REMEMBERED:
+                self._known.popitem(last=False)
+
+    def _take(self, payer: _Payer, new: list[bytes]) -> None:
         cost = len(new)
         if cost > self.capacity:
             self._refuse(
-                template,
-                f"this write introduces {cost} new signing agents, more than {payer} may "
+                payer.template,
+                f"this write introduces {cost} new signing agents, more than {payer.name} may "
                 f"introduce in an hour ({self.per_hour}, {ENV}); send them in smaller parts",
                 RETRY_CAP_S,
             )
-        result = self.table.take(payer, self.capacity, self.rate, float(cost))
+        result = self.table.take(payer.name, self.capacity, self.rate, float(cost))
         if not result.allowed:
             retry = min(result.retry_after_s, RETRY_CAP_S)
             self._refuse(
-                template,
-                f"new-agent limit reached: {payer} may introduce {self.per_hour} new signing "
-                f"agents per hour ({ENV}); this write introduces {cost}, {result.remaining} "
-                f"left; retry in {max(1, math.ceil(retry))} s. Agents already in the "
-                "journal are not limited",
+                payer.template,
+                f"new-agent limit reached: {payer.name} may introduce {self.per_hour} new "
+                f"signing agents per hour ({ENV}); this write introduces {cost}, "
+                f"{result.remaining} left; retry in {max(1, math.ceil(retry))} s. Agents "
+                "already in the journal are not limited",
                 retry,
             )
-        with self._lock:
-            for agent in new:
-                self._charged[agent] = None
-                self._charged.move_to_end(agent)
-            while len(self._charged) > REMEMBERED:
-                self._charged.popitem(last=False)
 
     def _refuse(self, template: str, message: str, retry_after_s: float) -> NoReturn:
         if self.metrics is not None:
