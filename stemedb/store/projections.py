@@ -316,13 +316,24 @@ def apply(
     """Reflect one journal frame in the projections (header frames change nothing).
     `digest`: the record's signed digest when the caller has it (the writer)."""
     applier = _APPLIERS.get(kind)
-    if applier is not None:
+    # A vote, supersession, alias or epoch the quarantine policy holds is projected
+    # only when an admin releases it (store/quarantine.py, issue 19).
+    if applier is not None and not quarantine.withheld(
+        conn, seq, kind, frame_hash, record, written_ms
+    ):
         applier(conn, seq, frame_hash, record, written_ms)
     agent_tiers.apply(conn, seq, kind, frame_hash, record, written_ms)  # agent_tier only
     sources.apply(conn, seq, kind, frame_hash, record, written_ms)  # source, retraction only
     agents_seen.apply(conn, seq, kind, record, written_ms)  # every signer's first frame
     quarantine.apply(conn, seq, kind, frame_hash, record, written_ms)  # after agents_seen
     digests.note(conn, seq, kind, record, digest)  # every kind: identity by signed content
+
+
+def project_released(
+    conn: apsw.Connection, seq: int, kind: str, frame_hash: bytes, record: Record, written_ms: int
+) -> None:
+    """Project a held frame an admin released (store/quarantine.py) as of `written_ms`."""
+    _APPLIERS[kind](conn, seq, frame_hash, record, written_ms)
 
 
 def set_applied_seq(conn: apsw.Connection, seq: int) -> None:

@@ -10,6 +10,17 @@ settings and kept by `reindex`). So live writes, start-up catch-up and
 decision on the same assertion, or one on an assertion that is not held, is
 refused when written (so replay never meets one).
 
+Votes, supersessions, aliases and epochs (the other kinds a writer may send
+that change answers, `HELD_KINDS`) are held too, by the same new-agent and
+trust rules (near-duplicates are an assertion matter): `projections.apply`
+asks `withheld` before projecting such a frame, and a held one is not
+projected at all — no vote total, supersession, alias or epoch exists for
+any lens — until a `release` decision projects it, stamped with the
+decision's written_ms so a `known_at` read before the release does not see
+it. A `reject` leaves it journalled and unprojected for good. (Sources and
+retractions are not held: a source's tier is capped by the registry rules,
+and a retraction needs its publisher or an admin.)
+
 `projections.apply` calls `apply` for every frame, after `agents_seen`.
 """
 
@@ -33,9 +44,11 @@ TABLE = "quarantine"
 MAX_PER_QUERY = 500
 TRUST_DEFAULT = 0.5  # an agent without outcomes (projections.TRUST_DEFAULT)
 
+HELD_KINDS = ("vote", "supersession", "alias", "epoch")  # besides assertions
 _COLUMNS = (
     "seq, hash, subject, predicate, agent_id, reason, detail, held_ms, decision, "
-    "decided_seq, decided_ms, decided_by, decision_reason"
+    "decided_seq, decided_ms, decided_by, decision_reason, "
+    "(SELECT CAST(kind AS TEXT) FROM journal WHERE journal.seq = quarantine.seq)"
 )
 
 
@@ -128,21 +141,71 @@ def _hold_if_caught(
     )
     if caught is None:
         return
+    about = (str(record["subject"]), str(record["predicate"]))
+    _insert(conn, seq, frame_hash, about, signers, caught, written_ms)
+
+
+def withheld(
+    conn: apsw.Connection,
+    seq: int,
+    kind: str,
+    frame_hash: bytes,
+    record: Mapping[str, Any],
+    written_ms: int,
+) -> bool:
+    """True if this vote, supersession, alias or epoch frame is held: project nothing yet.
+
+    Called by `projections.apply` before it projects the frame, under the policy
+    in force at `seq` (the new-agent and trust rules; assertions are decided in
+    `apply`, after they are projected, since lenses filter held assertions).
+    """
+    if kind not in HELD_KINDS:
+        return False
+    policy = policy_at(conn, seq)
+    if not policy.active:
+        return False
+    signers = agents_seen.signer_ids(record)
+    caught = _new_agent(conn, policy, signers, written_ms) or _low_trust(
+        conn, policy, signers, written_ms
+    )
+    if caught is None:
+        return False
+    _insert(conn, seq, frame_hash, _about(conn, kind, record), signers, caught, written_ms)
+    return True
+
+
+def _about(conn: apsw.Connection, kind: str, record: Mapping[str, Any]) -> tuple[str, str]:
+    """The (subject, predicate) a held non-assertion record is listed under."""
+    target = record.get("assertion_hash") or record.get("target_hash")
+    if isinstance(target, str):
+        rows = fetchall(
+            conn,
+            "SELECT subject, predicate FROM assertions WHERE hash = ?",
+            (bytes.fromhex(target),),
+        )
+        if rows:
+            return str(rows[0][0]), str(rows[0][1])
+    if kind == "alias":
+        return str(record["alias"]), f"(alias of {record['canonical']})"
+    return f"({kind})", str(record.get("name") or "")
+
+
+def _insert(
+    conn: apsw.Connection,
+    seq: int,
+    frame_hash: bytes,
+    about: tuple[str, str],
+    signers: list[bytes],
+    caught: tuple[str, str],
+    held_ms: int,
+) -> None:
     reason, detail = caught
     conn.execute(
         f"INSERT INTO {TABLE} (seq, hash, subject, predicate, agent_id, reason, detail, held_ms)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            seq,
-            frame_hash,
-            record["subject"],
-            record["predicate"],
-            signers[0] if signers else None,
-            reason,
-            detail,
-            written_ms,
-        ),
-    )
+        (seq, frame_hash, about[0], about[1], signers[0] if signers else None, reason, detail,
+         held_ms),
+    )  # fmt: skip
 
 
 def _new_agent(
@@ -244,11 +307,30 @@ def _decide(conn: apsw.Connection, seq: int, record: Mapping[str, Any], written_
     target = bytes.fromhex(record["target_hash"])
     signatures = record.get("signatures") or []
     signer = bytes.fromhex(signatures[0]["agent_id"]) if signatures else None
+    pending = fetchall(
+        conn, f"SELECT seq FROM {TABLE} WHERE hash = ? AND decision IS NULL", (target,)
+    )
     conn.execute(
         f"UPDATE {TABLE} SET decision = ?, decided_seq = ?, decided_ms = ?, decided_by = ?,"
         " decision_reason = ? WHERE hash = ? AND decision IS NULL",
         (record["decision"], seq, written_ms, signer, record.get("reason"), target),
     )
+    if pending and record["decision"] == "release":
+        _project_released(conn, int(pending[0][0]), target, written_ms)
+
+
+def _project_released(conn: apsw.Connection, held_seq: int, held_hash: bytes, at_ms: int) -> None:
+    """Project a released vote, supersession, alias or epoch now, as written at `at_ms`
+    (its own seq and claim time; its written_ms is the release's, for `known_at`)."""
+    rows = fetchall(
+        conn, "SELECT CAST(kind AS TEXT), CAST(body AS TEXT) FROM journal WHERE seq = ?",
+        (held_seq,),
+    )  # fmt: skip
+    if not rows or rows[0][0] not in HELD_KINDS:
+        return  # an assertion: lenses filter it by this table's state
+    from stemedb.store.projections import project_released  # projections imports this module
+
+    project_released(conn, held_seq, str(rows[0][0]), held_hash, json.loads(rows[0][1]), at_ms)
 
 
 def copy_policy(conn: apsw.Connection, schema_name: str = "src") -> None:
@@ -302,9 +384,10 @@ def states(
 
 def _row_dict(row: tuple[Any, ...]) -> dict[str, Any]:
     (seq, frame_hash, subject, predicate, agent, reason, detail, held_ms) = row[:8]
-    decision, decided_seq, decided_ms, decided_by, decision_reason = row[8:]
+    decision, decided_seq, decided_ms, decided_by, decision_reason, kind = row[8:]
     return {
         "hash": bytes(frame_hash).hex(),
+        "kind": kind or "assertion",
         "seq": int(seq),
         "subject": subject,
         "predicate": predicate,

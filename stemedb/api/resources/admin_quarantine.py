@@ -39,6 +39,7 @@ class QuarantineListQuery(BaseModel):
 
 class QuarantinedOut(BaseModel):
     hash: str
+    kind: str = Field(description="assertion, vote, supersession, alias or epoch")
     seq: int
     subject: str
     predicate: str
