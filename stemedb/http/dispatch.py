@@ -100,7 +100,7 @@ class LoopDispatcher(ThreadedTaskDispatcher):  # type: ignore[misc]
 
     def bind_loop_thread(self) -> None:
         """Called on the thread that runs the event loop, before it serves."""
-        self.loop_thread = threading.get_ident()
+        self.loop_thread = self.cost.loop_thread = threading.get_ident()
         admission.current().exempt_this_thread()  # the loop serves one request at a time anyway
 
     def add_task(self, channel: Any) -> None:

@@ -283,3 +283,21 @@ def test_metered_learns_only_the_watched_routes_from_the_wsgi_environ() -> None:
             pass
         assert wrapped(environ, lambda *a: None) == answers[path]
     assert list(cost.expensive()) == [request_key("GET", "/v1/query", "lens=x")]
+
+
+def test_metered_counts_wall_time_on_the_loop_and_cpu_time_in_the_pool() -> None:
+    """Waiting (for a slot, the GIL, a sleep) is the loop's loss but not a worker's cost."""
+
+    def waits(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        time.sleep(0.02)  # no CPU at all
+        return [b"ok"]
+
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/v1/query", "QUERY_STRING": "w=1"}
+    key = request_key("GET", "/v1/query", "w=1")
+    in_pool = CostModel(budget_s=0.01)
+    metered(waits, in_pool, inline_matcher(ROUTES))(environ, lambda *a: None)
+    assert key not in in_pool.expensive()
+    on_loop = CostModel(budget_s=0.01)
+    on_loop.loop_thread = threading.get_ident()
+    metered(waits, on_loop, inline_matcher(ROUTES))(environ, lambda *a: None)
+    assert key in on_loop.expensive()
