@@ -48,6 +48,18 @@ def subject() -> str:
     return f"tests/client/s{next(_subjects)}"
 
 
+def _wait_for_parked_poll(client: Client, timeout: float = 15.0) -> None:
+    """Poll /metrics until a long poll is waiting in the server (never a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = client.metrics_text().splitlines()
+        active = [float(x.split()[1]) for x in lines if x.startswith("stemedb_long_polls_active ")]
+        if active and active[0] >= 1:
+            return
+        assert time.monotonic() < deadline, "no long poll parked in the server"
+        time.sleep(0.02)
+
+
 def winner_hash(answer: Any) -> str | None:
     winner = answer["results"][0]["winner"] if answer["results"] else None
     return winner["hash"] if winner else None
@@ -252,7 +264,7 @@ def test_feed_long_polls_and_follow_resumes_from_the_last_seq(client: Client) ->
 
     thread = threading.Thread(target=reader)
     thread.start()
-    time.sleep(0.3)
+    _wait_for_parked_poll(client)  # the writes below wake the follower, not its first page
     s = subject()
     hashes = [client.assert_(s, "p", i, 0.5)["hash"] for i in range(2)]
     thread.join(10)
