@@ -22,6 +22,14 @@ The table is a projection of the journal like the others: `note` is called
 from `projections.apply` for every frame (live writes, start-up catch-up,
 restore replay, `stemedb reindex`), and `backfill` fills it in for frames
 journaled before migration 0003 created it.
+
+Replays (migration 0012): a database written before v0.2 can hold two frames
+with one identity (a re-minted copy). The first frame of an identity is the
+record; a later one is a *replay*: it stays in the journal (frames are never
+edited), `note` records it in `record_replays` (seq -> the record's seq) and
+`projections.apply` projects nothing for it, so no lens counts it. When the
+backfill finds a replay, the projections built before it are rebuilt from
+the journal, so an upgraded file holds what `stemedb reindex` would build.
 """
 
 from __future__ import annotations
@@ -49,6 +57,12 @@ _LOOKUP = (
     " WHERE d.digest = ? AND d.signer = ? AND d.kind = ?"
 )
 _INSERT = "INSERT OR IGNORE INTO record_digests (digest, signer, kind, seq) VALUES (?, ?, ?, ?)"
+_OWNER = "SELECT seq FROM record_digests WHERE digest = ? AND signer = ?"
+_REPLAY = "INSERT OR REPLACE INTO record_replays (seq, kind, first_seq) VALUES (?, ?, ?)"
+_REPLAY_OF = (
+    "SELECT f.hash, f.seq FROM journal r JOIN record_replays p ON p.seq = r.seq"
+    " JOIN journal f ON f.seq = p.first_seq WHERE r.hash = ?"
+)
 
 # Kinds whose one signer is part of what the record says (see the module docstring).
 SIGNER_KINDS = frozenset(kind for kind, model in MODELS.items() if model.SIGNATURE_LIMIT == 1)
@@ -92,30 +106,68 @@ def note(
     kind: str,
     record: Mapping[str, Any],
     digest: bytes | None = None,
-) -> None:
+) -> bool:
     """Record frame `seq`'s identity (`digest`: already computed, else computed
-    here); an earlier frame with the same identity keeps it (the writer never
-    journals a second one; old databases may hold some)."""
-    if kind != "header":
-        digest = digest_of(record) if digest is None else digest
-        conn.execute(_INSERT, (digest, signer_of(kind, record), kind, seq))
+    here); return False when the frame is a replay of an earlier frame with the
+    same identity (the writer never journals one; old databases may hold
+    some): it is listed in `record_replays` and must not be projected."""
+    if kind == "header":
+        return True
+    digest = digest_of(record) if digest is None else digest
+    return _claim(conn, (digest, signer_of(kind, record), kind, seq))
+
+
+def _claim(conn: apsw.Connection, row: tuple[bytes, bytes, str, int]) -> bool:
+    """Insert one identity row; False (and a `record_replays` row) when an earlier
+    frame already holds the identity. One insert on the writer's path: the
+    owner is only looked up when the insert was ignored."""
+    conn.execute(_INSERT, row)
+    if conn.changes():
+        return True
+    digest, signer, kind, seq = row
+    owner = fetchall(conn, _OWNER, (digest, signer))
+    first = int(owner[0][0]) if owner else seq
+    if first >= seq:
+        return True  # this frame's own row (noted by the backfill before catch-up)
+    conn.execute(_REPLAY, (seq, kind, first))
+    return False
+
+
+def replay_of(conn: apsw.Connection, frame_hash: bytes) -> Stored | None:
+    """The record a journalled replay repeats (None: `frame_hash` is not a replay)."""
+    for first_hash, first_seq in conn.execute(_REPLAY_OF, (frame_hash,)):
+        return Stored(int(first_seq), bytes(first_hash))
+    return None
+
+
+def replay_count(conn: apsw.Connection, kind: str | None = None) -> int:
+    """How many journal frames are replays (of `kind`, or of every kind)."""
+    if kind is None:
+        return int(fetchall(conn, "SELECT count(*) FROM record_replays")[0][0])
+    sql = "SELECT count(*) FROM record_replays WHERE kind = ?"
+    return int(fetchall(conn, sql, (kind,))[0][0])
 
 
 def clear(conn: apsw.Connection) -> None:
     """Empty the table for a rebuild (the caller re-applies every frame after)."""
     conn.execute("DELETE FROM record_digests")
+    conn.execute("DELETE FROM record_replays")
     conn.execute("DELETE FROM meta WHERE key = ?", (BACKFILL_KEY,))
 
 
 def backfill(conn: apsw.Connection, chunk: int = BACKFILL_CHUNK) -> int:
-    """Fill in the identities of frames journaled before migration 0003; return how
-    many frames were read (0 when there is nothing to do, the usual case).
+    """Fill in the identities of frames journaled before migration 0003 (and find
+    the replays among them, migration 0012); return how many frames were read
+    (0 when there is nothing to do, the usual case).
 
-    Idempotent and resumable: frames are taken in seq order, `INSERT OR IGNORE`
-    keeps the first frame of each identity, and each chunk commits with the seq
-    it reached, so an interrupted start continues where it stopped. A frame
-    whose body is not a record is skipped with a warning: the journal checks
-    (`stemedb verify`) name it; it cannot be a record anyone could replay.
+    Idempotent and resumable: frames are taken in seq order, the first frame of
+    each identity keeps it (later ones go to `record_replays`), and each chunk
+    commits with the seq it reached, so an interrupted start continues where it
+    stopped. A frame whose body is not a record is skipped with a warning: the
+    journal checks (`stemedb verify`) name it; it cannot be a record anyone
+    could replay. If any replay is known at the end, the projections (built
+    before replays were recognised) are rebuilt from the journal in the same
+    transaction that ends the backfill, so the result equals `stemedb reindex`.
     """
     rows = fetchall(conn, "SELECT value FROM meta WHERE key = ?", (BACKFILL_KEY,))
     if not rows:
@@ -128,22 +180,53 @@ def backfill(conn: apsw.Connection, chunk: int = BACKFILL_CHUNK) -> int:
             "SELECT seq, kind, body FROM journal WHERE seq > ? ORDER BY seq LIMIT ?",
             (done, chunk),
         )
+        if not frames:
+            _finish(conn)
+            break
         with conn:
             for seq, kind, body in frames:
                 row = _identity_row(int(seq), kind, body)
                 if row is not None:
-                    conn.execute(_INSERT, row)
-            if frames:
-                done = int(frames[-1][0])
-                conn.execute("UPDATE meta SET value = ? WHERE key = ?", (done, BACKFILL_KEY))
-            else:
-                conn.execute("DELETE FROM meta WHERE key = ?", (BACKFILL_KEY,))
+                    _claim(conn, row)
+            done = int(frames[-1][0])
+            conn.execute("UPDATE meta SET value = ? WHERE key = ?", (done, BACKFILL_KEY))
         total += len(frames)
-        if not frames:
-            break
     if total:
         log.info("record digests: backfilled %d journal frames", total)
     return total
+
+
+def _finish(conn: apsw.Connection) -> None:
+    """End the backfill: with replays in the journal, rebuild the projections so
+    nothing counts them (the rebuild's own clear ends the backfill)."""
+    replays = replay_count(conn)
+    if not replays:
+        with conn:
+            conn.execute("DELETE FROM meta WHERE key = ?", (BACKFILL_KEY,))
+        return
+    from stemedb.store.consistency import RUNBOOK, StartupError  # they import this module
+    from stemedb.store.journal import CORRUPTION_RUNBOOK, JournalError
+    from stemedb.store.verify import rebuild_projections
+
+    log.warning(
+        "record digests: %d journal frames are replays of earlier records (stored before "
+        "v0.2); rebuilding the projections without them (%s §7)",
+        replays,
+        RUNBOOK,
+    )
+    try:
+        frames = rebuild_projections(conn)
+    except JournalError as exc:
+        raise StartupError(
+            f"record digests: cannot rebuild the projections without the replays: {exc}",
+            CORRUPTION_RUNBOOK,
+        ) from None
+    log.info(
+        "record digests: projections rebuilt from %d frames; %d replays kept in the journal,"
+        " not counted",
+        frames,
+        replay_count(conn),
+    )
 
 
 def _identity_row(seq: int, kind: Any, body: Any) -> tuple[bytes, bytes, str, int] | None:

@@ -40,6 +40,9 @@ PROJECTION_TABLES = (
     "alias_history",
     "outcome_history",
     "cosigners",
+    # Identity by signed content (migrations 0003, 0012; store/digests.py).
+    "record_digests",
+    "record_replays",
 )
 
 TRUST_DEFAULT = 0.5
@@ -314,7 +317,11 @@ def apply(
     digest: bytes | None = None,
 ) -> None:
     """Reflect one journal frame in the projections (header frames change nothing).
-    `digest`: the record's signed digest when the caller has it (the writer)."""
+    `digest`: the record's signed digest when the caller has it (the writer).
+    A replay (an earlier frame has the same identity, data-model.md §7) is noted
+    in `record_replays` and projects nothing: no lens may count it."""
+    if not digests.note(conn, seq, kind, record, digest):  # identity by signed content
+        return
     applier = _APPLIERS.get(kind)
     # A vote, supersession, alias or epoch the quarantine policy holds is projected
     # only when an admin releases it (store/quarantine.py, issue 19).
@@ -326,7 +333,6 @@ def apply(
     sources.apply(conn, seq, kind, frame_hash, record, written_ms)  # source, retraction only
     agents_seen.apply(conn, seq, kind, record, written_ms)  # every signer's first frame
     quarantine.apply(conn, seq, kind, frame_hash, record, written_ms)  # after agents_seen
-    digests.note(conn, seq, kind, record, digest)  # every kind: identity by signed content
 
 
 def project_released(

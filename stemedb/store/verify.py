@@ -16,8 +16,8 @@ from typing import Any
 
 import apsw
 
-from stemedb.store import journal, projections, quarantine, schema
-from stemedb.store.journal import JournalError
+from stemedb.store import digests, journal, projections, quarantine, schema
+from stemedb.store.journal import CORRUPTION_RUNBOOK, JournalError
 from stemedb.store.schema import fetchall
 
 Progress = Callable[[int], None]
@@ -151,10 +151,24 @@ def _check_projection_counts(conn: apsw.Connection, report: VerifyReport) -> Non
     )
     for kind, table in _COUNTED.items():
         frames = int(fetchall(conn, "SELECT count(*) FROM journal WHERE kind = ?", (kind,))[0][0])
+        replays = digests.replay_count(conn, kind)  # journalled, never projected
         rows = int(fetchall(conn, f"SELECT count(*) FROM {table}")[0][0])
-        report.add(
-            f"count_{table}", frames == rows, f"{frames} {kind} frames, {rows} rows in {table}"
-        )
+        detail = f"{frames} {kind} frames, {rows} rows in {table}"
+        if replays:
+            detail += f", {replays} replays not counted"
+        report.add(f"count_{table}", frames - replays == rows, detail)
+    by_kind = fetchall(
+        conn, "SELECT kind, count(*), min(seq) FROM record_replays GROUP BY kind ORDER BY kind"
+    )
+    total = sum(int(n) for _, n, _ in by_kind)
+    report.add(
+        "replays",
+        True,  # a finding, not a failure: the journal keeps them, lenses do not count them
+        f"{total} journal frames are replays of earlier records (kept, not counted): "
+        + ", ".join(f"{n} {kind} (first at seq {first})" for kind, n, first in by_kind)
+        if by_kind
+        else "no journal frame repeats an earlier record",
+    )
 
 
 def rebuild_projections(conn: apsw.Connection, progress: Progress | None = None) -> int:
@@ -208,6 +222,7 @@ def _check_rebuild(
                 scratch.execute("INSERT INTO main.journal SELECT * FROM src.journal")
                 quarantine.copy_policy(scratch)  # each frame decided under its own policy
             rebuild_projections(scratch, progress)
+            _guarded(report, "record_digests", lambda: _check_identities(scratch, report))
             differing = []
             for table in projections.PROJECTION_TABLES:
                 diff = fetchall(
@@ -228,3 +243,57 @@ def _check_rebuild(
             )
         finally:
             scratch.close()
+
+
+IDENTITY_FIX = f"run `stemedb reindex` ({CORRUPTION_RUNBOOK} §Resolve: only projections disagree)"
+
+
+def _check_identities(scratch: apsw.Connection, report: VerifyReport) -> None:
+    """--full: every record's identity (kind, signed digest, signer), recomputed from
+    its body by the rebuild in `scratch` (main), against the file's `record_digests`
+    (src). The writer trusts this table to tell a new record from a replay, so a
+    missing, wrong or extra row is named by seq, not just counted."""
+    pending = fetchall(scratch, "SELECT value FROM src.meta WHERE key = ?", (digests.BACKFILL_KEY,))
+    if pending:
+        report.add(
+            "record_digests",
+            True,
+            f"backfill pending (done up to seq {pending[0][0]}): the server finishes it at start",
+        )
+        return
+    columns = "seq, kind, digest, signer"
+    missing = fetchall(
+        scratch,
+        f"SELECT {columns} FROM main.record_digests EXCEPT SELECT {columns} FROM src.record_digests"
+        " ORDER BY seq LIMIT 1",
+    )
+    extra = fetchall(
+        scratch,
+        f"SELECT {columns} FROM src.record_digests EXCEPT SELECT {columns} FROM main.record_digests"
+        " ORDER BY seq LIMIT 1",
+    )
+    bad = sorted(
+        [("want", *r) for r in missing] + [("have", *r) for r in extra], key=lambda r: r[1]
+    )
+    if not bad:
+        rows = int(fetchall(scratch, "SELECT count(*) FROM main.record_digests")[0][0])
+        report.add("record_digests", True, f"{rows} identities match their frames' bodies")
+        return
+    side, seq, kind, _digest, _signer = bad[0]
+    seq = int(seq)
+    at_seq = "SELECT seq, kind, digest, signer FROM {}.record_digests WHERE seq = ?"
+    stored = fetchall(scratch, at_seq.format("src"), (seq,))
+    wanted = fetchall(scratch, at_seq.format("main"), (seq,))
+    if side == "want" and not stored:
+        problem = f"frame {seq} ({kind}): no identity row (a replay of it would be taken as new)"
+    elif side == "have" and (not wanted or set(wanted) <= set(stored)):
+        problem = (
+            f"identity row for seq {seq} ({kind}) matches no record of the journal (an extra row:"
+            " a record with that digest would be answered `exists` without being stored)"
+        )
+    else:
+        digest = bytes(stored[0][2]).hex()[:16] if stored else "?"
+        problem = f"frame {seq} ({kind}): identity row differs from its body's (stored {digest}…)"
+    if report.first_bad_seq is None:
+        report.first_bad_seq = seq
+    report.add("record_digests", False, f"{problem}; {IDENTITY_FIX}")
