@@ -11,6 +11,7 @@ Sections: ingest, writes, queries (lenses, point reads and RSS at --size),
 read_threads (authority at --size with STEMEDB_THREADS 8/32/64), startup
 (start-up, `stemedb verify --full`, `stemedb reindex` at --size), scale (10k/100k/1M
 = size/100, size/10, size; the plot), mixed (80/20 for 60 s), profile (py-spy),
+floor (HTTP batch ingest vs the strict floor, verify pool vs serial: bench/floor.py),
 peers (Datasette and a Postgres app side by side at --size: bench/peers.py; it
 installs its own prerequisites, a venv in bench/.cache/venv-bench and, as root,
 the Debian packages wrk and postgresql).
@@ -52,6 +53,7 @@ SECTIONS = (
     "mixed",
     "profile",
     "peers",
+    "floor",
 )
 ALIASES = {"http": ("writes", "queries", "mixed"), "all": SECTIONS}
 
@@ -305,6 +307,17 @@ def main(argv: list[str] | None = None) -> int:
             from bench import mixed
 
             timed("mixed", mixed.run, size, datasets.load_lines(bodies), seconds=mixed_seconds)
+        elif name == "floor":
+            from bench import floor
+
+            floor_lines = datasets.signed_lines(5_000 if quick else 20_000, prefix="floor")
+            timed(
+                "floor",
+                floor.run,
+                datasets.load_lines(floor_lines),
+                rounds=rounds if quick else max(rounds, 5),
+            )
+            (RESULTS / f"{stamp}-floor.md").write_text(floor.markdown(results["floor"]) + "\n")
         elif name == "peers":
             from bench import peers
 

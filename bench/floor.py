@@ -100,13 +100,14 @@ def _precompute(lines: list[str]) -> list[Row]:
     return rows
 
 
-def strict_floor(rows: list[Row]) -> float:
-    """Records/s: verify + journal row + one covering-index row, 1,000 per transaction."""
+def strict_floor(rows: list[Row]) -> dict[str, float]:
+    """Records/s (and CPU µs per record): verify + journal row + one covering-index
+    row, 1,000 per transaction."""
     with tempfile.TemporaryDirectory(dir=work_dir()) as tmp:
         conn = schema.connect(Path(tmp) / "floor.db", sync="full")
         schema.apply_migrations(conn)
         conn.execute(LENS_TABLE)
-        started = time.perf_counter()
+        started, cpu0 = time.perf_counter(), time.process_time()
         for start in range(0, len(rows), CHUNK):
             conn.execute("BEGIN IMMEDIATE")
             for agent, signature, message, journal_row, lens_row in rows[start : start + CHUNK]:
@@ -115,9 +116,9 @@ def strict_floor(rows: list[Row]) -> float:
                 conn.execute(JOURNAL_INSERT, journal_row)
                 conn.execute(LENS_INSERT, lens_row)
             conn.execute("COMMIT")
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu0
         conn.close()
-    return len(rows) / elapsed
+    return {"rps": len(rows) / elapsed, "cpu_us": cpu / len(rows) * 1e6}
 
 
 def gil_probe(count: int = 4000, rounds: int = 3) -> dict[str, Any]:
@@ -159,7 +160,7 @@ def run(lines: list[str], *, rounds: int = 5) -> dict[str, Any]:
     env_pool: dict[str, str] = {}  # the default: STEMEDB_VERIFY_THREADS=0, one per CPU
     env_serial = {"STEMEDB_VERIFY_THREADS": "1"}
     runs: dict[str, Callable[[], dict[str, Any]]] = {
-        "floor": lambda: {"rps": strict_floor(rows)},
+        "floor": lambda: strict_floor(rows),
         "http_verify_pool": lambda: http_batch(lines, clients=1, env=env_pool),
         "http_verify_serial": lambda: http_batch(lines, clients=1, env=env_serial),
     }
@@ -172,6 +173,10 @@ def run(lines: list[str], *, rounds: int = 5) -> dict[str, Any]:
             row[name] = answer["rps"]
             if "server_cpu_cores" in answer:
                 row[f"{name}_server_cpu_cores"] = answer["server_cpu_cores"]
+                # CPU per record: less sensitive than the rate to what else the machine runs
+                row[f"{name}_cpu_us"] = answer["server_cpu_cores"] / answer["rps"] * 1e6
+            else:
+                row[f"{name}_cpu_us"] = answer["cpu_us"]
         row["loadavg"] = loadavg()
         per_round.append(row)
         print(
@@ -182,6 +187,9 @@ def run(lines: list[str], *, rounds: int = 5) -> dict[str, Any]:
     out: dict[str, Any] = {"records": len(lines), "rounds": rounds, "per_round": per_round}
     for name in VARIANTS:
         out[f"{name}_rps"] = round(statistics.median(row[name] for row in per_round))
+        out[f"{name}_cpu_us"] = round(
+            statistics.median(row[f"{name}_cpu_us"] for row in per_round), 1
+        )
         if name != "floor":
             out[f"{name}_vs_floor"] = round(
                 statistics.median(row[name] / row["floor"] for row in per_round), 3
@@ -194,6 +202,7 @@ def run(lines: list[str], *, rounds: int = 5) -> dict[str, Any]:
         3,
     )
     out["gil_probe"] = gil_probe()
+    out["loadavg_end"] = loadavg()
     return out
 
 
@@ -206,19 +215,23 @@ def markdown(res: dict[str, Any]) -> str:
     out = [
         f"{res['records']:,} signed assertions, {res['rounds']} alternating rounds, medians",
         "",
-        "| method | records/s | × floor | server cores |",
-        "|---|---|---|---|",
+        "| method | records/s | × floor | server cores | CPU µs/record |",
+        "|---|---|---|---|---|",
     ]
     for label, key in rows:
         ratio = res.get(f"{key}_vs_floor", 1.0)
         cores = res.get(f"{key}_server_cpu_cores", "—")
-        out.append(f"| {label} | {res[f'{key}_rps']:,} | {ratio:.3f} | {cores} |")
+        out.append(
+            f"| {label} | {res[f'{key}_rps']:,} | {ratio:.3f} | {cores} | {res[f'{key}_cpu_us']} |"
+        )
     g = res["gil_probe"]
     out += [
         "",
         f"Verify pool vs serial, per round: {res['pool_vs_serial']}×. GIL probe: "
         f"{g['verifies_per_s_1_thread']:,} verifies/s on 1 thread ({g['us_per_verify']} µs), "
-        f"{g['verifies_per_s_2_threads']:,} on 2 threads ({g['speedup']}×).",
+        f"{g['verifies_per_s_2_threads']:,} on 2 threads ({g['speedup']}×). "
+        f"Load average {res['per_round'][0]['loadavg']} after round 1, "
+        f"{res.get('loadavg_end')} at the end.",
     ]
     return "\n".join(out)
 
@@ -237,7 +250,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     lines = datasets.load_lines(datasets.signed_lines(args.records, prefix="floor"))
     res = run(lines, rounds=args.rounds)
-    res["loadavg_end"] = loadavg()
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
     print(markdown(res))
