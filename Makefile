@@ -30,6 +30,14 @@ test-slow: setup
 test-fast: setup
 	$(BIN)/pytest -q -x
 
+## test-repeat: flake evidence (issue 15): lint once, then the whole suite N times in a
+## row (default 20), stopping at the first failure; one line per run (number, passed/
+## failed counts, duration) in build/test-repeat/<time>.log. TEST_ARGS goes to pytest.
+N ?= 20
+.PHONY: test-repeat
+test-repeat: setup lint
+	$(BIN)/python tools/test_repeat.py --runs $(N) $(TEST_ARGS)
+
 ## console-screenshots: regenerate docs/img/console-*.png (a throwaway server + Debian chromium)
 .PHONY: console-screenshots
 console-screenshots: setup
