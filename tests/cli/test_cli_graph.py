@@ -12,28 +12,15 @@ import subprocess
 import sys
 import threading
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import serverkit as SHARED
 
 from stemedb.cli.main import main
 
 HEX64 = re.compile(r"\b[0-9a-f]{64}\b")
 ISO = re.compile(r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\b")
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    tmp = tmp_path_factory.mktemp("cli-graph")
-    proc = SHARED.ServerProcess(SHARED.SERVE_ARGV, SHARED.server_env(tmp), tmp, tmp / "server.log")
-    try:
-        assert proc.wait_ready(), proc.output
-        yield proc
-    finally:
-        proc.kill()
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,11 @@ import socket
 import stat
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import serverkit as SHARED
 
 from stemedb import demo_data
 from stemedb.cli.main import main
@@ -53,21 +52,10 @@ def out(result: subprocess.CompletedProcess[str]) -> Any:
 
 
 @pytest.fixture(scope="module")
-def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    tmp = tmp_path_factory.mktemp("cli-records")
-    proc = SHARED.ServerProcess(SHARED.SERVE_ARGV, SHARED.server_env(tmp), tmp, tmp / "server.log")
-    try:
-        assert proc.wait_ready(), proc.output
-        yield proc
-    finally:
-        proc.kill()
-
-
-@pytest.fixture(scope="module")
-def env(demo_server: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def env(server: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """A user with a key and STEMEDB_URL set, the demo loaded once."""
     home = tmp_path_factory.mktemp("home")
-    environment = cli_env(home, demo_server.url)
+    environment = cli_env(home, server.url)
     out(cli("keygen", env=environment))
     out(cli("demo", env=environment))
     return environment
@@ -159,10 +147,8 @@ def test_bad_arguments_exit_2_in_process(
     assert capsys.readouterr().err
 
 
-def test_assert_without_a_key_says_how_to_make_one(demo_server: Any, tmp_path: Path) -> None:
-    result = cli(
-        "assert", "a/b", "p", "v", "--confidence", "1", env=cli_env(tmp_path, demo_server.url)
-    )
+def test_assert_without_a_key_says_how_to_make_one(server: Any, tmp_path: Path) -> None:
+    result = cli("assert", "a/b", "p", "v", "--confidence", "1", env=cli_env(tmp_path, server.url))
     assert result.returncode == 1
     assert "stemedb keygen" in result.stderr and "Traceback" not in result.stderr
 
