@@ -17,7 +17,7 @@ from stemedb.errors import InvalidRequest, NotFound, RateLimited
 from stemedb.paths import normalise_path
 from stemedb.records import RECORD_KINDS
 from stemedb.service.export_guard import CorruptGuard
-from stemedb.store import Store
+from stemedb.store import Store, digests
 from stemedb.store import quarantine as store_quarantine
 from stemedb.store import reads as store_reads
 
@@ -68,6 +68,20 @@ def _csv_value(value: Any) -> str:
     return value if isinstance(value, str) else canonical_json(value)
 
 
+def _unknown(conn: Any, hash_text: str) -> NotFound:
+    """404 for a hash with no assertion; a journalled replay (data-model.md §7) says
+    which record it repeats: `replay_of <hash>`."""
+    replay = digests.replay_of(conn, parse_hash(hash_text))
+    if replay is None:
+        return NotFound(f"no assertion {hash_text}", [{"field": "hash", "problem": "unknown"}])
+    first = replay.hash.hex()
+    return NotFound(
+        f"{hash_text} is a replay of record {first} (seq {replay.seq}): kept in the journal,"
+        " not counted (data-model.md §7)",
+        [{"field": "hash", "problem": f"replay_of {first}"}],
+    )
+
+
 class BrowseService:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -86,8 +100,8 @@ class BrowseService:
     def assertion(self, hash_text: str) -> dict[str, Any]:
         with self.store.reader() as conn:
             found = store_reads.assertion_by_hash(conn, parse_hash(hash_text))
-        if found is None:
-            raise NotFound(f"no assertion {hash_text}", [{"field": "hash", "problem": "unknown"}])
+            if found is None:
+                raise _unknown(conn, hash_text)
         return found
 
     def trace(self, hash_text: str, depth: int) -> dict[str, Any]:
@@ -95,9 +109,7 @@ class BrowseService:
         with self.store.reader() as conn:
             assertion = store_reads.assertion_by_hash(conn, target)
             if assertion is None:
-                raise NotFound(
-                    f"no assertion {hash_text}", [{"field": "hash", "problem": "unknown"}]
-                )
+                raise _unknown(conn, hash_text)
             ancestors: list[dict[str, Any]] = []
             parent = assertion.get("parent_hash")
             seen = {assertion["hash"]}

@@ -134,9 +134,13 @@ def _claim(conn: apsw.Connection, row: tuple[bytes, bytes, str, int]) -> bool:
 
 
 def replay_of(conn: apsw.Connection, frame_hash: bytes) -> Stored | None:
-    """The record a journalled replay repeats (None: `frame_hash` is not a replay)."""
-    for first_hash, first_seq in conn.execute(_REPLAY_OF, (frame_hash,)):
-        return Stored(int(first_seq), bytes(first_hash))
+    """The record a journalled replay repeats (None: `frame_hash` is not a replay, or
+    the file predates migration 0012, e.g. served read-only after a failed check)."""
+    try:
+        for first_hash, first_seq in conn.execute(_REPLAY_OF, (frame_hash,)):
+            return Stored(int(first_seq), bytes(first_hash))
+    except apsw.SQLError:
+        return None
     return None
 
 

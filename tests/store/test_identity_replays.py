@@ -8,9 +8,7 @@ later one a *replay*: still in the journal (never edited), listed in
 `record_replays`, projected nowhere, so no lens counts it; the upgrade path
 (migration + start-up backfill) and `stemedb reindex` build the same tables.
 
-The old file is made for real: the same store code with the identity check
-switched off (what the old server ran), the frames in the old form, then the
-file put in the state the upgrade finds it in.
+The old file is made for real by tests/replaykit.py.
 """
 
 from __future__ import annotations
@@ -22,113 +20,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import apsw
 import pytest
-from identitykit import Signer, T, frame_of, old_style, sign_by, unsigned_of_every_kind
+from identitykit import T
+from replaykit import SUBJECT, as_found_by_the_upgrade, old_frame, records, replays_of, write_old
 
 from stemedb.config import Settings
-from stemedb.records.source import source_id
 from stemedb.store import PendingRecord, Store, digests, journal, projections
-from stemedb.store.schema import available_migrations, connect, fetchall
+from stemedb.store.schema import connect, fetchall
 from stemedb.store.verify import reindex, verify
-
-A, B, C, D = (Signer() for _ in range(4))
-SUBJECT = "replay/upgrade"
-
-
-def _replays_version() -> int:
-    return next(m.version for m in available_migrations() if m.name.endswith("_record_replays.sql"))
-
-
-def _old_frame(kind: str, record: dict[str, Any], entry_ts: int | None = None) -> PendingRecord:
-    old = old_style(record, entry_ts)
-    frame_hash, body = frame_of(old)
-    return PendingRecord(kind, frame_hash, body, old, int(time.time() * 1000))
-
-
-def _records() -> list[tuple[str, dict[str, Any]]]:
-    """One record of every kind (co-signed where the kind allows), in write order."""
-    yes = sign_by("assertion", _claim("yes"), [A, B])
-    no = sign_by("assertion", _claim("no"), [C])
-    target, other = (frame_of(old_style(r))[0].hex() for r in (yes, no))
-    out: list[tuple[str, dict[str, Any]]] = [("assertion", yes), ("assertion", no)]
-    for kind, unsigned in unsigned_of_every_kind(target, other, None, C.id, "up").values():
-        out.append((kind, sign_by(kind, unsigned, [A] if kind in ("vote", "outcome") else [A, B])))
-    identifier = "doi:10.1/replayed"
-    out += [
-        ("agent_tier", sign_by("agent_tier", _tier(), [A])),
-        ("source", sign_by("source", {"identifier": identifier, "timestamp": T + 6}, [A])),
-        (
-            "retraction",
-            sign_by(
-                "retraction",
-                {"source_id": source_id(identifier), "reason": "fabricated", "timestamp": T + 7},
-                [A],
-            ),
-        ),
-    ]
-    return out
-
-
-def _claim(value: str) -> dict[str, Any]:
-    return {
-        "subject": SUBJECT,
-        "predicate": "p",
-        "object": value,
-        "confidence": 0.9,
-        "timestamp": T,
-    }
-
-
-def _tier() -> dict[str, Any]:
-    return {"agent_id": D.id, "max_tier": "Expert", "name": "replayed", "timestamp": T + 8}
-
-
-def _replays_of(kind: str, record: dict[str, Any]) -> list[PendingRecord]:
-    """What an attacker re-minted on the old server: other entry timestamps, and
-    each co-signer's entry alone."""
-    out = [_old_frame(kind, record, T - 5), _old_frame(kind, record, T + 9)]
-    if len(record["signatures"]) > 1:
-        out += [_old_frame(kind, {**record, "signatures": [e]}) for e in record["signatures"]]
-    return out
-
-
-def _note_all(conn: apsw.Connection, seq: int, kind: str, record: Any, digest: Any = None) -> bool:
-    """The old server's projections: every frame applied (its identity row, if any,
-    kept by the first frame, as the early v0.2 backfill did)."""
-    if kind != "header":
-        row = (digests.digest_of(record), digests.signer_of(kind, record), kind, seq)
-        conn.execute(digests._INSERT, row)
-    return True
-
-
-def _write_old(directory: Path, batches: list[list[PendingRecord]]) -> None:
-    """Journal `batches` as a pre-v0.2 server did: no identity lookup, every frame projected."""
-    directory.mkdir(parents=True, exist_ok=True)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(digests, "lookup", lambda *args: None)
-        patch.setattr(digests, "note", _note_all)
-        store = Store(Settings(db_dir=directory)).open()
-        try:
-            for batch in batches:
-                assert {o.status for o in store.write(batch)} == {"created"}
-        finally:
-            store.close()
-
-
-def _as_found_by_the_upgrade(path: Path, *, digests_backfilled: bool) -> None:
-    """The file before migration 0012: no `record_replays`; its identities either not
-    yet known (a pre-v0.2 file) or backfilled by an earlier v0.2 build, which kept
-    the first frame of each identity and never looked for replays."""
-    conn = connect(path)
-    with conn:
-        conn.execute("DROP TABLE record_replays")
-        conn.execute(f"PRAGMA user_version = {_replays_version() - 1}")
-        conn.execute("DELETE FROM meta WHERE key = ?", (digests.BACKFILL_KEY,))
-        if not digests_backfilled:
-            conn.execute("DELETE FROM record_digests")
-            conn.execute("INSERT INTO meta VALUES (?, -1)", (digests.BACKFILL_KEY,))
-    conn.close()
 
 
 def _tables(path: Path) -> dict[str, list[tuple[Any, ...]]]:
@@ -186,13 +85,13 @@ def _upgrade(directory: Path) -> str:
 def _old_file(tmp_path: Path, digests_backfilled: bool) -> tuple[Path, list[Any], list[Any]]:
     """(the old file, its original frames, its replays); a clean file with the
     originals alone is written to tmp_path/clean."""
-    records = _records()
-    originals = [_old_frame(kind, record) for kind, record in records]
-    replays = [frame for kind, record in records for frame in _replays_of(kind, record)]
-    _write_old(tmp_path / "clean", [originals])
-    _write_old(tmp_path / "old", [originals, replays])
+    every_kind = records()
+    originals = [old_frame(kind, record) for kind, record in every_kind]
+    replays = [frame for kind, record in every_kind for frame in replays_of(kind, record)]
+    write_old(tmp_path / "clean", [originals])
+    write_old(tmp_path / "old", [originals, replays])
     old = tmp_path / "old" / "stemedb.db"
-    _as_found_by_the_upgrade(old, digests_backfilled=digests_backfilled)
+    as_found_by_the_upgrade(old, digests_backfilled=digests_backfilled)
     return old, originals, replays
 
 
@@ -221,7 +120,7 @@ def test_replays_in_an_old_file_are_kept_in_the_journal_and_never_counted(
             assert found is not None, replay.kind
             assert (found.seq, found.hash) == (by_hash[first], first)
         assert [(s, k) for s, k, _ in listed] == sorted((by_hash[r.hash], r.kind) for r in replays)
-        assert {k for _, k, _ in listed} == {kind for kind, _ in _records()}
+        assert {k for _, k, _ in listed} == {kind for kind, _ in records()}
         assert all(digests.replay_of(conn, o.hash) is None for o in originals)
     finally:
         conn.close()
@@ -255,9 +154,9 @@ def test_verify_counts_the_replays_and_passes(tmp_path: Path) -> None:
         (finding,) = (c["detail"] for c in report.checks if c["check"] == "replays")
         assert "journal frames are replays of earlier records" in finding
         assert finding.startswith(f"{len(replays)} journal frames are replays")
-        assert "6 assertion (first at seq" in finding  # 2 re-timestamped, 2+2 stripped
+        assert "12 assertion (first at seq" in finding  # 2 re-timestamped each, 2+2 stripped x2
         counted = {c["check"]: c["detail"] for c in report.checks}
-        assert counted["count_assertions"].endswith("6 replays not counted")
+        assert counted["count_assertions"].endswith("12 replays not counted")
     # docs/forensics.md: the identity check lists nothing, the replay list has them all
     text = (Path(__file__).resolve().parents[2] / "docs" / "forensics.md").read_text("utf-8")
     check, listing = re.findall(r"```sql\n(.*?)```", text.split("## Record identities")[1], re.S)[
@@ -276,7 +175,7 @@ def test_a_replay_reaching_the_projections_by_catch_up_is_not_counted(tmp_path: 
     """Frames applied at start (after a crash, a restore's replayed archive, an
     import) go through the same rule as a rebuild: a replay is listed, not counted."""
     directory = tmp_path / "live"
-    _write_old(directory, [[_old_frame(kind, record) for kind, record in _records()]])
+    write_old(directory, [[old_frame(kind, record) for kind, record in records()]])
     path = directory / "stemedb.db"
     _upgrade(directory)
     counted = _counted(path)
@@ -284,12 +183,12 @@ def test_a_replay_reaching_the_projections_by_catch_up_is_not_counted(tmp_path: 
     with conn:  # journalled but not yet projected, as a crash right after the commit leaves it
         head = journal.read_head(conn)
         assert head is not None
-        for kind, record in _records():
-            frame = _old_frame(kind, record, T + 99)
+        for kind, record in records():
+            frame = old_frame(kind, record, T + 99)
             head = journal.append(conn, head, kind, frame.hash, frame.body, int(time.time() * 1000))
     conn.close()
-    assert "re-applied 10 frames" in _upgrade(directory)
+    assert f"re-applied {len(records())} frames" in _upgrade(directory)
     assert _counted(path) == counted
-    assert len(_tables(path)["record_replays"]) == 10
+    assert len(_tables(path)["record_replays"]) == len(records())
     report = verify(path, full=True)
     assert report.ok, json.dumps(report.to_dict(), indent=1)
