@@ -39,7 +39,7 @@ from typing import Any
 
 from bench import datasets
 from bench.ingest import CHUNK, http_batch
-from bench.server import loadavg, work_dir
+from bench.server import Server, loadavg, work_dir
 from stemedb.canonical import canonical_json
 from stemedb.crypto import sha3_256, sign, signing_message, verify_signature
 from stemedb.records import SourceClass
@@ -121,6 +121,30 @@ def strict_floor(rows: list[Row]) -> dict[str, float]:
     return {"rps": len(rows) / elapsed, "cpu_us": cpu / len(rows) * 1e6}
 
 
+def off_core_cpu_s(server: Server) -> dict[str, Any]:
+    """CPU seconds of the server's threads allowed on more CPUs than its main thread:
+    the verify pool's threads, which leave the `auto`-pinned core."""
+    pid = server.pid
+    main = _allowed(f"/proc/{pid}/status")
+    ticks = os.sysconf("SC_CLK_TCK")
+    spread = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            if _allowed(str(task / "status")) != main:
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                spread += (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+        except (OSError, IndexError, ValueError):
+            continue
+    return {"off_core_cpu_s": spread}
+
+
+def _allowed(status_path: str) -> str:
+    for line in Path(status_path).read_text().splitlines():
+        if line.startswith("Cpus_allowed_list:"):
+            return line.split(":", 1)[1].strip()
+    return ""
+
+
 def gil_probe(count: int = 4000, rounds: int = 3) -> dict[str, Any]:
     """Verifications/s from one thread vs two threads sharing the same work."""
     seed = bytes(range(32))
@@ -161,8 +185,12 @@ def run(lines: list[str], *, rounds: int = 5) -> dict[str, Any]:
     env_serial = {"STEMEDB_VERIFY_THREADS": "1"}
     runs: dict[str, Callable[[], dict[str, Any]]] = {
         "floor": lambda: strict_floor(rows),
-        "http_verify_pool": lambda: http_batch(lines, clients=1, env=env_pool),
-        "http_verify_serial": lambda: http_batch(lines, clients=1, env=env_serial),
+        "http_verify_pool": lambda: http_batch(
+            lines, clients=1, env=env_pool, probe=off_core_cpu_s
+        ),
+        "http_verify_serial": lambda: http_batch(
+            lines, clients=1, env=env_serial, probe=off_core_cpu_s
+        ),
     }
     per_round: list[dict[str, float]] = []
     for r in range(rounds):
@@ -175,6 +203,9 @@ def run(lines: list[str], *, rounds: int = 5) -> dict[str, Any]:
                 row[f"{name}_server_cpu_cores"] = answer["server_cpu_cores"]
                 # CPU per record: less sensitive than the rate to what else the machine runs
                 row[f"{name}_cpu_us"] = answer["server_cpu_cores"] / answer["rps"] * 1e6
+                # the share of the server's CPU its verify threads spent off the pinned core
+                cpu_s = answer["server_cpu_cores"] * len(lines) / answer["rps"]
+                row[f"{name}_off_core_share"] = answer["off_core_cpu_s"] / max(cpu_s, 1e-9)
             else:
                 row[f"{name}_cpu_us"] = answer["cpu_us"]
         row["loadavg"] = loadavg()
@@ -194,9 +225,10 @@ def run(lines: list[str], *, rounds: int = 5) -> dict[str, Any]:
             out[f"{name}_vs_floor"] = round(
                 statistics.median(row[name] / row["floor"] for row in per_round), 3
             )
-            out[f"{name}_server_cpu_cores"] = round(
-                statistics.median(row[f"{name}_server_cpu_cores"] for row in per_round), 2
-            )
+            for stat in ("server_cpu_cores", "off_core_share"):
+                out[f"{name}_{stat}"] = round(
+                    statistics.median(row[f"{name}_{stat}"] for row in per_round), 2
+                )
     out["pool_vs_serial"] = round(
         statistics.median(row["http_verify_pool"] / row["http_verify_serial"] for row in per_round),
         3,
@@ -227,7 +259,9 @@ def markdown(res: dict[str, Any]) -> str:
     g = res["gil_probe"]
     out += [
         "",
-        f"Verify pool vs serial, per round: {res['pool_vs_serial']}×. GIL probe: "
+        f"Verify pool vs serial, per round: {res['pool_vs_serial']}×; share of the server's CPU "
+        f"spent by threads off its pinned core: {res.get('http_verify_pool_off_core_share')} "
+        f"(pool), {res.get('http_verify_serial_off_core_share')} (serial). GIL probe: "
         f"{g['verifies_per_s_1_thread']:,} verifies/s on 1 thread ({g['us_per_verify']} µs), "
         f"{g['verifies_per_s_2_threads']:,} on 2 threads ({g['speedup']}×). "
         f"Load average {res['per_round'][0]['loadavg']} after round 1, "

@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -158,10 +159,14 @@ def store_concurrent(
 
 
 def http_batch(
-    lines: list[str], clients: int = 1, chunk: int = CHUNK, env: dict[str, str] | None = None
+    lines: list[str],
+    clients: int = 1,
+    chunk: int = CHUNK,
+    env: dict[str, str] | None = None,
+    probe: Callable[[Server], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """NDJSON chunks to a fresh server (`env` added to its environment) from `clients`
-    concurrent connections."""
+    concurrent connections; `probe(server)`'s answer is merged in before it stops."""
     bodies = [
         ("\n".join(lines[s : s + chunk]) + "\n").encode() for s in range(0, len(lines), chunk)
     ]
@@ -195,12 +200,14 @@ def http_batch(
             if failures:
                 raise RuntimeError(f"batch import failed: {failures[0]}")
             rss = srv.rss_mb()
+            probed = probe(srv) if probe is not None else {}
         finally:
             srv.stop()
     return {
         "rps": len(lines) / elapsed,
         "server_cpu_cores": cpu / elapsed,
         "server_rss_mb": rss,
+        **probed,
     }
 
 
