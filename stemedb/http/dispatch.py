@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -41,6 +42,7 @@ log = logging.getLogger("stemedb.server")
 
 InlinePredicate = Callable[[str, str], bool]  # (method, path) -> serve on the loop thread
 ACCEPT_BURST = 64  # connections accepted per loop turn at most
+POLL_EVERY_S = 0.002  # a non-blocking loop turn at least this often within a round
 
 
 class LoopServedChannel(HTTPChannel):  # type: ignore[misc]
@@ -106,8 +108,11 @@ class LoopDispatcher(ThreadedTaskDispatcher):  # type: ignore[misc]
     def add_task(self, channel: Any) -> None:
         if self.inline is not None and threading.get_ident() == self.loop_thread:
             request = channel.requests[0]
+            if request.error:  # waitress's own 400/413/...: it may have no path at all
+                super().add_task(channel)
+                return
             path = request.path
-            if not request.error and self.inline(request.command, path):
+            if self.inline(request.command, path):
                 if path in self.urgent_paths:
                     self._urgent.append(channel)
                     return
@@ -116,11 +121,21 @@ class LoopDispatcher(ThreadedTaskDispatcher):  # type: ignore[misc]
                     return
         super().add_task(channel)
 
-    def run_inline(self) -> int:
+    def run_inline(self, poll: Callable[[], object] | None = None) -> int:
         """Serve the quick requests read by the last poll, urgent ones first, then in
-        arrival order; how many."""
+        arrival order; how many.
+
+        `poll` (a non-blocking turn of the event loop) is called whenever this round
+        has run for `POLL_EVERY_S`: with 32 busy connections a round is ~13 ms of
+        answers, and without it an answer a worker finished (a write after its
+        commit, a large read) waited for the round's end to be sent, and a health
+        probe arriving mid-round waited for it to be read. The turn sends what the
+        workers wrote and reads new requests (urgent ones are served next).
+        """
         served = 0
         urgent, ready = self._urgent, self._ready
+        clock = time.perf_counter
+        next_poll = clock() + POLL_EVERY_S
         while urgent or ready:
             channel = urgent.popleft() if urgent else ready.popleft()
             channel.serving_inline = True
@@ -131,6 +146,9 @@ class LoopDispatcher(ThreadedTaskDispatcher):  # type: ignore[misc]
             finally:
                 channel.serving_inline = False
             served += 1
+            if poll is not None and (urgent or ready) and clock() >= next_poll:
+                poll()
+                next_poll = clock() + POLL_EVERY_S
         return served
 
     def cancel_inline(self) -> None:

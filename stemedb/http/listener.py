@@ -14,6 +14,7 @@ and pinned by tests/http/test_waitress_canaries.py.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -104,9 +105,10 @@ class Listener:
         dispatcher = self.dispatcher
         dispatcher.bind_loop_thread()
         next_sweep = 0.0
+        turn = functools.partial(wasyncore.loop, timeout=0, map=socket_map, use_poll=True, count=1)
         while not stop.is_set():
             wasyncore.loop(timeout=LOOP_TIMEOUT, map=socket_map, use_poll=True, count=1)
-            dispatcher.run_inline()
+            dispatcher.run_inline(turn)  # with a non-blocking turn every few ms of answers
             now = time.monotonic()
             if now >= next_sweep:
                 next_sweep = now + DEADLINE_SWEEP_S

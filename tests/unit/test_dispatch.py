@@ -101,6 +101,7 @@ def test_everything_else_goes_to_the_pool() -> None:
     dispatcher = _dispatcher()
     write = _channel("POST", "/v1/assert")
     refused = _channel("POST", "/v1/query", error=object())  # waitress's own 400/413 ...
+    del refused.requests[0].path  # a request line it could not parse has no path
     dispatcher.add_task(write)
     dispatcher.add_task(refused)
     from_worker = _channel("GET", "/v1/query")  # pipelined, added by a worker thread
@@ -301,3 +302,38 @@ def test_metered_counts_wall_time_on_the_loop_and_cpu_time_in_the_pool() -> None
     on_loop.loop_thread = threading.get_ident()
     metered(waits, on_loop, inline_matcher(ROUTES))(environ, lambda *a: None)
     assert key in on_loop.expensive()
+
+
+def test_a_long_round_turns_the_loop_and_serves_what_arrived_urgent_first() -> None:
+    """Past POLL_EVERY_S of answers the round polls (sending what workers wrote,
+    reading new requests); a health request read there is answered next."""
+    from stemedb.http import dispatch
+
+    dispatcher = _dispatcher()
+    order: list[str] = []
+    health = _channel("GET", "/v1/health")
+    health.service = lambda: order.append("health")
+
+    def slow(name: str) -> Any:
+        def service() -> None:
+            order.append(name)
+            busy_until = time.perf_counter() + dispatch.POLL_EVERY_S * 1.5
+            while time.perf_counter() < busy_until:
+                pass
+
+        channel = _channel("GET", "/v1/query")
+        channel.service = service
+        return channel
+
+    polls: list[int] = []
+
+    def turn() -> None:  # what the event loop's non-blocking turn would read
+        polls.append(1)
+        if len(polls) == 1:
+            dispatcher.add_task(health)
+
+    for name in ("q1", "q2", "q3"):
+        dispatcher.add_task(slow(name))
+    assert dispatcher.run_inline(turn) == 4
+    assert order == ["q1", "health", "q2", "q3"]
+    assert len(polls) == 2  # after q1 and q2, never after the last answer
