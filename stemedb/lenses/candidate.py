@@ -56,6 +56,10 @@ class LensContext:
     # seconds); an agent absent here counts as never seen. Read only when
     # min_agent_age is set.
     agent_first_seen: Mapping[str, float] = field(default_factory=dict)
+    # agent id (64 hex) -> its cluster's label: agents one writer API key
+    # introduced (store/agent_clusters.py). Their near-duplicate claims count
+    # once (lenses/dedupe.py); an agent absent here is a cluster of its own.
+    clusters: Mapping[str, str] = field(default_factory=dict)
     # assertion hash -> the retraction of the source it cites (a JSON-ready dict
     # with at least `message`), as known at the query's known_at (lenses/retraction.py).
     retracted: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)

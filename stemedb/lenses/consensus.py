@@ -106,7 +106,8 @@ def consensus(candidates: Sequence[Candidate], ctx: LensContext) -> Outcome:
         return EMPTY
     ordered = sorted(candidates, key=total_key)
     voices, silenced, unvoiced = count_voices(ordered, ctx)
-    repeats = near_duplicates(ordered)
+    repeats = near_duplicates(ordered, ctx.clusters)
+    clustered = _cluster_silenced(ordered, voices, repeats, ctx)
     held: dict[str, int] = {}
     newest: dict[str, Candidate] = {}
     for c, n in zip(ordered, voices, strict=True):
@@ -133,6 +134,9 @@ def consensus(candidates: Sequence[Candidate], ctx: LensContext) -> Outcome:
         if i in unvoiced:
             lines.append(Scored(c, 0.0, f"not counted: {unvoiced[i]}"))
             continue
+        if i in clustered and voices[i] == 0:
+            lines.append(Scored(c, 0.0, f"not counted: {repeat_note(c, repeats[c.hash])}"))
+            continue
         speaker = silenced.get(i)
         if speaker is not None:
             why = (
@@ -148,6 +152,8 @@ def consensus(candidates: Sequence[Candidate], ctx: LensContext) -> Outcome:
         why = f"value {show_value(c.value_key)} held by {n} of {total} voices"
         if voices[i] > 1:
             why += f"; carries the voices of {voices[i]} signers"
+        if i in clustered:
+            why += f"; its first signer not counted: {repeat_note(c, repeats[c.hash])}"
         if c == winner:
             why += "; newest counted assertion of the winning value"
         elif near == top_near:
@@ -158,6 +164,27 @@ def consensus(candidates: Sequence[Candidate], ctx: LensContext) -> Outcome:
     resolution = share(top.voices, total)
     extra["winning_voices"] = top.voices
     return Outcome(winner, resolution, tuple(lines), extra=extra)
+
+
+def _cluster_silenced(
+    ordered: Sequence[Candidate],
+    voices: list[int],
+    repeats: dict[str, Candidate],
+    ctx: LensContext,
+) -> set[int]:
+    """Take the first signer's voice from a cluster's near-duplicates (dedupe.py):
+    a voiced assertion repeating a voiced, newer one of a cluster-mate. In place;
+    returns the positions changed."""
+    position = {c.hash: i for i, c in enumerate(ordered)}
+    changed: set[int] = set()
+    for i, c in enumerate(ordered):
+        original = repeats.get(c.hash)
+        if original is None or original.agent_id == c.agent_id or voices[i] == 0:
+            continue
+        if voices[position[original.hash]] > 0 and young_reason(c.agent_id or "", ctx) is None:
+            voices[i] -= 1
+            changed.add(i)
+    return changed
 
 
 def _short(hex_id: str | None) -> str:

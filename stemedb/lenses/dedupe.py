@@ -15,7 +15,15 @@ rules make such repeats count once, without touching the journal:
   near key, only the newest counts; each older one whose claim time lies
   within `WINDOW_S` seconds of a newer copy is a *near-duplicate* and is
   reported (`near_duplicates` in consensus and skeptic answers, and the
-  explanation line says which assertion it repeats).
+  explanation line says which assertion it repeats);
+* **one voice per cluster**: agents one writer API key introduced form a
+  cluster (`LensContext.clusters`, store/agent_clusters.py). Among the
+  cluster's agents, each agent's newest candidate that repeats the same near
+  key within `WINDOW_S` seconds of a newer one by a cluster-mate is a
+  near-duplicate of it too: consensus takes its first signer's voice away,
+  skeptic and trace name it. Independent agents that agree are never merged:
+  an agent no key introduced (auth off, an admin key, an import) is a
+  cluster of its own.
 
 Pure functions of the candidates, like every lens: the store is never read.
 """
@@ -27,7 +35,7 @@ import json
 import math
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from stemedb.lenses.candidate import Candidate
@@ -60,8 +68,11 @@ def near_key(value_key: str) -> str:
     return value_key
 
 
-def near_duplicates(candidates: Sequence[Candidate]) -> dict[str, Candidate]:
-    """Each near-duplicate's hash -> the newer assertion of the same agent it repeats.
+def near_duplicates(
+    candidates: Sequence[Candidate], clusters: Mapping[str, str] | None = None
+) -> dict[str, Candidate]:
+    """Each near-duplicate's hash -> the newer assertion of the same agent (or, with
+    `clusters`, of a cluster-mate) it repeats.
 
     Only signed candidates: an unsigned one has no author to repeat itself.
     Candidates are compared newest first (claim time, then hash), so the
@@ -81,17 +92,53 @@ def near_duplicates(candidates: Sequence[Candidate]) -> dict[str, Candidate]:
         else:
             newest[key] = c
         last[key] = c
+    if clusters:
+        for copy, original in _cluster_duplicates(ordered, clusters).items():
+            found.setdefault(copy, original)
     return found
 
 
-def report(duplicates: dict[str, Candidate]) -> list[dict[str, Any]]:
-    """`near_duplicates` of an answer: per counted assertion, the copies that repeat it."""
+def _cluster_duplicates(
+    ordered: Sequence[Candidate], clusters: Mapping[str, str]
+) -> dict[str, Candidate]:
+    """Among each agent's newest candidate (the one that speaks for it), those whose
+    cluster already said the same near value within WINDOW_S in a newer one."""
+    spoken: set[str] = set()
+    last: dict[tuple[str, str], Candidate] = {}
+    origin: dict[tuple[str, str], Candidate] = {}
+    found: dict[str, Candidate] = {}
+    for c in ordered:
+        agent = c.agent_id
+        if agent is None or agent in spoken:
+            continue
+        spoken.add(agent)
+        cluster = clusters.get(agent)
+        if cluster is None:
+            continue
+        key = (cluster, near_key(c.value_key))
+        previous = last.get(key)
+        if previous is not None and previous.timestamp - c.timestamp <= WINDOW_S:
+            found[c.hash] = origin[key]
+        else:
+            origin[key] = c
+        last[key] = c
+    return found
+
+
+def report(
+    duplicates: dict[str, Candidate], clusters: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """`near_duplicates` of an answer: per counted assertion, the copies that repeat it
+    (with `cluster` when its agent belongs to one: copies may be by cluster-mates)."""
     kept: dict[str, dict[str, Any]] = {}
     for copy, original in sorted(duplicates.items()):
         entry = kept.setdefault(
             original.hash,
             {"agent_id": original.agent_id, "counted": original.hash, "repeats": []},
         )
+        cluster = (clusters or {}).get(original.agent_id or "")
+        if cluster is not None:
+            entry["cluster"] = cluster
         entry["repeats"].append(copy)
     return [kept[h] for h in sorted(kept)]
 
@@ -99,6 +146,12 @@ def report(duplicates: dict[str, Candidate]) -> list[dict[str, Any]]:
 def repeat_note(c: Candidate, original: Candidate) -> str:
     """What the explanation line of a near-duplicate adds: which assertion it repeats."""
     same = "the same value" if original.value_key == c.value_key else "a trivial variation"
+    if original.agent_id != c.agent_id:
+        return (
+            f"near-duplicate: {same}, said by agent {(original.agent_id or '')[:12]} of the "
+            f"same cluster (agents introduced by one API key) in assertion "
+            f"{original.hash[:12]} {original.timestamp - c.timestamp} s later"
+        )
     return (
         f"near-duplicate: {same}, repeated by the same agent in assertion "
         f"{original.hash[:12]} {original.timestamp - c.timestamp} s later"

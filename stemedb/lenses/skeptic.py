@@ -79,7 +79,7 @@ def analyse(competing: Sequence[Candidate], ctx: LensContext) -> dict[str, Any]:
     values that differ only trivially are one claim.
     """
     groups = _groups(competing)
-    repeats = near_duplicates(competing)
+    repeats = near_duplicates(competing, ctx.clusters)
     weights = {k: math.fsum(weight(c, ctx) for c in ms) for k, ms in groups.items()}
     total = math.fsum(weight(c, ctx) for c in competing)
     order = sorted(
@@ -93,7 +93,7 @@ def analyse(competing: Sequence[Candidate], ctx: LensContext) -> dict[str, Any]:
         "claims": [_claim(k, groups[k], weights[k], total, ctx) for k in order],
     }
     if repeats:
-        body["near_duplicates"] = report(repeats)
+        body["near_duplicates"] = report(repeats, ctx.clusters)
     return body
 
 
@@ -124,7 +124,7 @@ def skeptic_report(
 
 def skeptic(candidates: Sequence[Candidate], ctx: LensContext) -> Outcome:
     """Per-candidate weights for the explanation; the report goes in `extra` (no winner)."""
-    repeats = near_duplicates(candidates)
+    repeats = near_duplicates(candidates, ctx.clusters)
     total = math.fsum(weight(c, ctx) for c in candidates)
     groups = _groups(candidates)
     group_share = {
@@ -141,5 +141,5 @@ def skeptic(candidates: Sequence[Candidate], ctx: LensContext) -> Outcome:
         )
         for c in sorted(candidates, key=total_key)
     )
-    extra = {"near_duplicates": report(repeats)} if repeats else {}
+    extra = {"near_duplicates": report(repeats, ctx.clusters)} if repeats else {}
     return Outcome(winner=None, resolution=0.0, scored=lines, extra=extra)

@@ -30,6 +30,10 @@ records (`WriteService.check_signers`, wired by `wire`), so the body is
 parsed once and the signer ids come from the validated records. The
 middleware part only notes who pays for the request (no body read). A record
 the service refuses before that point (invalid, forbidden) is not charged.
+The same check records, for agents a non-admin API key introduces, which key
+that was (`agent_clusters`, migrations/0015; with auth on, whether or not the
+limit is on): the agents of one key form a *cluster*, whose near-duplicate
+claims count once in consensus (lenses/dedupe.py, docs/security.md).
 Agents known to be in the journal, or already charged, are kept in a bounded
 in-memory set (`REMEMBERED`, oldest forgotten first), so a write whose
 signers were all seen before costs no database lookup; only unseen signers
@@ -38,8 +42,10 @@ are looked up (one query per write that has any).
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
+import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -50,11 +56,13 @@ from typing import Any, ClassVar, NoReturn
 import falcon
 
 from stemedb.config import Settings
-from stemedb.errors import RateLimited
+from stemedb.errors import RateLimited, StemeError
 from stemedb.http.route import current_route
 from stemedb.metrics import Metrics
 from stemedb.security.ratelimit import BucketTable, client_address, parse_networks
-from stemedb.store import agents_seen
+from stemedb.store import agent_clusters, agents_seen
+
+log = logging.getLogger("stemedb.security")
 
 ENV = "STEMEDB_NEW_AGENTS_PER_HOUR"
 REMEMBERED = 200_000  # agents known to be journalled or already charged
@@ -67,6 +75,7 @@ class _Payer:
 
     name: str
     template: str
+    api_key: str | None  # the writer key's id; None with auth off
 
 
 # Set by the middleware for a limited write request, read by the write service's
@@ -94,6 +103,7 @@ class NewAgentLimit:
 
     def __init__(self, settings: Settings, store: Any, metrics: Metrics | None = None) -> None:
         self.per_hour = settings.new_agents_per_hour
+        self.track_clusters = settings.auth_enabled
         self.capacity = float(self.per_hour)
         self.rate = self.capacity / 3600.0
         self.store = store
@@ -105,7 +115,7 @@ class NewAgentLimit:
 
     @property
     def active(self) -> bool:
-        return self.per_hour > 0 and self.store is not None
+        return (self.per_hour > 0 or self.track_clusters) and self.store is not None
 
     def wire(self, writes: Any) -> None:
         """Check each prepared write's signers (`WriteService.check_signers`)."""
@@ -124,7 +134,7 @@ class NewAgentLimit:
         key = getattr(req.context, "api_key", None)
         if key is not None and key.role == "admin":
             return  # admins mint keys anyway; imports and transfers run with theirs
-        _CURRENT.set(_Payer(self._payer(req), route.template))
+        _CURRENT.set(_Payer(self._payer(req), route.template, key.id if key else None))
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
@@ -159,9 +169,21 @@ class NewAgentLimit:
             known = agents_seen.known_agents(conn, unknown)
         self._remember(known)
         new = [agent for agent in unknown if agent not in known]
-        if new:
+        if not new:
+            return
+        if self.per_hour > 0:
             self._take(payer, new)
-            self._remember(new)  # charged once, even if this write then fails
+        if payer.api_key is not None and self.track_clusters:
+            self._introduced(payer.api_key, new)
+        self._remember(new)  # charged once, even if this write then fails
+
+    def _introduced(self, api_key: str, agents: list[bytes]) -> None:
+        """Note which key introduced `agents` (queued before the write's own records)."""
+        rows = [(agent, api_key, int(time.time() * 1000)) for agent in agents]
+        try:
+            self.store.write_local(lambda conn: agent_clusters.record(conn, rows), wait=False)
+        except StemeError as exc:  # the write itself will fail the same way
+            log.warning("could not note the key that introduced %d agents: %s", len(rows), exc)
 
     def _remember(self, agents: Iterable[bytes]) -> None:
         with self._lock:

@@ -27,7 +27,7 @@ from stemedb.service import constraints, quarantine, sources, tier_policy, truth
 from stemedb.service.audit import AuditLog
 from stemedb.service.candidate_rows import to_candidate
 from stemedb.service.models import MAX_SEQ, PairQuery, QueryIn
-from stemedb.store import Store, agents_seen
+from stemedb.store import Store, agent_clusters, agents_seen
 from stemedb.store import reads as store_reads
 from stemedb.store.candidates import CandidateFilter, CandidateRow, iter_groups, list_assertion_seqs
 
@@ -270,6 +270,10 @@ class QueryService:
         first_seen: dict[str, float] = {}
         if sel.min_agent_age is not None:
             first_seen = _first_seen(conn, rows, cosigners, known_at_ms)
+        clusters: dict[str, str] = {}
+        if lens in AGENT_COUNTING or (lens == "epoch" and sel.inner in AGENT_COUNTING):
+            agents = (r.agent_id for r in rows if r.agent_id is not None)  # issue 19
+            clusters = agent_clusters.clusters_of(conn, agents, known_at_ms)
         if lens == "epoch":
             try:
                 epochs = frozenset(
@@ -293,6 +297,7 @@ class QueryService:
             cosigners=cosigners,
             min_agent_age=sel.min_agent_age,
             agent_first_seen=first_seen,
+            clusters=clusters,
             truth=evidence,
             retracted=sources.retracted_candidates(self.store, conn, rows, sel.filter),
             exclude_retracted=sel.exclude_retracted,

@@ -36,7 +36,7 @@ import apsw
 
 from stemedb.errors import InvalidRequest, NotFound
 from stemedb.lenses.dedupe import WINDOW_S, near_key
-from stemedb.store import agents_seen
+from stemedb.store import agent_clusters, agents_seen
 from stemedb.store.schema import fetchall
 
 KIND = "quarantine_decision"
@@ -483,4 +483,47 @@ def trace_notes(conn: apsw.Connection, frame_hash: bytes) -> dict[str, Any]:
     ]
     if found:
         notes["near_duplicates"] = found
+    cluster = _cluster_repeats(conn, frame_hash, bytes(agent), str(subject), str(predicate),
+                               wanted, int(timestamp))  # fmt: skip
+    if cluster is not None:
+        notes["cluster_near_duplicates"] = cluster
     return notes
+
+
+def _cluster_repeats(
+    conn: apsw.Connection,
+    frame_hash: bytes,
+    agent: bytes,
+    subject: str,
+    predicate: str,
+    wanted: str,
+    timestamp: int,
+) -> dict[str, Any] | None:
+    """Cluster-mates' assertions of the same near value on the pair within WINDOW_S
+    (lenses/dedupe.py: the cluster counts once in consensus)."""
+    found = agent_clusters.mates(conn, agent)
+    if found is None:
+        return None
+    label, agents = found
+    others = [a for a in agents if a != agent][:MAX_PER_QUERY]
+    if not others:
+        return None
+    rows = fetchall(
+        conn,
+        "SELECT hash, seq, agent_id, value_key, timestamp FROM assertions WHERE subject = ?"
+        " AND predicate = ? AND hash <> ? AND timestamp BETWEEN ? AND ?"
+        f" AND agent_id IN ({','.join('?' * len(others))}) ORDER BY timestamp DESC, hash",
+        (subject, predicate, frame_hash, timestamp - WINDOW_S, timestamp + WINDOW_S, *others),
+    )
+    same = [
+        {
+            "hash": bytes(h).hex(),
+            "seq": int(seq),
+            "agent_id": bytes(a).hex(),
+            "object": json.loads(str(vk)),
+            "timestamp": int(ts),
+        }
+        for h, seq, a, vk, ts in rows
+        if near_key(str(vk)) == wanted
+    ]
+    return {"cluster": label, "assertions": same} if same else None

@@ -103,7 +103,7 @@ def limit(tmp_path: Path) -> Iterator[NewAgentLimit]:
     settings = Settings(db_dir=tmp_path / "db", bind_port=0, new_agents_per_hour=3)
     store = _CountingStore(tmp_path / "t.db")
     found = NewAgentLimit(settings, store)
-    token = new_agents._CURRENT.set(new_agents._Payer("ip:127.0.0.1", "/v1/assert"))
+    token = new_agents._CURRENT.set(new_agents._Payer("ip:127.0.0.1", "/v1/assert", None))
     yield found
     new_agents._CURRENT.reset(token)
     store.conn.close()
