@@ -1,8 +1,9 @@
 """Circuit breakers: `GET /v1/admin/breakers`, `POST /v1/admin/breakers/{agent_id}/reset`.
 
-Breakers are in-memory server state (stemedb/security/breakers.py), not
-journal records: a reset changes no answer, only whether an agent's next
-writes are refused, so it is logged rather than journalled.
+Breakers are server state (stemedb/security/breakers.py), not journal
+records: a reset changes no answer, only whether an agent's next writes are
+refused, so it is logged rather than journalled. Trips are kept in the
+`breaker_trips` table and survive a restart; a reset deletes them.
 """
 
 from __future__ import annotations
