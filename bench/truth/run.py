@@ -19,7 +19,7 @@ from typing import Any
 
 from bench.server import Server
 from bench.truth import scoring
-from bench.truth.world import World, signed_records, vote_records
+from bench.truth.world import T_END, World, signed_records, vote_records
 
 LENSES = (
     "recency",
@@ -31,7 +31,12 @@ LENSES = (
     "best",
     "layered",
     "truth",
+    "truth@as_of",
 )
+# `truth` is asked at the head when the instant is the world's end (every claim is
+# older): the reliability table answers. `truth@as_of` always sends as_of, so the
+# lens learns from the bounded neighbourhood read at query time instead.
+# docs/lens-quality.md, "Two paths".
 SERVER_ENV = {
     "STEMEDB_NEW_AGENTS_PER_HOUR": "0",
     "STEMEDB_QUERY_AUDIT": "false",
@@ -78,10 +83,12 @@ def answers(srv: Server, world: World, lens: str, as_of: int) -> dict[tuple[str,
     while True:
         query: dict[str, Any] = {
             "subject": f"{world.prefix}/*",
-            "lens": lens,
+            "lens": lens.split("@")[0],
             "as_of": as_of,
             "limit": 1000,
         }
+        if lens == "truth" and as_of >= T_END:
+            del query["as_of"]  # the head: nothing in the world is newer than T_END
         if cursor:
             query["cursor"] = cursor
         body = _post(srv, "/v1/query", query)

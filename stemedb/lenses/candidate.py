@@ -104,6 +104,10 @@ class TruthEvidence:
     votes: tuple[TruthVote, ...] = ()  # on the group's and the neighbourhood's assertions
     bounded: bool = False  # True: a read limit cut the neighbourhood short
     limits: Mapping[str, int] = field(default_factory=dict)  # the limits applied
+    # At the head: the reliability table's rows for the group's agents (lenses/truth_online.py,
+    # store/truth_state.py); None: learn from `claims` instead. And the numeric tolerance.
+    table: Any = None
+    tolerance: float = 0.0
 
 
 class Explanation(NamedTuple):

@@ -17,13 +17,16 @@ confidence is that probability.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
+from stemedb.lenses import truth_online as online
 from stemedb.lenses.base import EMPTY, Outcome, Scored, fmt_num, show_value, signers
 from stemedb.lenses.candidate import Candidate, LensContext, TruthClaim
 from stemedb.lenses.scoring import tie_value, total_key
 from stemedb.lenses.truth_model import Estimate, Model, estimate
+from stemedb.lenses.truth_online import NEW_AGENT, NO_LINK, TruthTable
 
 SEP = "\x00"
 VOTER_TIER = 5  # Anecdotal: the prior of an agent known only by its votes
@@ -122,6 +125,43 @@ def _agent_line(agent: str, est: Estimate, counted: float) -> str:
     return text + ")"
 
 
+def _table_estimate(
+    speakers: Sequence[tuple[str, str]], tiers: dict[str, int], table: TruthTable
+) -> Estimate:
+    """Accuracy, weight and dependence of the group's speakers, from the table's counts."""
+    stats = {a: table.agents.get(a, NEW_AGENT) for a, _v in speakers}
+    acc = {a: online.accuracy(stats[a], tiers[a]) for a in stats}
+    weight = {a: online.weight(stats[a], tiers[a]) for a in stats}
+    dep: dict[tuple[str, str], float] = {}
+    for i, (a, va) in enumerate(speakers):
+        for b, vb in speakers[i + 1 :]:
+            if va == vb:
+                key = (a, b) if a < b else (b, a)
+                link = table.links.get(key, NO_LINK)
+                d = online.dependence(stats[a], stats[b], acc[a], acc[b], link)
+                if d > 1e-6:
+                    dep[key] = d
+    evidence = {a: stats[a].pairs for a in stats}
+    prior = {a: online.prior(tiers[a]) for a in stats}
+    return Estimate(acc, weight, evidence, prior, dep, (0, 0))
+
+
+def _table_voters(
+    group: dict[str, str], ctx: LensContext, current: set[str]
+) -> list[tuple[str, str]]:
+    """Up-votes on the group's counted assertions, each voter's newest, not by a speaker."""
+    held = set(group.values())
+    out: dict[str, str] = {}
+    votes = ctx.truth.votes if ctx.truth is not None else ()
+    for vote in sorted(votes, key=lambda v: (-v.timestamp, v.voter, v.value_key)):
+        if vote.voter in group or vote.voter in out or vote.value_key not in held:
+            continue
+        if vote.hash and vote.hash not in current:
+            continue
+        out[vote.voter] = vote.value_key
+    return sorted(out.items())
+
+
 def truth(candidates: Sequence[Candidate], ctx: LensContext) -> Outcome:
     """The most probable value given learned agent reliabilities (see module docstring)."""
     if not candidates:
@@ -131,11 +171,23 @@ def truth(candidates: Sequence[Candidate], ctx: LensContext) -> Outcome:
     pair = f"{first.subject}{SEP}{first.predicate}"
     group, group_tier, speaks, silenced = _voices(ordered, ctx)
     current = {ordered[i].hash for i in speaks}  # the group's counted assertions
-    model, est = _model(pair, group, group_tier, ctx, current)
-    speakers = next(s for p, s in model.pairs if p == pair)  # the group and its voters
-    voters = [(a, v) for a, v in speakers if a not in group]
-    counted = model.contributions(speakers, est.weight, est.dependence)
-    probs = model.probabilities(speakers, counted)
+    table = ctx.truth.table if ctx.truth is not None else None
+    tolerance = ctx.truth.tolerance if ctx.truth is not None else 0.0
+    if isinstance(table, TruthTable):
+        voters = _table_voters(group, ctx, current)
+        speakers = sorted([*group.items(), *voters])
+        tiers = dict(group_tier)
+        for a, _v in voters:
+            tiers[a] = min(VOTER_TIER, table.agents.get(a, NEW_AGENT).tier)
+        est = _table_estimate(speakers, tiers, table)
+        pairs_seen, voices_seen = 1, len(speakers)
+    else:
+        model, est = _model(pair, group, group_tier, ctx, current)
+        speakers = next(s for p, s in model.pairs if p == pair)  # the group and its voters
+        voters = [(a, v) for a, v in speakers if a not in group]
+        pairs_seen, voices_seen = len(model.pairs), sum(len(s) for _, s in model.pairs)
+    scored = online.score_group(speakers, est.weight, est.dependence, tolerance)
+    counted, probs = scored.counted, scored.probs
     newest: dict[str, Candidate] = {}
     for i, c in enumerate(ordered):
         if i in speaks:
@@ -157,14 +209,28 @@ def truth(candidates: Sequence[Candidate], ctx: LensContext) -> Outcome:
             shown = "; ".join(_agent_line(a, est, counted[a]) for a in backing[:3])
             more = f" and {len(backing) - 3} more" if len(backing) > 3 else ""
             why += f"; up-voted by {len(backing)} agent(s): {shown}{more}"
+        similar = [
+            v for v in probs if v != c.value_key and online.similar(v, c.value_key, tolerance)
+        ]
+        if similar:
+            why += f"; supported by {len(similar)} similar value(s) within tolerance {tolerance}"
         if c is winner:
             why += "; newest counted assertion of the most probable value"
         lines.append(Scored(c, probs[c.value_key], why))
-    extra = _extra(model, est, {a for a, _ in speakers}, ctx)
-    return Outcome(winner, probs[best], tuple(lines), extra=extra)
+    extra = _extra(est, {a for a, _ in speakers}, ctx, pairs_seen, voices_seen, table)
+    # with a tolerance: the chance the truth lies within it of the winner
+    near = math.fsum(p for v, p in probs.items() if online.similar(v, best, tolerance))
+    return Outcome(winner, min(1.0, near), tuple(lines), extra=extra)
 
 
-def _extra(model: Model, est: Estimate, group: set[str], ctx: LensContext) -> dict[str, Any]:
+def _extra(
+    est: Estimate,
+    group: set[str],
+    ctx: LensContext,
+    pairs_seen: int,
+    voices_seen: int,
+    table: object,
+) -> dict[str, Any]:
     agents = {
         a: {
             "reliability": round(est.accuracy[a], 6),
@@ -184,8 +250,10 @@ def _extra(model: Model, est: Estimate, group: set[str], ctx: LensContext) -> di
         "truth": {
             "agents": agents,
             "iterations": list(est.iterations),
-            "pairs": len(model.pairs),
-            "claims": sum(len(s) for _, s in model.pairs),  # voices: claims and votes
+            "source": "table" if table is not None else "neighbourhood",
+            "tolerance": evidence.tolerance if evidence is not None else 0.0,
+            "pairs": pairs_seen,  # pairs learned from at query time (the table: only the group)
+            "claims": voices_seen,  # voices: claims and votes
             "bounded": bool(evidence.bounded) if evidence is not None else False,
             "limits": dict(evidence.limits) if evidence is not None else {},
             "copying": copying[:50],

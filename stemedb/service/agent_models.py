@@ -65,6 +65,17 @@ class AgentSummaryOut(BaseModel):
     first_seen_ms: int | None
 
 
+class ReliabilityOut(BaseModel):
+    """What the `truth` lens learned about an agent (docs/lenses.md, truth), at the head."""
+
+    accuracy: float = Field(description="posterior mean of how often it is right")
+    weight: float = Field(description="its vote weight in the truth lens (log-odds)")
+    pairs: int = Field(description="(subject, predicate) pairs it spoke on")
+    right: float = Field(description="sum over those pairs of P(its value is right)")
+    outcomes_accurate: int
+    outcomes_inaccurate: int
+
+
 class AgentProfileOut(AgentSummaryOut):
     """`GET /v1/agents/{agent_id}`: trust, its history, and how much the agent signed."""
 
@@ -75,6 +86,11 @@ class AgentProfileOut(AgentSummaryOut):
     counts: AgentCountsOut
     history: list[OutcomeOut] = Field(description="newest outcomes last (at most history_limit)")
     history_truncated: bool
+    reliability: ReliabilityOut | None = Field(
+        None,
+        description="learned by the truth lens (its reliability table, at the head); null"
+        " when the agent never spoke on a pair",
+    )
 
 
 class AgentsPageOut(BaseModel):

@@ -20,10 +20,12 @@ import re
 from typing import Any
 
 from stemedb.errors import InvalidRequest, NotFound
+from stemedb.lenses import truth_online
 from stemedb.lenses.trust import NEUTRAL_TRUST, trust_at
+from stemedb.lenses.truth_online import AgentStats
 from stemedb.service.agent_models import AgentQuery, AgentsListQuery
 from stemedb.service.queries import reading_instant
-from stemedb.store import Store, agent_reads
+from stemedb.store import Store, agent_reads, truth_state
 from stemedb.store.projections import TrustState
 
 _AGENT_ID = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -53,6 +55,20 @@ def _summary(
     }
 
 
+def _reliability(stats: AgentStats | None) -> dict[str, Any] | None:
+    """What the `truth` lens learned about the agent (its table row, at the head)."""
+    if stats is None:
+        return None
+    return {
+        "accuracy": round(truth_online.accuracy(stats, stats.tier), 6),
+        "weight": round(truth_online.weight(stats, stats.tier), 6),
+        "pairs": stats.pairs,
+        "right": round(stats.right, 6),
+        "outcomes_accurate": stats.outcomes_right,
+        "outcomes_inaccurate": stats.outcomes_wrong,
+    }
+
+
 class AgentService:
     """Public, read-only agent profiles over one store."""
 
@@ -69,6 +85,7 @@ class AgentService:
             if seen is None and not history:
                 raise NotFound(f"agent {agent.hex()} has signed nothing and has no outcomes")
             counts = agent_reads.counts(conn, agent, known_ms)
+            learned = truth_state.agent_rows(conn, [agent]).get(agent)  # issue 18
         last = history[-1] if history else None
         trust = trust_at(last.score_after, last.updated_after, at_s) if last else NEUTRAL_TRUST
         shown = history[len(history) - q.history_limit :] if q.history_limit else []
@@ -99,6 +116,7 @@ class AgentService:
                 for o in shown
             ],
             "history_truncated": len(shown) < len(history),
+            "reliability": _reliability(learned),
         }
 
     def listing(self, q: AgentsListQuery) -> dict[str, Any]:

@@ -138,6 +138,13 @@ class QueryIn(BaseModel):
         False, description="Leave out claims whose source is retracted (else they carry warnings)"
     )
     resolve_aliases: bool = True
+    truth_tolerance: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="lens=truth: numbers within this relative difference support each other"
+        " (default 0.01; 0: exact). docs/lenses.md, truth",
+    )
     limit: int = Field(100, ge=1, le=1000)
     cursor: str | None = Field(None, max_length=4096)
 

@@ -324,6 +324,10 @@ class QueryService:
                 agent_id=q.agent_id,
                 predicate=q.predicate,
             )
+            if q.truth_tolerance is not None:  # issue 18: lens=truth only
+                if "truth" not in (lens, inner if lens == "epoch" else None):
+                    raise InvalidRequest.field("truth_tolerance", "applies to lens=truth only")
+                sel.truth_memo.tolerance = q.truth_tolerance
             if lens is None:
                 body = self._list(conn, sel, q, query_id)
             elif lens == "constraints":  # a context's rules, inherited (service/constraints.py)

@@ -8,6 +8,13 @@ all of these assertions (each voter's latest). All of it under the query's
 `as_of` and `known_at`, in the query's snapshot, so the answer at T uses only
 what was known at T. The limits keep a query's cost bounded whatever the
 journal's size; `bounded` tells the lens (and the reader) when one applied.
+
+At the head (a query with neither `as_of` nor `known_at`) none of that is
+read: the reliability table (store/truth_state.py, maintained from the
+journal in the same transaction as every write) already holds what the
+group's agents earned, and only their rows and links are read. A query with
+`as_of` or `known_at` always takes the path above, even when T is after every
+record, so its answer never changes when later records arrive.
 """
 
 from __future__ import annotations
@@ -18,8 +25,9 @@ from dataclasses import dataclass, field
 import apsw
 
 from stemedb.lenses.candidate import TruthClaim, TruthEvidence, TruthVote
+from stemedb.lenses.truth_online import DEFAULT_TOLERANCE, TruthTable
 from stemedb.service import tier_policy
-from stemedb.store import reliability
+from stemedb.store import reliability, truth_state
 from stemedb.store.candidates import CandidateFilter, CandidateRow, iter_groups
 
 PER_AGENT = 200  # newest claims read per agent
@@ -50,6 +58,7 @@ class Memo:
     claims_of: dict[tuple[str, str], tuple[list[TruthClaim], list[TruthVote]]] = field(
         default_factory=dict
     )
+    tolerance: float = DEFAULT_TOLERANCE  # the query's `truth_tolerance`
 
 
 def _votes(
@@ -118,6 +127,8 @@ def gather(
     agents = {r.agent_id for r in rows if r.agent_id is not None}
     agents.update(bytes.fromhex(a) for extra in group_cosigners.values() for a in extra)
     ordered = sorted(agents)
+    if f.as_of is None and f.known_at_ms is None:
+        return _from_table(conn, f, rows, agents, memo.tolerance)
     bounded = len(ordered) > MAX_AGENTS
     here = {(r.subject, r.predicate) for r in rows}
     pairs: dict[tuple[str, str], None] = {}
@@ -145,4 +156,25 @@ def gather(
             bounded = True
             claims = claims[:MAX_CLAIMS]
             break
-    return TruthEvidence(tuple(claims), tuple(votes), bounded, dict(LIMITS))
+    return TruthEvidence(
+        tuple(claims), tuple(votes), bounded, dict(LIMITS), tolerance=memo.tolerance
+    )
+
+
+def _from_table(
+    conn: apsw.Connection,
+    f: CandidateFilter,
+    rows: Sequence[CandidateRow],
+    agents: set[bytes],
+    tolerance: float,
+) -> TruthEvidence:
+    """The group's votes, and the table's rows for its signers and voters."""
+    votes = _votes(conn, f, rows)
+    everyone = agents | {bytes.fromhex(v.voter) for v in votes}
+    stats = truth_state.agent_rows(conn, everyone)
+    links = truth_state.links_among(conn, everyone)
+    table = TruthTable(
+        {a.hex(): s for a, s in stats.items()},
+        {(a.hex(), b.hex()): link for (a, b), link in links.items()},
+    )
+    return TruthEvidence((), tuple(votes), False, {}, table=table, tolerance=tolerance)

@@ -17,7 +17,7 @@ import apsw
 from stemedb.canonical import canonical_json
 from stemedb.errors import NotFound
 from stemedb.records import SourceClass
-from stemedb.store import agent_tiers, agents_seen, digests, quarantine, sources
+from stemedb.store import agent_tiers, agents_seen, digests, quarantine, sources, truth_state
 from stemedb.store.schema import fetchall
 
 PROJECTION_TABLES = (
@@ -43,6 +43,7 @@ PROJECTION_TABLES = (
     # Identity by signed content (migrations 0003, 0012; store/digests.py).
     "record_digests",
     "record_replays",
+    *truth_state.TABLES,  # the truth lens's reliability (migration 0013, store/truth_state.py)
 )
 
 TRUST_DEFAULT = 0.5
@@ -333,6 +334,7 @@ def apply(
     sources.apply(conn, seq, kind, frame_hash, record, written_ms)  # source, retraction only
     agents_seen.apply(conn, seq, kind, record, written_ms)  # every signer's first frame
     quarantine.apply(conn, seq, kind, frame_hash, record, written_ms)  # after agents_seen
+    truth_state.apply(conn, seq, kind, frame_hash, record, written_ms)  # after the assertion
 
 
 def project_released(

@@ -22,7 +22,7 @@ from typing import Any
 import apsw
 
 from stemedb.errors import InsufficientStorage, StemeError, Unavailable
-from stemedb.store import digests, journal, projections
+from stemedb.store import digests, journal, projections, truth_state
 from stemedb.store.journal import Head
 from stemedb.store.schema import fetchall
 
@@ -300,11 +300,13 @@ class Writer:
             conn.execute("BEGIN IMMEDIATE")
             self._batch_ms = self._commit_ms()
             try:
-                for job in jobs:
-                    if job.local is not None:
-                        self._run_local_job(job)
-                    else:
-                        self._apply_job(job)
+                with truth_state.deferred(conn):  # the truth table: once per batch
+                    for job in jobs:
+                        if job.local is not None:
+                            self._run_local_job(job)
+                        else:
+                            self._apply_job(job)
+                    truth_state.flush_deferred(conn)
                 if self.head.seq != start_head.seq:
                     projections.set_applied_seq(conn, self.head.seq)
                 conn.execute("COMMIT")
@@ -378,6 +380,7 @@ class Writer:
     def _run_local_job(self, job: _Job) -> None:
         conn = self._conn
         conn.execute("SAVEPOINT local")
+        noted = truth_state.mark(conn)
         try:
             job.result = job.local(conn) if job.local else None
             conn.execute("RELEASE local")
@@ -385,10 +388,12 @@ class Writer:
             raise
         except StemeError as exc:
             conn.execute("ROLLBACK TO local")
+            truth_state.truncate(conn, noted)
             conn.execute("RELEASE local")
             job.error = exc
         except Exception:
             conn.execute("ROLLBACK TO local")
+            truth_state.truncate(conn, noted)
             conn.execute("RELEASE local")
             log.exception("writer: internal error in a local write; it was rolled back")
             job.error = InternalWriteError(INTERNAL_MESSAGE)
@@ -398,12 +403,14 @@ class Writer:
         job_head = self.head
         if job.atomic:
             conn.execute("SAVEPOINT job")
+        noted = truth_state.mark(conn)
         outcomes: list[WriteOutcome] = []
         for pending in job.records:
             outcomes.append(self._apply_record(pending))
         if job.atomic:
             if any(o.status == "rejected" for o in outcomes):
                 conn.execute("ROLLBACK TO job")
+                truth_state.truncate(conn, noted)
                 self.head = job_head
                 outcomes = [
                     o if o.status == "rejected" else WriteOutcome("not_written", o.hash)
@@ -432,6 +439,7 @@ class Writer:
         written_ms = self._batch_ms
         self.kinds_applied.add(pending.kind)  # before the commit: readers never miss rows
         conn.execute("SAVEPOINT record")
+        noted = truth_state.mark(conn)
         try:
             projections.check_references(conn, pending.kind, pending.record)
             head = journal.append(
@@ -442,6 +450,7 @@ class Writer:
             )
         except StemeError as exc:
             conn.execute("ROLLBACK TO record")
+            truth_state.truncate(conn, noted)
             conn.execute("RELEASE record")
             return WriteOutcome("rejected", pending.hash, error=exc)
         conn.execute("RELEASE record")

@@ -79,6 +79,7 @@ def test_truth_over_http_discounts_copiers_and_is_time_correct(server_factory: A
     assert _value(first) == "good"
     info = first["truth"]
     assert info["pairs"] == 17 and info["bounded"] is False
+    assert info["source"] == "neighbourhood"  # an as_of query learns from what it reads
     h1 = info["agents"][agents["h1"].id]
     assert h1["reliability"] > 0.75 > info["agents"][agents["c1"].id]["reliability"]
     assert h1["evidence"] >= 2
@@ -103,7 +104,15 @@ def test_truth_over_http_discounts_copiers_and_is_time_correct(server_factory: A
     # Now h1-h3 look unreliable and the answer moves...
     now = _answer(api, root)
     assert _value(now) == "bad"
-    assert now["truth"]["agents"][agents["h1"].id]["reliability"] < 0.5
+    assert now["truth"]["source"] == "table" and now["truth"]["pairs"] == 1  # the head
+    learned = now["truth"]["agents"][agents["h1"].id]
+    assert learned["reliability"] < 0.5
+    # the agent page shows the same learned reliability, beside TrustRank
+    page = api.get_ok(f"/v1/agents/{agents['h1'].id}")
+    assert page["reliability"]["accuracy"] == learned["reliability"]
+    assert page["reliability"]["pairs"] == learned["evidence"] and "trust" in page
+    good = api.get_ok(f"/v1/agents/{agents['h4'].id}")["reliability"]
+    assert good["accuracy"] > 0.75 > page["reliability"]["accuracy"]
     # ...but at as_of T1 and at known_at before the later batch it is what it was.
     for before, again in (
         (first, _answer(api, root, as_of=T1)),
@@ -119,3 +128,26 @@ def test_truth_is_a_listed_lens_and_bad_names_are_refused(server_factory: Any) -
     assert resp.status == 400
     assert "truth" in resp.error["message"].split("valid lenses:")[1].split(", ")
     assert api.query(subject="nothing/here", lens="truth")["results"] == []
+
+
+def test_truth_tolerance_is_validated_and_applied(server_factory: Any) -> None:
+    api = server_factory({"STEMEDB_NEW_AGENTS_PER_HOUR": "0"}).api
+    root, agents = unique("tol"), _agents()
+    records = [
+        agents["h1"].assertion(f"{root}/x", "dose", 100.0, timestamp=T1),
+        agents["h2"].assertion(f"{root}/x", "dose", 100.5, timestamp=T1 + 1),
+        agents["h3"].assertion(f"{root}/x", "dose", 99.8, timestamp=T1 + 2),
+        agents["c1"].assertion(f"{root}/x", "dose", 150.0, timestamp=T1 + 3),
+        agents["c2"].assertion(f"{root}/x", "dose", 150.0, timestamp=T1 + 4),
+    ]
+    api.batch_ok(records)
+    ask = {"subject": f"{root}/x", "predicate": "dose", "lens": "truth"}
+    exact = api.post("/v1/query", {**ask, "truth_tolerance": 0}).json["results"][0]
+    close = api.post("/v1/query", ask).json["results"][0]  # the default: 1 %
+    assert exact["winner"]["object"]["value"] == 150.0
+    assert close["winner"]["object"]["value"] != 150.0 and close["truth"]["tolerance"] == 0.01
+    for bad in ({**ask, "truth_tolerance": 2}, {**ask, "truth_tolerance": "x"}):
+        resp = api.post("/v1/query", bad)
+        assert resp.status == 400 and "truth_tolerance" in str(resp.error)
+    resp = api.post("/v1/query", {**ask, "lens": "recency", "truth_tolerance": 0.1})
+    assert resp.status == 400 and resp.error["details"][0]["field"] == "truth_tolerance"

@@ -92,7 +92,12 @@ def test_the_neighbourhood_of_a_group(store: Store) -> None:
     with store.reader() as conn:
         f = CandidateFilter(subjects=("s/0",), predicate="dose")
         rows = next(iter_groups(conn, f))[2]
+        # at the head the table answers (tests/store/test_truth_table.py); with an
+        # as_of, even after every claim, the neighbourhood is read
+        assert truth_inputs.gather(conn, f, rows, {}, policy).table is not None
+        f = CandidateFilter(subjects=("s/0",), predicate="dose", as_of=10**9)
         evidence = truth_inputs.gather(conn, f, rows, {}, policy)
+        assert evidence.table is None
         pairs = {c.pair for c in evidence.claims}
         # a's and b's other pairs, and every claim on them; never the group's own pair
         assert pairs == {f"s/{i}\x00dose" for i in (1, 2, 3, 4, 9)}

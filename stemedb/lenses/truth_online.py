@@ -1,0 +1,213 @@
+"""The `truth` lens's reliability table, as pure arithmetic: what one pair teaches.
+
+The table (store/truth_state.py, migration 0012) keeps, per agent, sufficient
+statistics of the model in `truth_model.py`, updated one journal record at a
+time: the pairs it spoke on, `right` (the sum, over those pairs, of the
+probability that its value is right *without its own voice nor its likely
+copies'*: TruthFinder / ACCU's leave-one-out credit), how often its value was
+what the others mostly said (`backed`, the clone rule's test), and recorded
+outcomes. Per two agents that spoke on a common pair: how often they said the
+same value, how much of that was probably false, how often they differed
+(ACCU's copy-detection counts).
+
+When a record changes a pair's voices, the pair is re-scored with the
+weights the table holds *now* and each speaker's credit on the pair is
+replaced (one online EM step per change, not a global iteration): the same
+journal in the same order gives the same table bit for bit, and a rebuild
+from scratch replays it in that order. A query at the head then only scores
+its own group with these weights (`score_group`): no neighbourhood, no loop.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from stemedb.lenses.truth_model import (
+    COPY_RATE,
+    MIN_TWIN_CLAIMS,
+    PRIOR_STRENGTH,
+    TIER_PRIOR,
+    TWIN_BACKED,
+    TWIN_OVERLAP,
+    _dependent,
+    _unseen,
+    _weight,
+)
+
+TABLE_TIER_FLOOR = 3  # the table's own prior: no better than Observational (see docs)
+DEFAULT_TOLERANCE = 0.01  # numbers within 1 % (relative) support each other
+
+
+class AgentStats(NamedTuple):
+    """One agent's row of the reliability table."""
+
+    tier: int  # best (lowest) tier of its claims, floored at TABLE_TIER_FLOOR
+    pairs: int  # pairs it speaks on (a claim, or an up-vote counted as its voice)
+    right: float  # Σ leave-one-out probability that its value there is right
+    backed: int  # pairs where its value is the others' most common one
+    outcomes_right: int = 0  # recorded outcomes: accurate
+    outcomes_wrong: int = 0  # ... inaccurate
+
+
+class LinkStats(NamedTuple):
+    """Two agents (a < b) that spoke on common pairs."""
+
+    same: int
+    same_false: float  # Σ (1 − P(value)) over the pairs where they agreed
+    differ: int
+
+
+NEW_AGENT = AgentStats(5, 0, 0.0, 0)
+NO_LINK = LinkStats(0, 0.0, 0)
+
+
+@dataclass(frozen=True)
+class TruthTable:
+    """The table's rows for one group's agents (64-hex ids), read before the lens runs."""
+
+    agents: Mapping[str, AgentStats] = field(default_factory=dict)
+    links: Mapping[tuple[str, str], LinkStats] = field(default_factory=dict)  # a < b
+
+
+def prior(tier: int) -> float:
+    return TIER_PRIOR[min(5, max(0, tier))]
+
+
+def posterior(stats: AgentStats, tier: int) -> tuple[float, float]:
+    """Beta(α, β) of the agent's accuracy: tier prior, pairs, then outcomes."""
+    p = prior(tier)
+    alpha = PRIOR_STRENGTH * p + stats.right + stats.outcomes_right
+    beta = PRIOR_STRENGTH * (1.0 - p) + max(0.0, stats.pairs - stats.right) + stats.outcomes_wrong
+    return alpha, beta
+
+
+def accuracy(stats: AgentStats, tier: int) -> float:
+    alpha, beta = posterior(stats, tier)
+    return alpha / (alpha + beta)
+
+
+def weight(stats: AgentStats, tier: int) -> float:
+    return _weight(*posterior(stats, tier))
+
+
+def twins(sa: AgentStats, sb: AgentStats, link: LinkStats) -> bool:
+    """The clone rule of `truth_model._twins`, on counts: never differ, enough shared
+    pairs, and neither mostly says what the others say."""
+    if link.differ or link.same < MIN_TWIN_CLAIMS:
+        return False
+    if link.same < TWIN_OVERLAP * min(sa.pairs, sb.pairs):
+        return False
+    return all(s.pairs and s.backed < TWIN_BACKED * s.pairs for s in (sa, sb))
+
+
+def near_twins(link: LinkStats) -> bool:
+    """Candidates for the clone rule: never differ on at least MIN_TWIN_CLAIMS pairs."""
+    return not link.differ and link.same >= MIN_TWIN_CLAIMS
+
+
+def dependence(
+    sa: AgentStats, sb: AgentStats, acc_a: float, acc_b: float, link: LinkStats
+) -> float:
+    """P(a and b are dependent): 1 for clones, else ACCU's posterior from the counts."""
+    if twins(sa, sb, link):
+        return 1.0
+    if not link.same:
+        return 0.0
+    kf = min(float(link.same), max(0.0, link.same_false))
+    return _dependent(acc_a, acc_b, link.same - kf, kf, float(link.differ))
+
+
+def _key(a: str, b: str) -> tuple[str, str]:
+    return (a, b) if a < b else (b, a)
+
+
+def similar(a: str, b: str, tolerance: float) -> bool:
+    """Two value keys support each other: equal, or both numbers within `tolerance`."""
+    if a == b:
+        return True
+    if tolerance <= 0.0:
+        return False
+    x, y = _number(a), _number(b)
+    if x is None or y is None:
+        return False
+    return abs(x - y) <= tolerance * max(abs(x), abs(y))
+
+
+def _number(value_key: str) -> float | None:
+    """The value of a canonical `{"type":"Number","value":...}` key, else None."""
+    head = '{"type":"Number","value":'
+    if not value_key.startswith(head) or not value_key.endswith("}"):
+        return None
+    try:
+        return float(value_key[len(head) : -1])
+    except ValueError:
+        return None
+
+
+class Scored(NamedTuple):
+    counted: dict[str, float]  # agent -> weight after the copy discount
+    probs: dict[str, float]  # value -> probability
+    credit: dict[str, float]  # agent -> leave-one-out probability of its value
+    dep: dict[tuple[str, str], float]
+
+
+def score_group(
+    speakers: Sequence[tuple[str, str]],
+    weights: Mapping[str, float],
+    dep: Mapping[tuple[str, str], float],
+    tolerance: float = 0.0,
+) -> Scored:
+    """Value probabilities of one pair, and each speaker's leave-one-out credit.
+
+    Supporters of a value are taken by weight (then id); each keeps
+    Π (1 − COPY_RATE × P(dependent on an earlier one)), as in the model. With
+    a tolerance, a value's score adds the counted weights of every similar
+    value's supporters (TruthFinder's implication between similar facts).
+    """
+    by_value: dict[str, list[str]] = {}
+    for a, v in speakers:
+        by_value.setdefault(v, []).append(a)
+    counted: dict[str, float] = {}
+    for v in sorted(by_value):
+        members = sorted(by_value[v], key=lambda m: (-weights[m], m))
+        for i, a in enumerate(members):
+            keep = 1.0
+            for b in members[:i]:
+                keep *= 1.0 - COPY_RATE * dep.get(_key(a, b), 0.0)
+            counted[a] = weights[a] * keep
+    values = sorted(by_value)
+    own = {v: math.fsum(counted[a] for a in by_value[v]) for v in values}
+    score = {
+        v: math.fsum(own[u] for u in values if u == v or similar(u, v, tolerance)) for v in values
+    }
+    top = max(score.values(), default=0.0)
+    mass = {v: math.exp(score[v] - top) for v in values}
+    total = math.fsum(mass.values()) + _unseen(len(values)) * math.exp(-top)
+    probs = {v: mass[v] / total for v in values}
+    credit: dict[str, float] = {}
+    for v in values:
+        for a in by_value[v]:
+            removed = counted[a]
+            for b in by_value[v]:
+                if b != a:
+                    removed += counted[b] * dep.get(_key(a, b), 0.0)
+            without = mass[v] * math.exp(-removed)
+            credit[a] = without / (total - mass[v] + without)
+    return Scored(counted, probs, credit, dict(dep))
+
+
+def backed(speakers: Sequence[tuple[str, str]], near: set[tuple[str, str]]) -> dict[str, bool]:
+    """Per speaker: is its value the most common among the others (ties included),
+    leaving out its near-twins, as `truth_model._backed_outside` asks of a family?"""
+    out: dict[str, bool] = {}
+    for a, va in speakers:
+        counts: dict[str, int] = {}
+        for b, vb in speakers:
+            if b != a and _key(a, b) not in near:
+                counts[vb] = counts.get(vb, 0) + 1
+        top = max(counts.values(), default=0)
+        out[a] = bool(top) and counts.get(va, 0) == top
+    return out

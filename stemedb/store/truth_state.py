@@ -1,0 +1,481 @@
+"""The `truth` lens's reliability table, maintained from the journal (migration 0013).
+
+`apply` runs for every frame inside `projections.apply` (live writes, start-up
+catch-up, replication and `stemedb reindex` alike): an assertion updates its
+signers' voices on its pair, a vote its voter's, and the pair is re-scored
+(lenses/truth_online.py); an outcome adds to its agent's evidence. `rebuild`
+replays the same updates from the projections, in journal order, with every
+row held in memory, so it gives the same rows faster. Both go through
+`_Rows`: loaded from SQLite on demand (live) or kept in memory (rebuild),
+flushed at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import apsw
+
+from stemedb.canonical import canonical_json
+from stemedb.lenses import truth_online as online
+from stemedb.lenses.truth_online import NEW_AGENT, NO_LINK, AgentStats, LinkStats
+from stemedb.records import SourceClass
+from stemedb.store.schema import fetchall
+
+TABLES = ("truth_voices", "truth_agents", "truth_links")
+CLAIM, VOTE = 0, 1
+Pair = tuple[str, str]
+VoiceKey = tuple[bytes, int]  # agent, kind
+
+
+@dataclass
+class Voice:
+    """An agent's newest claim (or vote) on a pair, and what it was last credited for."""
+
+    value_key: str
+    hash: bytes
+    timestamp: int
+    seq: int
+    weight: float = 1.0
+    c_value: str = ""  # the value counted at the last scoring ('' : not counted)
+    p_value: float = 0.0
+    credit: float = 0.0
+    backed: int = 0
+
+
+def _link_key(a: bytes, b: bytes) -> tuple[bytes, bytes]:
+    return (a, b) if a < b else (b, a)
+
+
+class _Rows:
+    """The rows updates touch; `memory=True`: the tables start empty and stay in memory."""
+
+    def __init__(self, conn: apsw.Connection, memory: bool) -> None:
+        self.conn = conn
+        self.memory = memory
+        self.voices: dict[Pair, dict[VoiceKey, Voice]] = {}
+        self.agents: dict[bytes, tuple[AgentStats, int]] = {}
+        self.links: dict[tuple[bytes, bytes], LinkStats] = {}
+        self.dirty_pairs: set[Pair] = set()
+        self.dirty_agents: set[bytes] = set()
+        self.dirty_links: set[tuple[bytes, bytes]] = set()
+
+    def pair(self, pair: Pair) -> dict[VoiceKey, Voice]:
+        if pair not in self.voices:
+            found: dict[VoiceKey, Voice] = {}
+            if not self.memory:
+                for row in fetchall(
+                    self.conn,
+                    "SELECT agent_id, kind, value_key, hash, timestamp, seq, weight, c_value,"
+                    " p_value, credit, backed FROM truth_voices"
+                    " WHERE subject = ? AND predicate = ?",
+                    pair,
+                ):
+                    found[(bytes(row[0]), int(row[1]))] = Voice(
+                        str(row[2]), bytes(row[3]), int(row[4]), int(row[5]), float(row[6]),
+                        str(row[7]), float(row[8]), float(row[9]), int(row[10]),
+                    )  # fmt: skip
+            self.voices[pair] = found
+        self.dirty_pairs.add(pair)
+        return self.voices[pair]
+
+    def agent(self, agent: bytes) -> AgentStats:
+        if agent not in self.agents:
+            self.load_agents([agent])
+        return self.agents[agent][0]
+
+    def load_agents(self, agents: Iterable[bytes]) -> None:
+        wanted = [a for a in dict.fromkeys(agents) if a not in self.agents]
+        if not self.memory and wanted:
+            for row in fetchall(
+                self.conn,
+                "SELECT agent_id, tier, pairs, right, backed, outcomes_right, outcomes_wrong, seq"
+                f" FROM truth_agents WHERE agent_id IN ({','.join('?' * len(wanted))})",
+                tuple(wanted),
+            ):
+                stats = AgentStats(
+                    int(row[1]), int(row[2]), float(row[3]), int(row[4]), int(row[5]), int(row[6])
+                )
+                self.agents[bytes(row[0])] = (stats, int(row[7]))
+        for a in wanted:
+            self.agents.setdefault(a, (NEW_AGENT, -1))
+
+    def set_agent(self, agent: bytes, stats: AgentStats, seq: int) -> None:
+        self.agents[agent] = (stats, seq)
+        self.dirty_agents.add(agent)
+
+    def load_links(self, agents: list[bytes]) -> None:
+        keys = [
+            _link_key(a, b) for i, a in enumerate(agents) for b in agents[i + 1 :]
+        ]  # fmt: skip
+        wanted = [k for k in keys if k not in self.links]
+        if not wanted:
+            return
+        if not self.memory:
+            marks = ",".join("?" * len(agents))
+            for row in fetchall(
+                self.conn,
+                "SELECT agent_a, agent_b, same, same_false, differ FROM truth_links"
+                f" WHERE agent_a IN ({marks}) AND agent_b IN ({marks})",
+                (*agents, *agents),
+            ):
+                key = (bytes(row[0]), bytes(row[1]))
+                if key not in self.links:
+                    self.links[key] = LinkStats(int(row[2]), float(row[3]), int(row[4]))
+        for k in wanted:
+            self.links.setdefault(k, NO_LINK)
+
+    def set_link(self, key: tuple[bytes, bytes], link: LinkStats) -> None:
+        self.links[key] = link
+        self.dirty_links.add(key)
+
+    def flush(self) -> None:
+        conn = self.conn
+        for pair in sorted(self.dirty_pairs):
+            for (agent, kind), v in sorted(self.voices[pair].items()):
+                conn.execute(
+                    "INSERT OR REPLACE INTO truth_voices (subject, predicate, agent_id, kind,"
+                    " value_key, hash, timestamp, seq, weight, c_value, p_value, credit, backed)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (*pair, agent, kind, v.value_key, v.hash, v.timestamp, v.seq, v.weight,
+                     v.c_value, v.p_value, v.credit, v.backed),
+                )  # fmt: skip
+        for agent in sorted(self.dirty_agents):
+            s, seq = self.agents[agent]
+            conn.execute(
+                "INSERT OR REPLACE INTO truth_agents (agent_id, tier, pairs, right, backed,"
+                " outcomes_right, outcomes_wrong, seq) VALUES (?,?,?,?,?,?,?,?)",
+                (agent, s.tier, s.pairs, s.right, s.backed, s.outcomes_right, s.outcomes_wrong,
+                 seq),
+            )  # fmt: skip
+        for key in sorted(self.dirty_links):
+            link = self.links[key]
+            conn.execute(
+                "INSERT OR REPLACE INTO truth_links (agent_a, agent_b, same, same_false, differ)"
+                " VALUES (?,?,?,?,?)",
+                (*key, link.same, link.same_false, link.differ),
+            )
+        self.dirty_pairs.clear()
+        self.dirty_agents.clear()
+        self.dirty_links.clear()
+
+
+# ---- the updates -----------------------------------------------------------------
+
+
+def _rescore(rows: _Rows, pair: Pair, seq: int) -> None:
+    """Score the pair with the weights the table holds now; replace each speaker's credit.
+
+    Only clones (`truth_online.twins`) are discounted here, as in the model's
+    first phase: ACCU's likelihood test needs converged accuracies, and fed
+    with the online ones (low while an agent is young) it sees copying in
+    every agreement and drives every agent's credit down. The query applies
+    the full test to its group, with the accuracies this table converges to.
+    """
+    voices = rows.pair(pair)
+    claims = {a: v for (a, k), v in voices.items() if k == CLAIM}
+    current = {v.hash for v in claims.values()}
+    speaking: dict[bytes, Voice] = dict(claims)
+    for (a, k), v in sorted(voices.items()):
+        if k == VOTE and a not in claims and v.weight > 0.0 and v.hash in current:
+            speaking[a] = v
+    before = {a: v for (a, _k), v in voices.items() if v.c_value}
+    agents = sorted(set(speaking) | set(before))
+    rows.load_agents(agents)
+    rows.load_links(agents)
+    stats = {a: rows.agent(a) for a in agents}
+    names = {a: a.hex() for a in agents}
+    speakers = sorted((names[a], speaking[a].value_key) for a in speaking)
+    weights = {names[a]: online.weight(stats[a], stats[a].tier) for a in speaking}
+    dep: dict[tuple[str, str], float] = {}
+    near: set[tuple[str, str]] = set()
+    order = sorted(speaking)
+    for i, a in enumerate(order):
+        for b in order[i + 1 :]:
+            link = rows.links[_link_key(a, b)]
+            key = (names[a], names[b]) if names[a] < names[b] else (names[b], names[a])
+            if online.near_twins(link):
+                near.add(key)
+            if speaking[a].value_key == speaking[b].value_key and online.twins(
+                stats[a], stats[b], link
+            ):
+                dep[key] = 1.0  # clones only: see `_rescore`'s docstring
+    scored = online.score_group(speakers, weights, dep)
+    is_backed = online.backed(speakers, near)
+    after = {
+        a: (v.value_key, scored.probs[v.value_key], scored.credit[names[a]],
+            int(is_backed[names[a]]))
+        for a, v in speaking.items()
+    }  # fmt: skip
+    # per agent: pairs, right and backed move by the difference
+    for a in agents:
+        old = before.get(a)
+        new = after.get(a)
+        s = stats[a]
+        s = s._replace(
+            pairs=s.pairs + (new is not None) - (old is not None),
+            right=s.right + (new[2] if new else 0.0) - (old.credit if old else 0.0),
+            backed=s.backed + (new[3] if new else 0) - (old.backed if old else 0),
+        )
+        rows.set_agent(a, s, seq)
+    # per two agents: the pair's contribution to their counts, replaced
+    for i, a in enumerate(agents):
+        for b in agents[i + 1 :]:
+            lkey = _link_key(a, b)
+            link = rows.links[lkey]
+            same, false, differ = link.same, link.same_false, link.differ
+            oa, ob = before.get(a), before.get(b)
+            if oa is not None and ob is not None:
+                if oa.c_value == ob.c_value:
+                    same, false = same - 1, false - (1.0 - oa.p_value)
+                else:
+                    differ -= 1
+            na, nb = after.get(a), after.get(b)
+            if na is not None and nb is not None:
+                if na[0] == nb[0]:
+                    same, false = same + 1, false + (1.0 - na[1])
+                else:
+                    differ += 1
+            if (same, false, differ) != tuple(link):
+                rows.set_link(lkey, LinkStats(same, false, differ))
+    for (a, _k), v in voices.items():
+        if a in after and speaking[a] is v:
+            v.c_value, v.p_value, v.credit, v.backed = (
+                after[a][0], after[a][1], after[a][2], after[a][3]
+            )  # fmt: skip
+        else:
+            v.c_value, v.p_value, v.credit, v.backed = "", 0.0, 0.0, 0
+
+
+def _newer(old: Voice | None, timestamp: int, seq: int) -> bool:
+    return old is None or (timestamp, seq) > (old.timestamp, old.seq)
+
+
+def _replace(voices: dict[VoiceKey, Voice], key: VoiceKey, new: Voice) -> None:
+    """Put `new` in place, carrying what the old voice was credited for."""
+    old = voices.get(key)
+    if old is not None:
+        new.c_value, new.p_value, new.credit, new.backed = (
+            old.c_value, old.p_value, old.credit, old.backed
+        )  # fmt: skip
+    voices[key] = new
+
+
+def on_assertion(
+    rows: _Rows,
+    seq: int,
+    pair: Pair,
+    value_key: str,
+    hash_: bytes,
+    tier: int,
+    timestamp: int,
+    signers: Iterable[bytes],
+) -> None:
+    voices = rows.pair(pair)
+    changed = False
+    table_tier = max(tier, online.TABLE_TIER_FLOOR)
+    for agent in dict.fromkeys(signers):
+        s = rows.agent(agent)
+        if table_tier < s.tier:
+            rows.set_agent(agent, s._replace(tier=table_tier), seq)
+        if _newer(voices.get((agent, CLAIM)), timestamp, seq):
+            _replace(voices, (agent, CLAIM), Voice(value_key, hash_, timestamp, seq))
+            changed = True
+    if changed:
+        _rescore(rows, pair, seq)
+
+
+def on_vote(
+    rows: _Rows,
+    seq: int,
+    target: tuple[str, str, str] | None,
+    target_hash: bytes,
+    voter: bytes,
+    weight: float,
+    timestamp: int,
+) -> None:
+    if target is None or len(voter) != 32:
+        return
+    pair = (target[0], target[1])
+    voices = rows.pair(pair)
+    if _newer(voices.get((voter, VOTE)), timestamp, seq):
+        rows.agent(voter)
+        _replace(voices, (voter, VOTE), Voice(target[2], target_hash, timestamp, seq, weight))
+        _rescore(rows, pair, seq)
+
+
+def on_outcome(rows: _Rows, seq: int, agent: bytes, accurate: bool) -> None:
+    s = rows.agent(agent)
+    if accurate:
+        s = s._replace(outcomes_right=s.outcomes_right + 1)
+    else:
+        s = s._replace(outcomes_wrong=s.outcomes_wrong + 1)
+    rows.set_agent(agent, s, seq)
+
+
+# ---- entry points ----------------------------------------------------------------
+
+
+def _target(conn: apsw.Connection, target: bytes) -> tuple[str, str, str] | None:
+    found = fetchall(
+        conn, "SELECT subject, predicate, value_key FROM assertions WHERE hash = ?", (target,)
+    )
+    return (str(found[0][0]), str(found[0][1]), str(found[0][2])) if found else None
+
+
+Event = tuple[int, str, bytes, Mapping[str, Any]]
+_DEFERRED: dict[int, list[Event]] = {}  # id(connection) -> frames not yet applied
+
+
+@contextmanager
+def deferred(conn: apsw.Connection) -> Iterator[list[Event]]:
+    """Within it, `apply` only notes frames; `flush_deferred` applies them (the
+    writer: once per group commit, before COMMIT) with one set of cached rows.
+
+    Same updates, same order: the rows equal frame-by-frame application. A
+    savepoint the caller rolls back must `truncate` to its `mark`.
+    """
+    events: list[Event] = []
+    _DEFERRED[id(conn)] = events
+    try:
+        yield events
+    finally:
+        _DEFERRED.pop(id(conn), None)
+
+
+def mark(conn: apsw.Connection) -> int:
+    events = _DEFERRED.get(id(conn))
+    return len(events) if events is not None else 0
+
+
+def truncate(conn: apsw.Connection, at: int) -> None:
+    """Forget frames noted after `mark` returned `at` (their savepoint rolled back)."""
+    events = _DEFERRED.get(id(conn))
+    if events is not None:
+        del events[at:]
+
+
+def flush_deferred(conn: apsw.Connection) -> None:
+    events = _DEFERRED.get(id(conn))
+    if not events:
+        return
+    rows = _Rows(conn, memory=False)
+    for seq, kind, frame_hash, record in events:
+        _apply(conn, rows, seq, kind, frame_hash, record)
+    rows.flush()
+    events.clear()
+
+
+def apply(
+    conn: apsw.Connection, seq: int, kind: str, frame_hash: bytes, record: Mapping[str, Any],
+    written_ms: int,
+) -> None:  # fmt: skip
+    """One journal frame's effect on the table (assertions, votes and outcomes only)."""
+    if kind not in ("assertion", "vote", "outcome"):
+        return
+    events = _DEFERRED.get(id(conn))
+    if events is not None:
+        events.append((seq, kind, frame_hash, record))
+        return
+    rows = _Rows(conn, memory=False)
+    _apply(conn, rows, seq, kind, frame_hash, record)
+    rows.flush()
+
+
+def _apply(
+    conn: apsw.Connection,
+    rows: _Rows,
+    seq: int,
+    kind: str,
+    frame_hash: bytes,
+    record: Mapping[str, Any],
+) -> None:
+    timestamp = int(record["timestamp"])
+    signers = [bytes.fromhex(s["agent_id"]) for s in record.get("signatures") or []]
+    if kind == "assertion":
+        pair = (str(record["subject"]), str(record["predicate"]))
+        tier = int(SourceClass[record["source_class"]])
+        value_key = canonical_json(record["object"])
+        on_assertion(rows, seq, pair, value_key, frame_hash, tier, timestamp, signers)
+    elif kind == "vote":
+        target = bytes.fromhex(record["assertion_hash"])
+        voter = signers[0] if signers else b""
+        weight = float(record["weight"])
+        on_vote(rows, seq, _target(conn, target), target, voter, weight, timestamp)
+    else:
+        on_outcome(rows, seq, bytes.fromhex(record["agent_id"]), bool(record["accurate"]))
+
+
+def clear(conn: apsw.Connection) -> None:
+    for table in TABLES:
+        conn.execute(f"DELETE FROM {table}")
+
+
+def _events(conn: apsw.Connection) -> Iterator[tuple[Any, ...]]:
+    """Assertions, votes and outcomes from the projections, in journal order."""
+    yield from conn.execute(
+        "SELECT seq, 0, hash, subject, predicate, value_key, tier, timestamp, agent_id"
+        " FROM assertions"
+        " UNION ALL SELECT seq, 1, assertion_hash, NULL, NULL, NULL, weight, timestamp,"
+        " agent_id FROM vote_history"
+        " UNION ALL SELECT seq, 2, NULL, NULL, NULL, NULL, accurate, timestamp, agent_id"
+        " FROM outcome_history ORDER BY 1"
+    )
+
+
+def rebuild(conn: apsw.Connection) -> int:
+    """Empty the table and replay every assertion, vote and outcome (the caller holds
+    the transaction). Returns the records replayed."""
+    clear(conn)
+    rows = _Rows(conn, memory=True)
+    targets: dict[bytes, tuple[str, str, str]] = {}
+    cosigned: dict[bytes, list[bytes]] = {}
+    for target, agent in fetchall(
+        conn, "SELECT assertion_hash, agent_id FROM cosigners ORDER BY assertion_hash, agent_id"
+    ):
+        cosigned.setdefault(bytes(target), []).append(bytes(agent))
+    count = 0
+    for seq, kind, h, subject, predicate, value_key, x, timestamp, agent in _events(conn):
+        count += 1
+        if kind == 0:
+            hash_ = bytes(h)
+            targets[hash_] = (str(subject), str(predicate), str(value_key))
+            first = [bytes(agent)] if agent is not None else []
+            signers = [*first, *cosigned.get(hash_, [])]
+            pair = (str(subject), str(predicate))
+            on_assertion(
+                rows, int(seq), pair, str(value_key), hash_, int(x), int(timestamp), signers
+            )
+        elif kind == 1:
+            hash_ = bytes(h)
+            on_vote(
+                rows, int(seq), targets.get(hash_), hash_, bytes(agent), float(x), int(timestamp)
+            )
+        else:
+            on_outcome(rows, int(seq), bytes(agent), bool(x))
+    rows.flush()
+    return count
+
+
+# ---- reads -----------------------------------------------------------------------
+
+
+def agent_rows(conn: apsw.Connection, agents: Iterable[bytes]) -> dict[bytes, AgentStats]:
+    rows = _Rows(conn, memory=False)
+    wanted = list(dict.fromkeys(agents))
+    for start in range(0, len(wanted), 500):
+        rows.load_agents(wanted[start : start + 500])
+    return {a: s for a, (s, seq) in rows.agents.items() if seq >= 0}
+
+
+def links_among(
+    conn: apsw.Connection, agents: Iterable[bytes]
+) -> dict[tuple[bytes, bytes], LinkStats]:
+    rows = _Rows(conn, memory=False)
+    wanted = sorted(set(agents))
+    if len(wanted) > 1:
+        rows.load_links(wanted)
+    return {k: v for k, v in rows.links.items() if v != NO_LINK}
