@@ -127,8 +127,20 @@ def _claim(conn: apsw.Connection, row: tuple[bytes, bytes, str, int]) -> bool:
     digest, signer, kind, seq = row
     owner = fetchall(conn, _OWNER, (digest, signer))
     first = int(owner[0][0]) if owner else seq
-    if first >= seq:
+    if first == seq:
         return True  # this frame's own row (noted by the backfill before catch-up)
+    if first > seq:
+        # A later frame took the identity first: frames were noted out of seq order
+        # (a restore replayed archived frames onto a backup whose backfill was still
+        # pending). This frame is the record; the later one becomes the replay, and
+        # the backfill's end rebuilds the projections that counted it.
+        conn.execute(
+            "UPDATE record_digests SET seq = ? WHERE digest = ? AND signer = ?",
+            (seq, digest, signer),
+        )
+        conn.execute(_REPLAY, (first, kind, seq))
+        conn.execute("UPDATE record_replays SET first_seq = ? WHERE first_seq = ?", (seq, first))
+        return True
     conn.execute(_REPLAY, (seq, kind, first))
     return False
 

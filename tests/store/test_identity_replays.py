@@ -192,3 +192,35 @@ def test_a_replay_reaching_the_projections_by_catch_up_is_not_counted(tmp_path: 
     assert len(_tables(path)["record_replays"]) == len(records())
     report = verify(path, full=True)
     assert report.ok, json.dumps(report.to_dict(), indent=1)
+
+
+def test_identities_noted_out_of_order_are_put_right_by_the_backfill(tmp_path: Path) -> None:
+    """A restore replays archived frames onto an old backup before its backfill ran:
+    the replays claim their identities first. The backfill, meeting the earlier
+    frame, makes it the record and the later one the replay, and rebuilds."""
+    old, _, replays = _old_file(tmp_path, False)
+    conn = connect(old)
+    with conn:
+        conn.execute(
+            "CREATE TABLE record_replays (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL,"
+            " first_seq INTEGER NOT NULL)"
+        )
+        by_hash = {bytes(h): int(s) for s, h in fetchall(conn, "SELECT seq, hash FROM journal")}
+        seen: set[bytes] = set()
+        for replay in reversed(replays):  # what the restore's apply noted: the last per record
+            identity = digests.digest_of(replay.record) + digests.signer_of(
+                replay.kind, replay.record
+            )
+            if identity not in seen:
+                seen.add(identity)
+                assert digests.note(conn, by_hash[replay.hash], replay.kind, replay.record)
+    conn.close()
+    assert _counted(old) != _counted(tmp_path / "clean" / "stemedb.db")
+
+    _upgrade(old.parent)
+
+    assert _counted(old) == _counted(tmp_path / "clean" / "stemedb.db")
+    upgraded = _tables(old)
+    assert len(upgraded["record_replays"]) == len(replays)
+    reindex(old)
+    assert _tables(old) == upgraded
