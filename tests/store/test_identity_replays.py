@@ -224,3 +224,23 @@ def test_identities_noted_out_of_order_are_put_right_by_the_backfill(tmp_path: P
     assert len(upgraded["record_replays"]) == len(replays)
     reindex(old)
     assert _tables(old) == upgraded
+
+
+def test_verify_of_a_file_from_before_the_replay_list(tmp_path: Path) -> None:
+    """A backup made by an earlier build (no `record_replays` yet) verifies without the
+    list; --full says its projections still count replays, and why."""
+    old, _, _ = _old_file(tmp_path, True)
+    clean = tmp_path / "clean" / "stemedb.db"
+    as_found_by_the_upgrade(clean, digests_backfilled=True)
+    quick = verify(old)
+    assert quick.ok, quick.to_dict()
+    (finding,) = (c["detail"] for c in quick.checks if c["check"] == "replays")
+    assert finding.startswith("not listed yet: the file predates migration 0012")
+    full = verify(old, full=True)
+    (failed,) = (c for c in full.checks if not c["ok"])
+    assert failed["check"] == "rebuild_matches" and "assertions" in failed["detail"]
+    assert "still counts the replays" in failed["detail"]
+    report = verify(clean, full=True)
+    assert report.ok, report.to_dict()
+    (matches,) = (c["detail"] for c in report.checks if c["check"] == "rebuild_matches")
+    assert matches.endswith("(not in this older file yet: record_replays)")
