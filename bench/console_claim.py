@@ -7,11 +7,14 @@ For 30 random contested pairs it makes exactly the requests the claim view makes
 signer, the votes of each candidate) one after another and sums their wall times
 on loopback: the view's server time (the page sends them in parallel, so a user
 waits less). Then it times GET /v1/triage 30 times (no filter, a prefix, a tier),
-after waiting for the index's first fold, whose duration it also reports.
+after waiting for the index's first fold, whose duration it also reports, and
+GET /v1/concepts/search 32 times over 200 claims with real words it adds (a rare
+text, a word, a common part of words, a miss).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import shutil
@@ -19,9 +22,11 @@ import statistics
 import sys
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 from bench import dbcache
 from bench.server import Server
+from stemedb.signing import make_assertion
 
 LENSES = (
     "recency", "confidence", "consensus", "authority", "trust",
@@ -37,6 +42,29 @@ def call(srv: Server, method: str, path: str, body: Any = None) -> tuple[float, 
     elapsed = (time.perf_counter() - started) * 1000
     assert status == 200, (status, path, raw[:300])
     return elapsed, json.loads(raw)
+
+
+WORDS = ("hepatotoxic", "nephrotoxic", "cardiotoxic", "neurotoxic", "ototoxic")
+
+
+def add_texts(srv: Server, pairs: list[tuple[str, str]], rng: random.Random) -> None:
+    """200 signed claims with real words (the bench values, `v0`-`v4`, are too short
+    to search): each word on 40 random pairs."""
+    records = [
+        make_assertion(
+            hashlib.sha3_256(b"console-bench").digest(),
+            *pairs[rng.randrange(len(pairs))],
+            f"{WORDS[k % 5]} signal {k}",
+            0.6,
+            now_s=1_700_000_000,
+        )
+        for k in range(200)
+    ]
+    body = "\n".join(json.dumps(r) for r in records).encode()
+    status, raw = srv.request(
+        "POST", "/v1/assert/batch", body, {"Content-Type": "application/x-ndjson"}
+    )
+    assert status == 200, raw[:300]
 
 
 def claim_view_ms(srv: Server, subject: str, predicate: str) -> float:
@@ -77,12 +105,22 @@ def main(argv: list[str]) -> int:
         fold_s = time.perf_counter() - started
         rng = random.Random(5)
         pairs = dbcache.pairs(n)
-        claim = [claim_view_ms(srv, *pairs[rng.randrange(len(pairs))]) for _ in range(30)]
+        sampled = [pairs[rng.randrange(len(pairs))] for _ in range(30)]
+        claim = [claim_view_ms(srv, *pair) for pair in sampled]
+        add_texts(srv, pairs, rng)
+        # rare (one claim), a word (40 claims), a common part (200), nothing
+        needles = ["signal 17", "nephrotoxic", "toxic", "no such text"] * 8
+        search = [
+            call(srv, "GET", "/v1/concepts/search?" + urlencode({"q": t}))[0] for t in needles
+        ]
+        found = call(srv, "GET", "/v1/concepts/search?q=toxic&limit=500")[1]
+        assert sum(h["claims"] for h in found["hits"]) == 200, found  # all written, all found
         paths = ["/v1/triage", "/v1/triage?prefix=bench/s1", "/v1/triage?tier=Clinical"]
         triage = [call(srv, "GET", paths[i % 3])[0] for i in range(30)]
         print(
             f"assertions={n:,} triage_first_fold<={fold_s:.1f}s "
             f"claim_view: {stats(claim)}; triage: {stats(triage)}; "
+            f"value search ({len(search)}): {stats(search)}; "
             f"rss before triage={rss_before:.0f}MB after={srv.rss_mb():.0f}MB"
         )
     finally:

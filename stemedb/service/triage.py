@@ -49,6 +49,7 @@ from stemedb.store import Store, triage_reads
 
 CHUNK = 20_000  # rows per read transaction while folding
 FOLD_IN_REQUEST = 50_000  # a request folds a backlog up to this many rows itself
+ALLOWED_CACHE = 100_000  # cached allowed tiers (by signers and schemes), then cleared
 REFOLD_PAIRS = 2_000  # a registration touching more pairs (~0.2 ms each) refolds on the side
 DAY = 86_400
 CLASSES = ("Resolved", "Active", "Emerging")
@@ -160,6 +161,8 @@ class TriageService:
         self.policy = TierPolicy.from_settings(getattr(store, "settings", None) or Settings())
         self.registry: dict[bytes, int] = {}  # agent -> registered max tier, in force
         self.registry_seq = 0  # the registry as of this agent_tiers seq
+        # (first signer, co-signers, source scheme text, subject scheme text) -> allowed tier
+        self._allowed: dict[tuple[Any, ...], int] = {}
         self.contested: dict[tuple[str, str], PairTally] = {}
         self.seq_a = 0  # assertions folded up to here
         self.seq_s = 0  # supersessions folded up to here
@@ -203,6 +206,7 @@ class TriageService:
             newest = triage_reads.newest_claim(conn)
             self.registry_seq = triage_reads.registry_head(conn)
             self.registry = triage_reads.registry(conn)
+            self._allowed = {}
             for row in triage_reads.contested_rows(conn, head_a, head_s):
                 self._fold(row)
         self.seq_a, self.seq_s, self.newest = head_a, head_s, newest
@@ -211,17 +215,35 @@ class TriageService:
 
     def _tier(self, row: triage_reads.Row) -> int:
         """The row's tier as the lenses see it: capped to what its signers may claim
-        under the registrations in force (tier_policy; the same rule as `TierPolicy.caps`)."""
+        under the registrations in force (tier_policy; the same rule as `TierPolicy.caps`).
+
+        The first fold caps every contested row (1M at the bench's scale), so the
+        allowed tier is cached by what it depends on: the signers and the schemes of
+        the source and subject (few distinct values), not by row.
+        """
         tier = row[5]
         if tier >= LOWEST_TIER:
             return tier
         agent, source, cosigners = row[8], row[9], row[10]
-        signers = [bytes(agent)] if agent is not None else []
-        if agent is not None and cosigners:
-            signers += [bytes.fromhex(h) for h in cosigners.split(",")]
-        scheme = scheme_limit(source, row[1], self.policy.scheme_tiers)
-        allowed, _ = allowed_tier(signers, self.registry, scheme, self.policy.unregistered_max)
-        return max(tier, allowed)
+        src = source.partition(":")[0] if source and ":" in source else None
+        sub = row[1].partition("://")[0] if "://" in row[1] else None
+        key = (agent, cosigners, src, sub)
+        allowed = self._allowed.get(key)
+        if allowed is None:
+            if len(self._allowed) > ALLOWED_CACHE:
+                self._allowed.clear()
+            signers = [bytes(agent)] if agent is not None else []
+            if agent is not None and cosigners:
+                signers += [bytes.fromhex(h) for h in cosigners.split(",")]
+            # the schemes depend only on the text before ':' (source) and '://' (subject)
+            scheme = scheme_limit(
+                None if src is None else src + ":",
+                "" if sub is None else sub + "://",
+                self.policy.scheme_tiers,
+            )
+            registry, ceiling = self.registry, self.policy.unregistered_max
+            allowed = self._allowed[key] = allowed_tier(signers, registry, scheme, ceiling)[0]
+        return tier if tier >= allowed else allowed
 
     def _fold(self, row: triage_reads.Row) -> None:
         _, subject, predicate, value_key, conf, _, ts, superseded = row[:8]
@@ -253,6 +275,7 @@ class TriageService:
             return False
         self.registry = triage_reads.registry(conn)
         self.registry_seq = head
+        self._allowed = {}
         for subject, predicate in touched:
             del self.contested[(subject, predicate)]
             for old in triage_reads.pair_rows(conn, subject, predicate, self.seq_a, self.seq_s):
