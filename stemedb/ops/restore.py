@@ -31,7 +31,7 @@ from stemedb.ops.common import (
     remove_database,
     sha3_file,
 )
-from stemedb.store import files, journal, projections, schema
+from stemedb.store import digests, files, journal, projections, schema
 from stemedb.store.journal import Frame, Head, JournalError
 from stemedb.store.verify import verify
 
@@ -194,6 +194,7 @@ def _copy_backup(backup_dir: Path, scratch: Path) -> None:
                 f"backup chain head differs from its metadata at seq {head.seq}", head.seq
             )
         schema.apply_migrations(conn)  # an older backup restored by a newer build
+        digests.backfill(conn)  # its identities, and its replays uncounted (data-model §7)
     finally:
         conn.close()
 

@@ -244,3 +244,17 @@ def test_verify_of_a_file_from_before_the_replay_list(tmp_path: Path) -> None:
     assert report.ok, report.to_dict()
     (matches,) = (c["detail"] for c in report.checks if c["check"] == "rebuild_matches")
     assert matches.endswith("(not in this older file yet: record_replays)")
+
+
+def test_restoring_a_backup_of_an_old_file_leaves_the_replays_uncounted(tmp_path: Path) -> None:
+    """`stemedb restore` of a backup an earlier build made: the restored file holds
+    what the upgrade and reindex build, and restore's own full verify passes."""
+    from stemedb.ops.backup import backup
+    from stemedb.ops.restore import restore
+
+    old, _, replays = _old_file(tmp_path, False)
+    made = backup(old, tmp_path / "backups")
+    target = tmp_path / "restored" / "stemedb.db"
+    restore(target, backup_dir=made.path)
+    assert _counted(target) == _counted(tmp_path / "clean" / "stemedb.db")
+    assert len(_tables(target)["record_replays"]) == len(replays)
