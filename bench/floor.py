@@ -3,6 +3,7 @@
     python -m bench.floor                    # 20,000 records, 5 alternating rounds
     python -m bench.floor --records 5000 --rounds 1     # a smoke run
     python -m bench.floor --gil              # only the GIL probe
+    python -m bench.floor --stages           # CPU µs per record of each batch-path stage
 
 The strict floor is what no implementation of a signed, durable journal can
 skip: the digests are computed before the clock starts (untimed), then per
@@ -270,6 +271,64 @@ def markdown(res: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def stages(lines: list[str]) -> dict[str, float]:
+    """CPU µs per record of each stage of the batch path, one after the other:
+    where the HTTP batch's time goes beside the floor's."""
+    from stemedb.config import DEFAULT_SCHEME_TIERS
+    from stemedb.http.wire import loads_strict
+    from stemedb.records.prepare import _draft, _validate
+    from stemedb.store import PendingRecord, Store
+
+    now = int(time.time())
+    sample = lines[: min(3000, len(lines) // 2)]
+    raw = [line.encode() for line in sample]
+    payloads = [json.loads(line) for line in sample]
+
+    def draft(payload: Any) -> Any:
+        return _draft(
+            "assertion",
+            payload,
+            now_s=now,
+            scheme_tiers=DEFAULT_SCHEME_TIERS,
+            require_signatures=True,
+        )
+
+    drafts = [draft(p) for p in payloads]
+
+    def timed(fn: Callable[[], object]) -> float:
+        best = []
+        for _ in range(3):
+            started = time.thread_time()
+            fn()
+            best.append((time.thread_time() - started) / len(sample) * 1e6)
+        return round(min(best), 1)
+
+    out = {
+        "ndjson_line_parse_us": timed(lambda: [loads_strict(b) for b in raw]),
+        "validate_us": timed(lambda: [_validate("assertion", p, now) for p in payloads]),
+        "draft_us": timed(lambda: [draft(p) for p in payloads]),
+        "verify_us": timed(lambda: [verify_signature(*d.checks()[0]) for d in drafts]),
+    }
+    pending = []
+    for d in (draft(json.loads(line)) for line in lines[len(sample) : len(sample) + 6000]):
+        record = dict(d.record, signatures=d.ordered)
+        pending.append(
+            PendingRecord(
+                "assertion", sha3_256(d.body.encode()), d.body, record, now * 1000, d.digest
+            )
+        )
+    with tempfile.TemporaryDirectory(dir=work_dir()) as tmp:
+        from stemedb.config import Settings
+
+        store = Store(Settings(db_dir=Path(tmp), sync="full")).open()
+        started = time.process_time()  # the writer thread's CPU included
+        for start in range(0, len(pending), CHUNK):
+            store.write(pending[start : start + CHUNK])
+        out["store_write_us"] = round((time.process_time() - started) / len(pending) * 1e6, 1)
+        store.close()
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.floor", description=__doc__.split("\n")[0]
@@ -277,12 +336,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--gil", action="store_true", help="only the GIL probe")
+    parser.add_argument("--stages", action="store_true", help="only CPU per stage")
     parser.add_argument("--json", metavar="FILE", help="also write the results here")
     args = parser.parse_args(argv)
     if args.gil:
         print(json.dumps(gil_probe()))
         return 0
     lines = datasets.load_lines(datasets.signed_lines(args.records, prefix="floor"))
+    if args.stages:
+        print(json.dumps(stages(lines)))
+        return 0
     res = run(lines, rounds=args.rounds)
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))

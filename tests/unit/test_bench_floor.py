@@ -34,6 +34,18 @@ def test_strict_floor_refuses_a_bad_signature(lines: list[str]) -> None:
         floor.strict_floor(floor._precompute(lines))
 
 
+def test_stages_prices_each_step_of_the_batch_path(lines: list[str]) -> None:
+    got = floor.stages(lines)
+    assert set(got) == {
+        "ndjson_line_parse_us",
+        "validate_us",
+        "draft_us",
+        "verify_us",
+        "store_write_us",
+    }
+    assert all(v > 0 for v in got.values())
+
+
 def test_markdown_gives_each_method_and_ratio() -> None:
     res = {
         "records": 1000,
