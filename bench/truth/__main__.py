@@ -7,7 +7,8 @@
 Prints the Markdown table (world family x lens: accuracy and ECE, mean over
 seeds). Same seeds, same table, bit for bit: worlds, keys and signatures
 derive from the seed and no lens answer depends on the wall clock (every
-query gives `as_of`).
+query gives `as_of`, except `truth` at the world's end, asked at the head: the
+reliability table is a function of the journal, not of the clock).
 """
 
 from __future__ import annotations

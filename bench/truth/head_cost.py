@@ -1,6 +1,6 @@
 """`truth` vs `authority` at the head of a large database, side by side (issue 18).
 
-    .venv/bin/python -m bench.truth.head_cost [--n 1000000] [--queries 2000]
+    .venv/bin/python -m bench.truth.head_cost [--n 1000000] [--queries 2000] [--keep DIR]
 
 A private copy of the cached bench database (bench/dbcache.py: 1,000,000
 signed assertions, 10 per (subject, predicate) pair, 64 agents); the copy is
@@ -20,6 +20,7 @@ import random
 import shutil
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 from bench import dbcache
@@ -29,8 +30,10 @@ from stemedb.store import schema, truth_state
 LENSES = ("authority", "truth")
 
 
-def _prepare(n: int) -> tuple[Any, dict[str, Any]]:
-    data = dbcache.copy_to(n, dbcache.fresh_dir())
+def _prepare(n: int, keep: Path | None) -> tuple[Path, dict[str, Any]]:
+    if keep is not None and (keep / "db" / "stemedb.db").exists():
+        return keep, {"reused": str(keep)}  # prepared by an earlier --keep run
+    data = dbcache.copy_to(n, keep or dbcache.fresh_dir())
     conn = schema.connect(data / "db" / "stemedb.db")
     try:
         started = time.perf_counter()
@@ -52,8 +55,8 @@ def _prepare(n: int) -> tuple[Any, dict[str, Any]]:
     return data, info
 
 
-def run(n: int, queries: int, seed: int = 18) -> dict[str, Any]:
-    data, info = _prepare(n)
+def run(n: int, queries: int, seed: int = 18, keep: Path | None = None) -> dict[str, Any]:
+    data, info = _prepare(n, keep)
     print(json.dumps(info), flush=True)
     rng = random.Random(seed)
     pairs = dbcache.pairs(n)
@@ -62,7 +65,8 @@ def run(n: int, queries: int, seed: int = 18) -> dict[str, Any]:
     try:
         _ask(data, chosen, samples, queries)
     finally:
-        shutil.rmtree(data, ignore_errors=True)  # the private copy
+        if keep is None:
+            shutil.rmtree(data, ignore_errors=True)  # the private copy
     out: dict[str, Any] = {"assertions": n, "queries_per_lens": len(samples["truth"]), **info}
     for lens, values in samples.items():
         values.sort()
@@ -77,7 +81,7 @@ def run(n: int, queries: int, seed: int = 18) -> dict[str, Any]:
 
 
 def _ask(
-    data: Any, chosen: list[tuple[str, str]], samples: dict[str, list[float]], queries: int
+    data: Path, chosen: list[tuple[str, str]], samples: dict[str, list[float]], queries: int
 ) -> None:
     env = {"STEMEDB_RATE_LIMIT_READ": "0", "STEMEDB_QUERY_AUDIT": "false"}
     with server(env, data=data) as srv:
@@ -106,8 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.truth.head_cost")
     parser.add_argument("--n", type=int, default=1_000_000, help="assertions (cached database)")
     parser.add_argument("--queries", type=int, default=2000, help="pairs asked, per lens")
+    parser.add_argument(
+        "--keep", type=Path, help="prepare the copy here and keep it; reuse it when present"
+    )
+    parser.add_argument("--seed", type=int, default=18, help="which random pairs")
     args = parser.parse_args(argv)
-    print(json.dumps(run(args.n, args.queries), indent=2))
+    print(json.dumps(run(args.n, args.queries, args.seed, args.keep), indent=2))
     return 0
 
 

@@ -36,7 +36,7 @@ LENSES = (
 # `truth` is asked at the head when the instant is the world's end (every claim is
 # older): the reliability table answers. `truth@as_of` always sends as_of, so the
 # lens learns from the bounded neighbourhood read at query time instead.
-# docs/lens-quality.md, "Two paths".
+# docs/lens-quality.md, "The table".
 SERVER_ENV = {
     "STEMEDB_NEW_AGENTS_PER_HOUR": "0",
     "STEMEDB_QUERY_AUDIT": "false",

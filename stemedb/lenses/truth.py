@@ -26,7 +26,7 @@ from stemedb.lenses.base import EMPTY, Outcome, Scored, fmt_num, show_value, sig
 from stemedb.lenses.candidate import Candidate, LensContext, TruthClaim
 from stemedb.lenses.scoring import tie_value, total_key
 from stemedb.lenses.truth_model import Estimate, Model, estimate
-from stemedb.lenses.truth_online import NEW_AGENT, NO_LINK, TruthTable
+from stemedb.lenses.truth_online import NEW_AGENT, TruthTable
 
 SEP = "\x00"
 VOTER_TIER = 5  # Anecdotal: the prior of an agent known only by its votes
@@ -133,14 +133,12 @@ def _table_estimate(
     acc = {a: online.accuracy(stats[a], tiers[a]) for a in stats}
     weight = {a: online.weight(stats[a], tiers[a]) for a in stats}
     dep: dict[tuple[str, str], float] = {}
-    for i, (a, va) in enumerate(speakers):
-        for b, vb in speakers[i + 1 :]:
-            if va == vb:
-                key = (a, b) if a < b else (b, a)
-                link = table.links.get(key, NO_LINK)
-                d = online.dependence(stats[a], stats[b], acc[a], acc[b], link)
-                if d > 1e-6:
-                    dep[key] = d
+    value = dict(speakers)
+    for (a, b), link in sorted(table.links.items()):  # agents with no link are independent
+        if a in value and b in value and value[a] == value[b]:
+            d = online.dependence(stats[a], stats[b], acc[a], acc[b], link)
+            if d > 1e-6:
+                dep[(a, b)] = d
     evidence = {a: stats[a].pairs for a in stats}
     prior = {a: online.prior(tiers[a]) for a in stats}
     return Estimate(acc, weight, evidence, prior, dep, (0, 0))

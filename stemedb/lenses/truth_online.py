@@ -130,7 +130,10 @@ def similar(a: str, b: str, tolerance: float) -> bool:
         return True
     if tolerance <= 0.0:
         return False
-    x, y = _number(a), _number(b)
+    return _close(_number(a), _number(b), tolerance)
+
+
+def _close(x: float | None, y: float | None, tolerance: float) -> bool:
     if x is None or y is None:
         return False
     return abs(x - y) <= tolerance * max(abs(x), abs(y))
@@ -170,30 +173,41 @@ def score_group(
     by_value: dict[str, list[str]] = {}
     for a, v in speakers:
         by_value.setdefault(v, []).append(a)
+    partners: dict[str, list[str]] = {}  # only dependent agents: O(k + |dep|), not O(k²)
+    for a, b in dep:
+        partners.setdefault(a, []).append(b)
+        partners.setdefault(b, []).append(a)
     counted: dict[str, float] = {}
     for v in sorted(by_value):
         members = sorted(by_value[v], key=lambda m: (-weights[m], m))
-        for i, a in enumerate(members):
+        rank = {a: i for i, a in enumerate(members)}
+        for a in members:
             keep = 1.0
-            for b in members[:i]:
-                keep *= 1.0 - COPY_RATE * dep.get(_key(a, b), 0.0)
+            earlier = [b for b in partners.get(a, ()) if rank.get(b, len(members)) < rank[a]]
+            for b in sorted(earlier, key=rank.__getitem__):
+                keep *= 1.0 - COPY_RATE * dep[_key(a, b)]
             counted[a] = weights[a] * keep
     values = sorted(by_value)
     own = {v: math.fsum(counted[a] for a in by_value[v]) for v in values}
-    score = {
-        v: math.fsum(own[u] for u in values if u == v or similar(u, v, tolerance)) for v in values
-    }
+    score = dict(own)
+    if tolerance > 0.0:
+        nums = {v: _number(v) for v in values}
+        score = {
+            v: math.fsum(own[u] for u in values if u == v or _close(nums[u], nums[v], tolerance))
+            for v in values
+        }
     top = max(score.values(), default=0.0)
     mass = {v: math.exp(score[v] - top) for v in values}
     total = math.fsum(mass.values()) + _unseen(len(values)) * math.exp(-top)
     probs = {v: mass[v] / total for v in values}
     credit: dict[str, float] = {}
     for v in values:
+        order = {a: i for i, a in enumerate(by_value[v])}
         for a in by_value[v]:
             removed = counted[a]
-            for b in by_value[v]:
-                if b != a:
-                    removed += counted[b] * dep.get(_key(a, b), 0.0)
+            mine = [b for b in partners.get(a, ()) if b in order]
+            for b in sorted(mine, key=order.__getitem__):
+                removed += counted[b] * dep[_key(a, b)]
             without = mass[v] * math.exp(-removed)
             credit[a] = without / (total - mass[v] + without)
     return Scored(counted, probs, credit, dict(dep))
@@ -202,12 +216,21 @@ def score_group(
 def backed(speakers: Sequence[tuple[str, str]], near: set[tuple[str, str]]) -> dict[str, bool]:
     """Per speaker: is its value the most common among the others (ties included),
     leaving out its near-twins, as `truth_model._backed_outside` asks of a family?"""
+    counts: dict[str, int] = {}
+    for _a, v in speakers:
+        counts[v] = counts.get(v, 0) + 1
+    value_of = dict(speakers)
+    near_of: dict[str, list[str]] = {}
+    for a, b in near:
+        near_of.setdefault(a, []).append(b)
+        near_of.setdefault(b, []).append(a)
     out: dict[str, bool] = {}
     for a, va in speakers:
-        counts: dict[str, int] = {}
-        for b, vb in speakers:
-            if b != a and _key(a, b) not in near:
-                counts[vb] = counts.get(vb, 0) + 1
-        top = max(counts.values(), default=0)
-        out[a] = bool(top) and counts.get(va, 0) == top
+        others = dict(counts)
+        others[va] -= 1
+        for b in near_of.get(a, ()):
+            if b in value_of:
+                others[value_of[b]] -= 1
+        top = max(others.values(), default=0)
+        out[a] = bool(top) and others.get(va, 0) == top
     return out

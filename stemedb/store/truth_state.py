@@ -27,6 +27,7 @@ from stemedb.store.schema import fetchall
 
 TABLES = ("truth_voices", "truth_agents", "truth_links")
 CLAIM, VOTE = 0, 1
+LINK_LIMIT = 64  # a pair with more voices neither feeds nor uses the copy counts
 Pair = tuple[str, str]
 VoiceKey = tuple[bytes, int]  # agent, kind
 
@@ -185,14 +186,14 @@ def _rescore(rows: _Rows, pair: Pair, seq: int) -> None:
     before = {a: v for (a, _k), v in voices.items() if v.c_value}
     agents = sorted(set(speaking) | set(before))
     rows.load_agents(agents)
-    rows.load_links(agents)
     stats = {a: rows.agent(a) for a in agents}
     names = {a: a.hex() for a in agents}
     speakers = sorted((names[a], speaking[a].value_key) for a in speaking)
     weights = {names[a]: online.weight(stats[a], stats[a].tier) for a in speaking}
     dep: dict[tuple[str, str], float] = {}
     near: set[tuple[str, str]] = set()
-    order = sorted(speaking)
+    order = sorted(speaking) if len(speaking) <= LINK_LIMIT else []
+    rows.load_links(order)
     for i, a in enumerate(order):
         for b in order[i + 1 :]:
             link = rows.links[_link_key(a, b)]
@@ -221,9 +222,18 @@ def _rescore(rows: _Rows, pair: Pair, seq: int) -> None:
             backed=s.backed + (new[3] if new else 0) - (old.backed if old else 0),
         )
         rows.set_agent(a, s, seq)
-    # per two agents: the pair's contribution to their counts, replaced
-    for i, a in enumerate(agents):
-        for b in agents[i + 1 :]:
+    # per two agents: the pair's contribution to their counts, replaced (a pair
+    # with more than LINK_LIMIT voices contributes none: O(voices²) per write)
+    if len(before) > LINK_LIMIT:
+        before = {}
+    if len(after) > LINK_LIMIT:
+        after_links: dict[bytes, tuple[str, float, float, int]] = {}
+    else:
+        after_links = after
+    linked = sorted(set(before) | set(after_links))
+    rows.load_links(linked)
+    for i, a in enumerate(linked):
+        for b in linked[i + 1 :]:
             lkey = _link_key(a, b)
             link = rows.links[lkey]
             same, false, differ = link.same, link.same_false, link.differ
@@ -233,7 +243,7 @@ def _rescore(rows: _Rows, pair: Pair, seq: int) -> None:
                     same, false = same - 1, false - (1.0 - oa.p_value)
                 else:
                     differ -= 1
-            na, nb = after.get(a), after.get(b)
+            na, nb = after_links.get(a), after_links.get(b)
             if na is not None and nb is not None:
                 if na[0] == nb[0]:
                     same, false = same + 1, false + (1.0 - na[1])

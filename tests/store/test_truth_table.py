@@ -173,3 +173,27 @@ def test_a_rolled_back_atomic_batch_leaves_no_trace_in_the_table(tmp_path: Path)
         truth_state.rebuild(conn)
     assert dump(conn) == live
     conn.close()
+
+
+def test_crowded_pairs_skip_the_copy_counts_consistently(tmp_path: Path, monkeypatch: Any) -> None:
+    """A pair with more than LINK_LIMIT voices neither feeds nor uses the link counts
+    (their upkeep is quadratic); crossing the limit both ways keeps the counts equal
+    to a rebuild."""
+    monkeypatch.setattr(truth_state, "LINK_LIMIT", 3)
+    keys = [generate_signing_key() for _ in range(6)]
+    records = [claim("s/a", "t", 100 + i, k) for i, k in enumerate(keys[:3])]
+    records += [claim("s/b", "t", 200 + i, k) for i, k in enumerate(keys[:3])]
+    records += [claim("s/a", "t", 300 + i, k) for i, k in enumerate(keys[3:])]  # crowded
+    store = Store(Settings(db_dir=tmp_path)).open()
+    for r in records:
+        store.write([r])
+    with store.reader() as conn:
+        live = dump(conn)
+    store.close()
+    same = sorted(int(r[2]) for r in live["truth_links"])
+    assert same and max(same) == 1  # only s/b's three voices are counted, once each pair
+    conn = schema.connect(tmp_path / "stemedb.db")
+    with conn:
+        truth_state.rebuild(conn)
+    assert dump(conn) == live
+    conn.close()
