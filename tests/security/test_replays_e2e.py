@@ -9,7 +9,8 @@ five times against one. Now the server starts, lists them as replays, and:
 
 * the skeptic answer is the honest 50/50 (each claim counted once);
 * the journal keeps every frame (health's journal seq is unchanged);
-* `GET /v1/assertions/<replay id>` is a 404 saying `replay_of <record id>`,
+* `GET /v1/assertions/<replay id>` (and `/v1/trace/...`) is a 404 saying
+  `replay_of <record id>`,
   the record itself is served;
 * `POST /v1/admin/verify` passes and counts the replays.
 """
@@ -52,10 +53,12 @@ def test_replays_of_an_old_file_are_not_counted_after_the_upgrade(
     yes = originals[0].hash.hex()
     assert http(server.url, "GET", f"/v1/assertions/{yes}").status == 200
     for replay in (r for r in replays if r.kind == "assertion"):
-        resp = http(server.url, "GET", f"/v1/assertions/{replay.hash.hex()}")
-        assert resp.status == 404
-        (detail,) = resp.error["details"]
-        assert detail == {"field": "hash", "problem": f"replay_of {_record_of(replay, originals)}"}
+        for route in ("/v1/assertions", "/v1/trace"):
+            resp = http(server.url, "GET", f"{route}/{replay.hash.hex()}")
+            assert resp.status == 404
+            (detail,) = resp.error["details"]
+            want = f"replay_of {_record_of(replay, originals)}"
+            assert detail == {"field": "hash", "problem": want}, route
 
     report = http(server.url, "POST", "/v1/admin/verify", {}).json
     assert report["ok"] is True, report
