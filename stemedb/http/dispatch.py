@@ -97,8 +97,8 @@ class LoopDispatcher(ThreadedTaskDispatcher):  # type: ignore[misc]
         # Paths answered first and never deferred (InlineRoutes.urgent_paths: health, ready).
         self.urgent_paths: frozenset[str] = getattr(inline, "urgent_paths", frozenset())
         self.loop_thread: int | None = None
-        self._urgent: deque[Any] = deque()
-        self._ready: deque[Any] = deque()
+        self._urgent: deque[Any] = deque()  # channels
+        self._ready: deque[tuple[Any, str]] = deque()  # (channel, its cost key)
 
     def bind_loop_thread(self) -> None:
         """Called on the thread that runs the event loop, before it serves."""
@@ -116,8 +116,9 @@ class LoopDispatcher(ThreadedTaskDispatcher):  # type: ignore[misc]
                 if path in self.urgent_paths:
                     self._urgent.append(channel)
                     return
-                if self.cost.cheap(request_key(request.command, path, request.query)):
-                    self._ready.append(channel)
+                key = request_key(request.command, path, request.query)
+                if self.cost.cheap(key):
+                    self._ready.append((channel, key))
                     return
         super().add_task(channel)
 
@@ -131,13 +132,24 @@ class LoopDispatcher(ThreadedTaskDispatcher):  # type: ignore[misc]
         commit, a large read) waited for the round's end to be sent, and a health
         probe arriving mid-round waited for it to be read. The turn sends what the
         workers wrote and reads new requests (urgent ones are served next).
+
+        A queued request whose key was learned expensive since it was queued (32
+        clients asking for the same large pair at once: the first answer teaches
+        the cost, the other 31 are already queued) goes to the pool instead.
         """
         served = 0
         urgent, ready = self._urgent, self._ready
         clock = time.perf_counter
         next_poll = clock() + POLL_EVERY_S
+        cost = self.cost
         while urgent or ready:
-            channel = urgent.popleft() if urgent else ready.popleft()
+            if urgent:
+                channel = urgent.popleft()
+            else:
+                channel, key = ready.popleft()
+                if not cost.cheap(key):
+                    super().add_task(channel)
+                    continue
             channel.serving_inline = True
             try:
                 channel.service()  # writes the answer at once; errors become a 500 there
@@ -152,6 +164,7 @@ class LoopDispatcher(ThreadedTaskDispatcher):  # type: ignore[misc]
         return served
 
     def cancel_inline(self) -> None:
-        for queue in (self._urgent, self._ready):
-            while queue:
-                queue.popleft().cancel()
+        while self._urgent:
+            self._urgent.popleft().cancel()
+        while self._ready:
+            self._ready.popleft()[0].cancel()

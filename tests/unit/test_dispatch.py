@@ -337,3 +337,20 @@ def test_a_long_round_turns_the_loop_and_serves_what_arrived_urgent_first() -> N
     assert dispatcher.run_inline(turn) == 4
     assert order == ["q1", "health", "q2", "q3"]
     assert len(polls) == 2  # after q1 and q2, never after the last answer
+
+
+def test_queued_requests_of_a_key_learned_expensive_meanwhile_go_to_the_pool() -> None:
+    """32 clients ask for the same large pair at once: the first answer teaches the
+    cost, and the others, already queued for the loop, are handed to the pool."""
+    cost = CostModel(budget_s=0.002)
+    dispatcher = _dispatcher(cost)
+    key = request_key("GET", "/v1/query", "p=big")
+    first = _channel("GET", "/v1/query", query="p=big")
+    first.service = lambda: cost.record(key, 0.005)  # served inline: learned 5 ms
+    queued = [_channel("GET", "/v1/query", query="p=big") for _ in range(3)]
+    other = _channel("GET", "/v1/query", query="p=small")
+    for channel in [first, *queued, other]:
+        dispatcher.add_task(channel)
+    assert not dispatcher.queue
+    assert dispatcher.run_inline() == 2  # the first and the small one
+    assert list(dispatcher.queue) == queued and other.served
