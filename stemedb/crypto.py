@@ -99,6 +99,18 @@ _pools_lock = threading.Lock()
 spread_cpus: set[int] | None = None
 
 
+def _forget_pools() -> None:
+    """A forked child (`stemedb import`'s workers) has none of the parent's pool
+    threads: submitting to an inherited pool would wait forever."""
+    global _pools_lock
+    _pools.clear()
+    _pools_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools)
+
+
 def verify_threads(setting: int) -> int:
     """The pool size for `STEMEDB_VERIFY_THREADS` (0 = one per CPU, at most 8)."""
     if setting > 0:

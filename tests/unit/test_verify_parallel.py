@@ -221,6 +221,16 @@ def test_an_error_of_the_source_comes_after_the_items_before_it() -> None:
     assert seen == list(range(7))
 
 
+def test_a_forked_child_gets_its_own_pool() -> None:
+    import multiprocessing
+
+    checks = [(AGENTS[0], sign(SEEDS[0], bytes([n]) * 8), bytes([n]) * 8) for n in range(40)]
+    assert verify_many(checks, 2) == [True] * 40  # the parent's pool exists now
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        assert pool.apply_async(verify_many, (checks, 2)).get(timeout=60) == [True] * 40
+
+
 def test_verify_threads_setting() -> None:
     assert crypto.verify_threads(1) == 1
     assert crypto.verify_threads(3) == 3
