@@ -74,6 +74,7 @@ def shoot(url: str) -> None:
             "#lens-table tbody tr",
         ),
         ("concepts", "#/concepts?prefix=drugs/semaglutide", "#predicate-list li"),
+        ("concepts-search", "#/concepts?q=hepatotox", "#value-hits tbody tr"),
         ("triage", "#/triage", "#triage-table tbody tr"),
         ("record", f"#/record?hash={demo.ids['Q']}", "#signatures tbody tr"),
         ("agents", f"#/agents?id={demo.agents['B']}", "#agents-table tbody tr"),

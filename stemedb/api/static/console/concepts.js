@@ -86,7 +86,8 @@ export async function show(main, { params }) {
     link(route("concepts", { prefix: c.path, show: "1" }), "predicates", { "aria-label": `predicates of ${c.path}` })));
   main.append(h("section", { class: "card", "aria-labelledby": "children-title" },
     h("h2", { id: "children-title" }, parent ? `Under ${parent}/` : "Top level"),
-    items.length ? h("ul", { class: "concepts", id: "concept-list" }, items) : h("p", { class: "muted" }, "Nothing here.")));
+    items.length ? h("ul", { class: "concepts", id: "concept-list" }, items)
+      : h("p", { class: "muted" }, needle ? `No path here contains “${filter}”.` : "Nothing here.")));
   if (filter.trim().length >= MIN_SEARCH) {
     main.append(await valueHits(filter.trim(), parent).catch(errorBox));
   } else if (filter.trim()) {
