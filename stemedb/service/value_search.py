@@ -33,6 +33,8 @@ class ValueSearch:
         needle = text.strip()
         if len(needle) < MIN_CHARS:
             raise InvalidRequest.field("q", f"must be at least {MIN_CHARS} characters")
+        if "\x00" in needle:  # FTS5 reads its query as a C string
+            raise InvalidRequest.field("q", "must not contain NUL characters")
         path = normalise_path(prefix, "prefix") if prefix else None
         with self.store.reader() as conn:
             rows = store_search.matches(conn, needle, path, SCAN)

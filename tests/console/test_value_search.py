@@ -36,7 +36,8 @@ def test_a_value_text_is_found_in_every_subject_and_survives_a_reindex(
     # a prefix is whole path segments; quotes and FTS syntax are plain text
     assert api.get_ok("/v1/concepts/search", {"q": tag, "prefix": a[:-1]})["hits"] == []
     assert api.get_ok("/v1/concepts/search", {"q": f'"{tag} OR x*'})["hits"] == []
-    for params, field in (({"q": "ab"}, "q"), ({"q": tag, "limit": 0}, "limit")):
+    bad = ({"q": "ab"}, {"q": f"{tag}\x00"}, {"q": tag, "limit": 0}, {"q": tag, "prefix": "a//b"})
+    for params, field in zip(bad, ("q", "q", "limit", "prefix"), strict=True):
         resp = api.get("/v1/concepts/search", params)
         assert resp.status == 400 and field in resp.text, resp.text
 
