@@ -1,5 +1,5 @@
-"""What the commands that open the database file themselves share (backup, archive;
-verify, reindex and migrate repeat the same option in stemedb/cli/verify.py).
+"""What the commands that open the database file themselves share (backup, archive,
+verify, reindex and migrate).
 
 They run next to, or instead of, a server on the same machine, so they take the
 file from STEMEDB_DB_DIR like the server does; `--db` points one run elsewhere.

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from stemedb.cli.local import add_db_option
 from stemedb.cli.output import add_format_option, emit
 from stemedb.ops.cli_support import fail, progress_bar, settings_or_none
 from stemedb.ops.common import DatabaseInUse, open_exclusive
@@ -131,7 +132,6 @@ def run_migrate(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
-    db_help = "database file (default: STEMEDB_DB_DIR/stemedb.db)"
     parser = subparsers.add_parser(
         "verify",
         help="check integrity, the hash chain and the projections (exit 1 naming the bad seq)",
@@ -140,7 +140,7 @@ def register(subparsers: Any) -> None:
         "into a temporary file compared row by row. Safe next to a running server.",
     )
     parser.add_argument("--full", action="store_true", help="integrity_check and rebuild compare")
-    parser.add_argument("--db", type=Path, help=db_help)
+    add_db_option(parser)
     add_format_option(parser)
     parser.set_defaults(func=run_verify)
     parser = subparsers.add_parser(
@@ -149,7 +149,7 @@ def register(subparsers: Any) -> None:
         description="Drop and re-derive the derived tables from the journal, in one "
         "transaction. Needs the database to itself: refuses while the server runs.",
     )
-    parser.add_argument("--db", type=Path, help=db_help)
+    add_db_option(parser)
     add_format_option(parser)
     parser.set_defaults(func=run_reindex)
     parser = subparsers.add_parser(
@@ -158,6 +158,6 @@ def register(subparsers: Any) -> None:
         description="Apply the numbered migrations newer than the file's user_version, one "
         "transaction each, and print what was applied. The server also does this at start.",
     )
-    parser.add_argument("--db", type=Path, help=db_help)
+    add_db_option(parser)
     add_format_option(parser)
     parser.set_defaults(func=run_migrate)
