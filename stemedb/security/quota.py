@@ -146,7 +146,7 @@ class QuotaMeter:
         return self.table.take_all(subjects, self.capacity, self.rate, float(cost), now)
 
     def charge(self, subjects: tuple[str, ...], cost: int, now: float | None = None) -> Decision:
-        return self.table.charge_all(subjects, self.capacity, self.rate, float(cost), now)
+        return self.table.take_all(subjects, self.capacity, self.rate, float(cost), now, force=True)
 
 
 def quota_headers(resp: falcon.Response, result: Decision) -> None:

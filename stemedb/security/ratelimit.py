@@ -128,40 +128,28 @@ class BucketTable:
         rate: float,
         cost: float,
         now: float | None = None,
+        *,
+        force: bool = False,
     ) -> Decision:
         """Take `cost` from every bucket of `keys`, or from none if one lacks it.
 
         A request charged to several payers (its API key or address, and its
         agent) must find the tokens in each; the answer describes the bucket
-        that binds (the refusing one, else the emptiest).
+        that binds (the refusing one, else the emptiest). With `force` (settling
+        a cost known only afterwards) every bucket is charged, into debt if need
+        be, like `charge`.
         """
         now = time.monotonic() if now is None else now
         with self._lock:
             buckets = [self._bucket(key, capacity, rate, now) for key in dict.fromkeys(keys)]
             for bucket in buckets:
                 bucket.refill(now)
-            short = [bucket for bucket in buckets if bucket.tokens + 1e-9 < cost]
+            short = [] if force else [b for b in buckets if b.tokens + 1e-9 < cost]
             if short:
                 return decision(max(short, key=lambda b: b.seconds_until(cost)), False, cost)
             for bucket in buckets:
                 bucket.tokens -= cost
-            return decision(min(buckets, key=lambda b: b.tokens), True, cost)
-
-    def charge_all(
-        self,
-        keys: Sequence[str],
-        capacity: float,
-        rate: float,
-        cost: float,
-        now: float | None = None,
-    ) -> Decision:
-        """`charge` every bucket of `keys`; the answer describes the emptiest."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            buckets = [self._bucket(key, capacity, rate, now) for key in dict.fromkeys(keys)]
-            for bucket in buckets:
-                bucket.charge(cost, now)
-            return decision(min(buckets, key=lambda b: b.tokens), True, 0.0)
+            return decision(min(buckets, key=lambda b: b.tokens), True, 0.0 if force else cost)
 
     def _bucket(self, key: str, capacity: float, rate: float, now: float) -> TokenBucket:
         bucket = self._buckets.get(key)

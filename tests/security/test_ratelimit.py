@@ -40,6 +40,19 @@ def _req(remote: str, xff: str | None = None) -> falcon.Request:
     return falcon.testing.create_req(remote_addr=remote, headers=headers)
 
 
+def test_take_all_takes_from_every_bucket_or_none_and_force_charges_into_debt() -> None:
+    table = BucketTable()
+    table.take("agent", 10, 1, 8, now=0)  # the agent's bucket has 2 left, the payer's 10
+    refused = table.take_all(["payer", "agent"], 10, 1, 5, now=0)
+    assert not refused.allowed and refused.remaining == 2 and refused.retry_after_s == 3
+    assert table.take("payer", 10, 1, 10, now=0).allowed  # nothing was taken from the payer
+    forced = table.take_all(["payer", "agent", "payer"], 10, 1, 5, now=0, force=True)
+    assert forced.allowed and forced.retry_after_s == 0.0
+    assert forced.remaining == 0 and forced.reset_s == 15  # the payer: 0 - 5 = -5 tokens
+    assert not table.take("agent", 10, 1, 1, now=0).allowed  # the agent owes 3
+    assert table.take("agent", 10, 1, 1, now=4).allowed
+
+
 @pytest.mark.parametrize(
     ("trusted", "remote", "xff", "client"),
     [
