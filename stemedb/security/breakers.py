@@ -43,7 +43,6 @@ import math
 import re
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -56,6 +55,7 @@ from stemedb.errors import RateLimited, StemeError
 from stemedb.http.route import current_route
 from stemedb.metrics import Metrics
 from stemedb.security.body import iter_records, readable_body
+from stemedb.security.per_store import PerStore
 from stemedb.store import breaker_trips
 
 log = logging.getLogger("stemedb.security")
@@ -114,18 +114,14 @@ def _iso(ts: float) -> str:
 class Breakers:
     """Every agent's breaker (thread-safe); the middleware and the admin routes share it."""
 
-    _instances: ClassVar[weakref.WeakKeyDictionary[Any, Breakers]] = weakref.WeakKeyDictionary()
-    _instances_lock = threading.Lock()
+    _per_store: ClassVar[PerStore[Breakers]] = PerStore()
 
     @classmethod
     def for_store(cls, store: Any, settings: Settings, metrics: Metrics | None) -> Breakers:
         """The one Breakers of a server (its store): the middleware and admin routes share it."""
-        with cls._instances_lock:
-            found = cls._instances.get(store)
-            if found is None:
-                policy = BreakerPolicy.from_settings(settings)
-                found = cls._instances[store] = cls(policy, metrics, store=store)
-            return found
+        return cls._per_store.get(
+            store, lambda: cls(BreakerPolicy.from_settings(settings), metrics, store=store)
+        )
 
     def __init__(
         self, policy: BreakerPolicy, metrics: Metrics | None = None, *, store: Any = None

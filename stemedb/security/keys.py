@@ -21,7 +21,6 @@ import re
 import secrets
 import threading
 import time
-import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -31,6 +30,7 @@ import apsw
 from stemedb.crypto import sha3_256
 from stemedb.errors import InvalidRequest, NotFound, Unauthorized
 from stemedb.paths import PathError, check_path
+from stemedb.security.per_store import PerStore
 from stemedb.store import api_keys
 
 KEY_PREFIX = "stemedb_"
@@ -231,8 +231,7 @@ def seed_root_key(conn: apsw.Connection, secret: str, now_ms: int | None = None)
 class KeyStore:
     """Authenticate `X-API-Key` values and manage keys through the store's writer."""
 
-    _instances: ClassVar[weakref.WeakKeyDictionary[Any, KeyStore]] = weakref.WeakKeyDictionary()
-    _instances_lock = threading.Lock()
+    _per_store: ClassVar[PerStore[KeyStore]] = PerStore()
 
     def __init__(self, store: Any, *, ttl_s: float = CACHE_TTL_S) -> None:
         self.store = store
@@ -243,11 +242,7 @@ class KeyStore:
     @classmethod
     def for_store(cls, store: Any) -> KeyStore:
         """The one KeyStore of `store` (routes and middleware must share its cache)."""
-        with cls._instances_lock:
-            found = cls._instances.get(store)
-            if found is None:
-                found = cls._instances[store] = cls(store)
-            return found
+        return cls._per_store.get(store, lambda: cls(store))
 
     def authenticate(self, secret: str | None, now_ms: int | None = None) -> ApiKey:
         """The active key for `secret`; Unauthorized saying why otherwise."""

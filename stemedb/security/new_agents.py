@@ -46,7 +46,6 @@ import logging
 import math
 import threading
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Iterable
 from contextvars import ContextVar
@@ -59,6 +58,7 @@ from stemedb.config import Settings
 from stemedb.errors import RateLimited, StemeError
 from stemedb.http.route import current_route
 from stemedb.metrics import Metrics
+from stemedb.security.per_store import PerStore
 from stemedb.security.ratelimit import BucketTable, client_address, parse_networks
 from stemedb.store import agent_clusters, agents_seen
 
@@ -87,19 +87,12 @@ class NewAgentLimit:
     """The limit (shared per store) and its Falcon middleware half, which runs
     after the security middleware (it reads the API key) and only notes the payer."""
 
-    _instances: ClassVar[weakref.WeakKeyDictionary[Any, NewAgentLimit]] = (
-        weakref.WeakKeyDictionary()
-    )
-    _instances_lock = threading.Lock()
+    _per_store: ClassVar[PerStore[NewAgentLimit]] = PerStore()
 
     @classmethod
     def for_store(cls, store: Any, settings: Settings, metrics: Metrics | None) -> NewAgentLimit:
         """The one limit of a server: the middleware and the write service share it."""
-        with cls._instances_lock:
-            found = cls._instances.get(store)
-            if found is None:
-                found = cls._instances[store] = cls(settings, store, metrics)
-            return found
+        return cls._per_store.get(store, lambda: cls(settings, store, metrics))
 
     def __init__(self, settings: Settings, store: Any, metrics: Metrics | None = None) -> None:
         self.per_hour = settings.new_agents_per_hour
