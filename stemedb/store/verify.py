@@ -16,7 +16,7 @@ from typing import Any
 
 import apsw
 
-from stemedb.store import digests, journal, projections, quarantine, schema
+from stemedb.store import digests, journal, projections, quarantine, schema, truth_state
 from stemedb.store.journal import CORRUPTION_RUNBOOK, JournalError
 from stemedb.store.schema import fetchall
 
@@ -149,16 +149,17 @@ def _check_projection_counts(conn: apsw.Connection, report: VerifyReport) -> Non
         applied == report.journal_seq,
         f"applied seq {applied}, journal seq {report.journal_seq}",
     )
-    listed = _has_table(conn, "main", "record_replays")  # absent before migration 0012
+    summary = digests.replay_summary(conn)  # None before migration 0012
+    listed = {kind: n for kind, n, _ in summary[0]} if summary is not None else {}
     for kind, table in _COUNTED.items():
         frames = int(fetchall(conn, "SELECT count(*) FROM journal WHERE kind = ?", (kind,))[0][0])
-        replays = digests.replay_count(conn, kind) if listed else 0  # journalled, not projected
+        replays = listed.get(kind, 0)  # journalled, not projected
         rows = int(fetchall(conn, f"SELECT count(*) FROM {table}")[0][0])
         detail = f"{frames} {kind} frames, {rows} rows in {table}"
         if replays:
             detail += f", {replays} replays not counted"
         report.add(f"count_{table}", frames - replays == rows, detail)
-    if not listed:
+    if summary is None:
         report.add(
             "replays",
             True,
@@ -166,10 +167,8 @@ def _check_projection_counts(conn: apsw.Connection, report: VerifyReport) -> Non
             " next start and rebuilds the projections without them)",
         )
         return
-    by_kind = fetchall(
-        conn, "SELECT kind, count(*), min(seq) FROM record_replays GROUP BY kind ORDER BY kind"
-    )
-    total = sum(int(n) for _, n, _ in by_kind)
+    by_kind = summary[0]
+    total = sum(n for _, n, _ in by_kind)
     report.add(
         "replays",
         True,  # a finding, not a failure: the journal keeps them, lenses do not count them
@@ -184,7 +183,7 @@ def rebuild_projections(conn: apsw.Connection, progress: Progress | None = None)
     """Clear and re-derive every projection from the journal, in one transaction."""
     count = 0
     schema.apply_migrations(conn)  # a database of an older build: its projection tables too
-    with conn:
+    with conn, truth_state.deferred(conn):  # the truth table: batched, same rows
         projections.clear(conn)
         last = -1
         for frame in journal.iter_frames(conn):
@@ -202,8 +201,11 @@ def rebuild_projections(conn: apsw.Connection, progress: Progress | None = None)
                     ) from None
             last = frame.seq
             count += 1
+            if count % 10_000 == 0:
+                truth_state.flush_deferred(conn)
             if progress is not None:
                 progress(1)
+        truth_state.flush_deferred(conn)
         projections.set_applied_seq(conn, last)
     return count
 
