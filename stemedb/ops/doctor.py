@@ -27,6 +27,7 @@ from stemedb.config import ConfigError, Settings, load_settings
 from stemedb.ops import procnet
 from stemedb.ops.doctor_data import check_archive, check_backup_age, check_journal, check_tls
 from stemedb.ops.doctor_quarantine import check_quarantine
+from stemedb.ops.doctor_replays import check_replays
 from stemedb.ops.doctor_tiers import check_tier_registry
 from stemedb.ops.findings import DISK_RUNBOOK, RUNBOOK, Finding, to_json
 from stemedb.store import dirlock
@@ -87,6 +88,7 @@ def diagnose(settings: Settings, *, expected_user: str | None = None) -> list[Fi
     findings += check_archive(settings)
     findings += check_tier_registry(settings)  # agent tier registrations (doctor_tiers.py)
     findings += check_quarantine(settings)  # held records waiting (doctor_quarantine.py)
+    findings += check_replays(settings)  # replays stored before v0.2 (doctor_replays.py)
     findings += _replication(settings)  # Litestream (doctor_replication.py)
     return findings
 

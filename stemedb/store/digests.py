@@ -164,6 +164,17 @@ def replay_count(conn: apsw.Connection, kind: str | None = None) -> int:
     return int(fetchall(conn, sql, (kind,))[0][0])
 
 
+def replay_summary(conn: apsw.Connection) -> tuple[list[tuple[str, int, int]], bool] | None:
+    """((kind, replays, first replay's seq) per kind, whether the backfill is still
+    pending) for verify and the doctor; None before migration 0012 (not listed yet)."""
+    if not fetchall(conn, "SELECT 1 FROM sqlite_master WHERE name = 'record_replays'"):
+        return None
+    sql = "SELECT kind, count(*), min(seq) FROM record_replays GROUP BY kind ORDER BY kind"
+    by_kind = [(str(k), int(n), int(s)) for k, n, s in fetchall(conn, sql)]
+    pending = fetchall(conn, "SELECT 1 FROM meta WHERE key = ?", (BACKFILL_KEY,))
+    return by_kind, bool(pending)
+
+
 def clear(conn: apsw.Connection) -> None:
     """Empty the table for a rebuild (the caller re-applies every frame after)."""
     conn.execute("DELETE FROM record_digests")
