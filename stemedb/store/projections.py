@@ -326,15 +326,17 @@ def apply(
     applier = _APPLIERS.get(kind)
     # A vote, supersession, alias or epoch the quarantine policy holds is projected
     # only when an admin releases it (store/quarantine.py, issue 19).
-    if applier is not None and not quarantine.withheld(
+    held = applier is not None and quarantine.withheld(
         conn, seq, kind, frame_hash, record, written_ms
-    ):
+    )
+    if applier is not None and not held:
         applier(conn, seq, frame_hash, record, written_ms)
     agent_tiers.apply(conn, seq, kind, frame_hash, record, written_ms)  # agent_tier only
     sources.apply(conn, seq, kind, frame_hash, record, written_ms)  # source, retraction only
     agents_seen.apply(conn, seq, kind, record, written_ms)  # every signer's first frame
     quarantine.apply(conn, seq, kind, frame_hash, record, written_ms)  # after agents_seen
-    truth_state.apply(conn, seq, kind, frame_hash, record, written_ms)  # after the assertion
+    if not held:  # a held vote counts for the truth table when released
+        truth_state.apply(conn, seq, kind, frame_hash, record, written_ms)
 
 
 def project_released(
@@ -342,6 +344,7 @@ def project_released(
 ) -> None:
     """Project a held frame an admin released (store/quarantine.py) as of `written_ms`."""
     _APPLIERS[kind](conn, seq, frame_hash, record, written_ms)
+    truth_state.apply(conn, seq, kind, frame_hash, record, written_ms)  # at the release
 
 
 def set_applied_seq(conn: apsw.Connection, seq: int) -> None:

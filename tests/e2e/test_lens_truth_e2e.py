@@ -10,6 +10,9 @@ from typing import Any
 
 from e2ekit import Agent, Api, unique
 
+from stemedb.store import schema
+from stemedb.store.verify import reindex
+
 T1 = 1_700_000_000
 HONEST = [f"h{i}" for i in range(1, 9)]
 COPY_GROUP = ["orig", "c1", "c2", "c3"]
@@ -151,3 +154,44 @@ def test_truth_tolerance_is_validated_and_applied(server_factory: Any) -> None:
         assert resp.status == 400 and "truth_tolerance" in str(resp.error)
     resp = api.post("/v1/query", {**ask, "lens": "recency", "truth_tolerance": 0.1})
     assert resp.status == 400 and resp.error["details"][0]["field"] == "truth_tolerance"
+
+
+def test_held_votes_reach_the_truth_table_only_when_released(server_factory: Any) -> None:
+    """A vote the quarantine holds is no evidence for `truth` until an admin releases
+    it; the table after a reindex is the same."""
+    srv = server_factory(
+        {
+            "STEMEDB_RATE_LIMIT_WRITE": "0",
+            "STEMEDB_RATE_LIMIT_READ": "0",
+            "STEMEDB_QUARANTINE_MIN_TRUST": "0.45",
+        }
+    )
+    api, subject = srv.api, f"drugs/{unique()}"
+    admin, author, voter = Agent(), Agent(), Agent()
+    own = api.write("/v1/assert", voter.assertion(f"misc/{unique()}", "dose", "x"))
+    bad = admin.record("outcome", agent_id=voter.id, assertion_hash=own["hash"], accurate=False)
+    api.write("/v1/outcome", bad)  # TrustRank 0.4: the voter's votes are held
+    target = api.write("/v1/assert", author.assertion(subject, "dose", "7 mg"))["hash"]
+    vote = api.post("/v1/vote", voter.record("vote", assertion_hash=target, weight=1.0))
+    assert vote.status == 201 and vote.json["quarantine"]["state"] == "held"
+
+    def vote_voices() -> list[Any]:
+        conn = schema.connect(srv.db_path, readonly=True)
+        try:
+            sql = "SELECT hex(agent_id), value_key FROM truth_voices WHERE kind = 1"
+            return list(conn.execute(sql))
+        finally:
+            conn.close()
+
+    assert vote_voices() == []
+    release = admin.record(
+        "quarantine_decision", target_hash=vote.json["hash"], decision="release", reason="ok"
+    )
+    assert api.post(f"/v1/admin/quarantine/{vote.json['hash']}/release", release).status == 201
+    assert [(a.lower(), v) for a, v in vote_voices()] == [
+        (voter.id, '{"type":"Text","value":"7 mg"}')
+    ]
+    srv.proc.stop()
+    live = vote_voices()
+    reindex(srv.db_path)
+    assert vote_voices() == live
