@@ -10,7 +10,9 @@ import shutil
 import ssl
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import apsw
 
@@ -21,9 +23,38 @@ from stemedb.ops.findings import RUNBOOK, Finding
 from stemedb.store import files, journal, schema
 from stemedb.store.journal import JournalError
 
+T = TypeVar("T")
+
 BACKUP_MAX_AGE_S = 26 * 3600
 ARCHIVE_MAX_AGE_S = 15 * 60  # the timer runs every 5 minutes
 CERT_WARN_S = 14 * 86400
+
+
+def read_summary(
+    check: str,
+    settings: Settings,
+    what: str,
+    read: Callable[[apsw.Connection], T | None],
+    older: str,
+) -> T | Finding:
+    """`read` on a read-only connection, or the `skip` finding saying why not: no
+    database yet, unreadable, or (`read` gave None) a schema older than its table.
+
+    The checks of the data (tiers, quarantine, replays) only read one summary
+    from the store; a file they cannot read is the journal check's finding.
+    """
+    path = settings.db_path
+    if not path.exists():
+        return Finding(check, "skip", f"no database at {path} yet")
+    try:
+        conn = open_readonly(path)
+        try:
+            found = read(conn)
+        finally:
+            conn.close()
+    except apsw.Error as exc:
+        return Finding(check, "skip", f"cannot read {what}: {exc}")
+    return Finding(check, "skip", older) if found is None else found
 
 
 # ---- §3 journal header --------------------------------------------------------------

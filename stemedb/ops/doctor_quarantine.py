@@ -11,12 +11,9 @@ policy at its next start).
 from __future__ import annotations
 
 import time
-from pathlib import Path
-
-import apsw
 
 from stemedb.config import Settings
-from stemedb.ops.common import open_readonly
+from stemedb.ops.doctor_data import read_summary
 from stemedb.ops.findings import Finding
 from stemedb.store import files
 from stemedb.store.quarantine import OFF, Policy, parse_policy
@@ -31,20 +28,16 @@ ACTION = (
 
 
 def check_quarantine(settings: Settings) -> list[Finding]:
-    path: Path = settings.db_path
-    if not path.exists():
-        return [Finding(CHECK, "skip", f"no database at {path} yet")]
-    try:
-        conn = open_readonly(path)
-        try:
-            queue = files.quarantine_summary(conn)
-            if queue is None:
-                return [Finding(CHECK, "skip", "schema older than migration 0008 (start once)")]
-            held, oldest, stored = queue
-        finally:
-            conn.close()
-    except apsw.Error as exc:
-        return [Finding(CHECK, "skip", f"cannot read the quarantine: {exc}")]
+    queue = read_summary(
+        CHECK,
+        settings,
+        "the quarantine",
+        files.quarantine_summary,
+        "schema older than migration 0008 (start once)",
+    )
+    if isinstance(queue, Finding):
+        return [queue]
+    held, oldest, stored = queue
     in_db = parse_policy(stored) if stored is not None else OFF
     configured = Policy(
         settings.quarantine_new_agent_s,

@@ -13,12 +13,8 @@ upgraded (no table, or its identity backfill pending) cannot say: skip.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import apsw
-
 from stemedb.config import Settings
-from stemedb.ops.common import open_readonly
+from stemedb.ops.doctor_data import read_summary
 from stemedb.ops.findings import Finding
 from stemedb.store import digests
 
@@ -32,20 +28,15 @@ ACTION = (
 
 
 def check_replays(settings: Settings) -> list[Finding]:
-    path: Path = settings.db_path
-    if not path.exists():
-        return [Finding(CHECK, "skip", f"no database at {path} yet")]
-    try:
-        conn = open_readonly(path)
-        try:
-            summary = digests.replay_summary(conn)
-        finally:
-            conn.close()
-    except apsw.Error as exc:
-        return [Finding(CHECK, "skip", f"cannot read the replay list: {exc}")]
-    if summary is None:
-        detail = "not listed yet: schema older than migration 0012 (the server lists them at start)"
-        return [Finding(CHECK, "skip", detail)]
+    summary = read_summary(
+        CHECK,
+        settings,
+        "the replay list",
+        digests.replay_summary,
+        "not listed yet: schema older than migration 0012 (the server lists them at start)",
+    )
+    if isinstance(summary, Finding):
+        return [summary]
     by_kind, pending = summary
     later = "; more may be listed when the server finishes the identity backfill at start"
     if not by_kind:

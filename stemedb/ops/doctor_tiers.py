@@ -11,13 +11,9 @@ agent is registered at all.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import apsw
-
 from stemedb.config import Settings
 from stemedb.lenses.scoring import tier_name
-from stemedb.ops.common import open_readonly
+from stemedb.ops.doctor_data import read_summary
 from stemedb.ops.findings import Finding
 from stemedb.store import agent_tiers
 
@@ -29,21 +25,17 @@ ACTION = (
 
 
 def check_tier_registry(settings: Settings) -> list[Finding]:
-    path: Path = settings.db_path
-    if not path.exists():
-        return [Finding(CHECK, "skip", f"no database at {path} yet")]
     ceiling = settings.unregistered_max_tier
-    try:
-        conn = open_readonly(path)
-        try:
-            registry = agent_tiers.registry_summary(conn, ceiling)
-            if registry is None:
-                return [Finding(CHECK, "skip", "schema older than migration 0005 (start once)")]
-            agents, above = registry
-        finally:
-            conn.close()
-    except apsw.Error as exc:
-        return [Finding(CHECK, "skip", f"cannot read the registry: {exc}")]
+    registry = read_summary(
+        CHECK,
+        settings,
+        "the registry",
+        lambda conn: agent_tiers.registry_summary(conn, ceiling),
+        "schema older than migration 0005 (start once)",
+    )
+    if isinstance(registry, Finding):
+        return [registry]
+    agents, above = registry
     if ceiling == 0:
         detail = f"{agents} agents registered; the cap is off (STEMEDB_UNREGISTERED_MAX_TIER=0)"
         return [Finding(CHECK, "ok", detail)]
