@@ -6,168 +6,36 @@ signers' voices on its pair, a vote its voter's, and the pair is re-scored
 (lenses/truth_online.py); an outcome adds to its agent's evidence. `rebuild`
 replays the same updates from the projections, in journal order, with every
 row held in memory, so it gives the same rows faster. Both go through
-`_Rows`: loaded from SQLite on demand (live) or kept in memory (rebuild),
-flushed at the end.
+`truth_rows.Rows`: loaded from SQLite on demand (live) or kept in memory
+(rebuild), flushed at the end.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import apsw
 
 from stemedb.canonical import canonical_json
 from stemedb.lenses import truth_online as online
-from stemedb.lenses.truth_online import NEW_AGENT, NO_LINK, AgentStats, LinkStats
+from stemedb.lenses.truth_online import LinkStats
 from stemedb.records import SourceClass
 from stemedb.store.schema import fetchall
+from stemedb.store.truth_rows import Pair, Rows, Voice, VoiceKey, link_key
+from stemedb.store.truth_rows import agent_rows as agent_rows
+from stemedb.store.truth_rows import links_among as links_among
 
 TABLES = ("truth_voices", "truth_agents", "truth_links")
 CLAIM, VOTE = 0, 1
 LINK_LIMIT = 64  # a pair with more voices neither feeds nor uses the copy counts
-Pair = tuple[str, str]
-VoiceKey = tuple[bytes, int]  # agent, kind
-
-
-@dataclass
-class Voice:
-    """An agent's newest claim (or vote) on a pair, and what it was last credited for."""
-
-    value_key: str
-    hash: bytes
-    timestamp: int
-    seq: int
-    weight: float = 1.0
-    c_value: str = ""  # the value counted at the last scoring ('' : not counted)
-    p_value: float = 0.0
-    credit: float = 0.0
-    backed: int = 0
-
-
-def _link_key(a: bytes, b: bytes) -> tuple[bytes, bytes]:
-    return (a, b) if a < b else (b, a)
-
-
-class _Rows:
-    """The rows updates touch; `memory=True`: the tables start empty and stay in memory."""
-
-    def __init__(self, conn: apsw.Connection, memory: bool) -> None:
-        self.conn = conn
-        self.memory = memory
-        self.voices: dict[Pair, dict[VoiceKey, Voice]] = {}
-        self.agents: dict[bytes, tuple[AgentStats, int]] = {}
-        self.links: dict[tuple[bytes, bytes], LinkStats] = {}
-        self.dirty_pairs: set[Pair] = set()
-        self.dirty_agents: set[bytes] = set()
-        self.dirty_links: set[tuple[bytes, bytes]] = set()
-
-    def pair(self, pair: Pair) -> dict[VoiceKey, Voice]:
-        if pair not in self.voices:
-            found: dict[VoiceKey, Voice] = {}
-            if not self.memory:
-                for row in fetchall(
-                    self.conn,
-                    "SELECT agent_id, kind, value_key, hash, timestamp, seq, weight, c_value,"
-                    " p_value, credit, backed FROM truth_voices"
-                    " WHERE subject = ? AND predicate = ?",
-                    pair,
-                ):
-                    found[(bytes(row[0]), int(row[1]))] = Voice(
-                        str(row[2]), bytes(row[3]), int(row[4]), int(row[5]), float(row[6]),
-                        str(row[7]), float(row[8]), float(row[9]), int(row[10]),
-                    )  # fmt: skip
-            self.voices[pair] = found
-        self.dirty_pairs.add(pair)
-        return self.voices[pair]
-
-    def agent(self, agent: bytes) -> AgentStats:
-        if agent not in self.agents:
-            self.load_agents([agent])
-        return self.agents[agent][0]
-
-    def load_agents(self, agents: Iterable[bytes]) -> None:
-        wanted = [a for a in dict.fromkeys(agents) if a not in self.agents]
-        if not self.memory and wanted:
-            for row in fetchall(
-                self.conn,
-                "SELECT agent_id, tier, pairs, right, backed, outcomes_right, outcomes_wrong, seq"
-                f" FROM truth_agents WHERE agent_id IN ({','.join('?' * len(wanted))})",
-                tuple(wanted),
-            ):
-                stats = AgentStats(
-                    int(row[1]), int(row[2]), float(row[3]), int(row[4]), int(row[5]), int(row[6])
-                )
-                self.agents[bytes(row[0])] = (stats, int(row[7]))
-        for a in wanted:
-            self.agents.setdefault(a, (NEW_AGENT, -1))
-
-    def set_agent(self, agent: bytes, stats: AgentStats, seq: int) -> None:
-        self.agents[agent] = (stats, seq)
-        self.dirty_agents.add(agent)
-
-    def load_links(self, agents: list[bytes]) -> None:
-        keys = [
-            _link_key(a, b) for i, a in enumerate(agents) for b in agents[i + 1 :]
-        ]  # fmt: skip
-        wanted = [k for k in keys if k not in self.links]
-        if not wanted:
-            return
-        if not self.memory:
-            marks = ",".join("?" * len(agents))
-            for row in fetchall(
-                self.conn,
-                "SELECT agent_a, agent_b, same, same_false, differ FROM truth_links"
-                f" WHERE agent_a IN ({marks}) AND agent_b IN ({marks})",
-                (*agents, *agents),
-            ):
-                key = (bytes(row[0]), bytes(row[1]))
-                if key not in self.links:
-                    self.links[key] = LinkStats(int(row[2]), float(row[3]), int(row[4]))
-        for k in wanted:
-            self.links.setdefault(k, NO_LINK)
-
-    def set_link(self, key: tuple[bytes, bytes], link: LinkStats) -> None:
-        self.links[key] = link
-        self.dirty_links.add(key)
-
-    def flush(self) -> None:
-        conn = self.conn
-        for pair in sorted(self.dirty_pairs):
-            for (agent, kind), v in sorted(self.voices[pair].items()):
-                conn.execute(
-                    "INSERT OR REPLACE INTO truth_voices (subject, predicate, agent_id, kind,"
-                    " value_key, hash, timestamp, seq, weight, c_value, p_value, credit, backed)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (*pair, agent, kind, v.value_key, v.hash, v.timestamp, v.seq, v.weight,
-                     v.c_value, v.p_value, v.credit, v.backed),
-                )  # fmt: skip
-        for agent in sorted(self.dirty_agents):
-            s, seq = self.agents[agent]
-            conn.execute(
-                "INSERT OR REPLACE INTO truth_agents (agent_id, tier, pairs, right, backed,"
-                " outcomes_right, outcomes_wrong, seq) VALUES (?,?,?,?,?,?,?,?)",
-                (agent, s.tier, s.pairs, s.right, s.backed, s.outcomes_right, s.outcomes_wrong,
-                 seq),
-            )  # fmt: skip
-        for key in sorted(self.dirty_links):
-            link = self.links[key]
-            conn.execute(
-                "INSERT OR REPLACE INTO truth_links (agent_a, agent_b, same, same_false, differ)"
-                " VALUES (?,?,?,?,?)",
-                (*key, link.same, link.same_false, link.differ),
-            )
-        self.dirty_pairs.clear()
-        self.dirty_agents.clear()
-        self.dirty_links.clear()
 
 
 # ---- the updates -----------------------------------------------------------------
 
 
-def _rescore(rows: _Rows, pair: Pair, seq: int) -> None:
+def _rescore(rows: Rows, pair: Pair, seq: int) -> None:
     """Score the pair with the weights the table holds now; replace each speaker's credit.
 
     Only clones (`truth_online.twins`) are discounted here, as in the model's
@@ -196,7 +64,7 @@ def _rescore(rows: _Rows, pair: Pair, seq: int) -> None:
     rows.load_links(order)
     for i, a in enumerate(order):
         for b in order[i + 1 :]:
-            link = rows.links[_link_key(a, b)]
+            link = rows.links[link_key(a, b)]
             key = (names[a], names[b]) if names[a] < names[b] else (names[b], names[a])
             if online.near_twins(link):
                 near.add(key)
@@ -234,7 +102,7 @@ def _rescore(rows: _Rows, pair: Pair, seq: int) -> None:
     rows.load_links(linked)
     for i, a in enumerate(linked):
         for b in linked[i + 1 :]:
-            lkey = _link_key(a, b)
+            lkey = link_key(a, b)
             link = rows.links[lkey]
             same, false, differ = link.same, link.same_false, link.differ
             oa, ob = before.get(a), before.get(b)
@@ -275,7 +143,7 @@ def _replace(voices: dict[VoiceKey, Voice], key: VoiceKey, new: Voice) -> None:
 
 
 def on_assertion(
-    rows: _Rows,
+    rows: Rows,
     seq: int,
     pair: Pair,
     value_key: str,
@@ -299,7 +167,7 @@ def on_assertion(
 
 
 def on_vote(
-    rows: _Rows,
+    rows: Rows,
     seq: int,
     target: tuple[str, str, str] | None,
     target_hash: bytes,
@@ -317,7 +185,7 @@ def on_vote(
         _rescore(rows, pair, seq)
 
 
-def on_outcome(rows: _Rows, seq: int, agent: bytes, accurate: bool) -> None:
+def on_outcome(rows: Rows, seq: int, agent: bytes, accurate: bool) -> None:
     s = rows.agent(agent)
     if accurate:
         s = s._replace(outcomes_right=s.outcomes_right + 1)
@@ -372,7 +240,7 @@ def flush_deferred(conn: apsw.Connection) -> None:
     events = _DEFERRED.get(id(conn))
     if not events:
         return
-    rows = _Rows(conn, memory=False)
+    rows = Rows(conn, memory=False)
     for seq, kind, frame_hash, record in events:
         _apply(conn, rows, seq, kind, frame_hash, record)
     rows.flush()
@@ -390,14 +258,14 @@ def apply(
     if events is not None:
         events.append((seq, kind, frame_hash, record))
         return
-    rows = _Rows(conn, memory=False)
+    rows = Rows(conn, memory=False)
     _apply(conn, rows, seq, kind, frame_hash, record)
     rows.flush()
 
 
 def _apply(
     conn: apsw.Connection,
-    rows: _Rows,
+    rows: Rows,
     seq: int,
     kind: str,
     frame_hash: bytes,
@@ -443,7 +311,7 @@ def rebuild(conn: apsw.Connection) -> int:
     Equal to `stemedb reindex`'s rows, except where the quarantine released a held
     vote: reindex applies it at the release, this at its own seq."""
     clear(conn)
-    rows = _Rows(conn, memory=True)
+    rows = Rows(conn, memory=True)
     targets: dict[bytes, tuple[str, str, str]] = {}
     cosigned: dict[bytes, list[bytes]] = {}
     for target, agent in fetchall(
@@ -471,24 +339,3 @@ def rebuild(conn: apsw.Connection) -> int:
             on_outcome(rows, int(seq), bytes(agent), bool(x))
     rows.flush()
     return count
-
-
-# ---- reads -----------------------------------------------------------------------
-
-
-def agent_rows(conn: apsw.Connection, agents: Iterable[bytes]) -> dict[bytes, AgentStats]:
-    rows = _Rows(conn, memory=False)
-    wanted = list(dict.fromkeys(agents))
-    for start in range(0, len(wanted), 500):
-        rows.load_agents(wanted[start : start + 500])
-    return {a: s for a, (s, seq) in rows.agents.items() if seq >= 0}
-
-
-def links_among(
-    conn: apsw.Connection, agents: Iterable[bytes]
-) -> dict[tuple[bytes, bytes], LinkStats]:
-    rows = _Rows(conn, memory=False)
-    wanted = sorted(set(agents))
-    if len(wanted) > 1:
-        rows.load_links(wanted)
-    return {k: v for k, v in rows.links.items() if v != NO_LINK}
