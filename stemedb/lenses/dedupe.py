@@ -35,7 +35,7 @@ import json
 import math
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from stemedb.lenses.candidate import Candidate
@@ -79,43 +79,22 @@ def near_duplicates(
     newest copy of a run is the one that counts.
     """
     ordered = sorted(candidates, key=lambda c: (-c.timestamp, c.hash))
-    newest: dict[tuple[str, str], Candidate] = {}
-    last: dict[tuple[str, str], Candidate] = {}
-    found: dict[str, Candidate] = {}
-    for c in ordered:
-        if c.agent_id is None:
-            continue
-        key = (c.agent_id, near_key(c.value_key))
-        previous = last.get(key)
-        if previous is not None and previous.timestamp - c.timestamp <= WINDOW_S:
-            found[c.hash] = newest[key]
-        else:
-            newest[key] = c
-        last[key] = c
+    found = _repeats(
+        (c, (c.agent_id, near_key(c.value_key))) for c in ordered if c.agent_id is not None
+    )
     if clusters:
-        for copy, original in _cluster_duplicates(ordered, clusters).items():
+        for copy, original in _repeats(_cluster_voices(ordered, clusters)).items():
             found.setdefault(copy, original)
     return found
 
 
-def _cluster_duplicates(
-    ordered: Sequence[Candidate], clusters: Mapping[str, str]
-) -> dict[str, Candidate]:
-    """Among each agent's newest candidate (the one that speaks for it), those whose
-    cluster already said the same near value within WINDOW_S in a newer one."""
-    spoken: set[str] = set()
+def _repeats(keyed: Iterable[tuple[Candidate, tuple[str, str]]]) -> dict[str, Candidate]:
+    """Newest first: each candidate whose key was said within WINDOW_S by a newer one
+    (a run of such) -> the newest of its run, the one that counts."""
     last: dict[tuple[str, str], Candidate] = {}
     origin: dict[tuple[str, str], Candidate] = {}
     found: dict[str, Candidate] = {}
-    for c in ordered:
-        agent = c.agent_id
-        if agent is None or agent in spoken:
-            continue
-        spoken.add(agent)
-        cluster = clusters.get(agent)
-        if cluster is None:
-            continue
-        key = (cluster, near_key(c.value_key))
+    for c, key in keyed:
         previous = last.get(key)
         if previous is not None and previous.timestamp - c.timestamp <= WINDOW_S:
             found[c.hash] = origin[key]
@@ -123,6 +102,22 @@ def _cluster_duplicates(
             origin[key] = c
         last[key] = c
     return found
+
+
+def _cluster_voices(
+    ordered: Sequence[Candidate], clusters: Mapping[str, str]
+) -> Iterator[tuple[Candidate, tuple[str, str]]]:
+    """Each clustered agent's newest candidate (the one that speaks for it), keyed by
+    its cluster and near value: a cluster-mate's newer near value makes it a repeat."""
+    spoken: set[str] = set()
+    for c in ordered:
+        agent = c.agent_id
+        if agent is None or agent in spoken:
+            continue
+        spoken.add(agent)
+        cluster = clusters.get(agent)
+        if cluster is not None:
+            yield c, (cluster, near_key(c.value_key))
 
 
 def report(
