@@ -93,7 +93,13 @@ def _process(
 
 
 def run(
-    n: int, write_lines: list[str], *, seconds: float, clients: int = 32, processes: int = 4
+    n: int,
+    write_lines: list[str],
+    *,
+    seconds: float,
+    clients: int = 32,
+    processes: int = 4,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     data = dbcache.copy_to(n, dbcache.fresh_dir())
     try:
@@ -102,7 +108,7 @@ def run(
             reads.extend(dbcache.lens_paths(n, lens, k=5000, seed=100 + i))
         reads.extend(f"/v1/assertions/{h}" for h in dbcache.sample_hashes(n, 5000))
         writes = [line.encode() for line in write_lines]
-        srv = Server(data)
+        srv = Server(data, env)
         try:
             ctx = multiprocessing.get_context("fork")
             queue = ctx.Queue()

@@ -1,7 +1,7 @@
 """Tails and isolation (issue 21, part 3), side by side in one run.
 
     python -m bench.tails [--size 1000000] [--seconds 10] [--rounds 3] [--base DIR]
-                          [--only isolation,writes,mixed]
+                          [--variant NAME:VAR=VALUE,...] [--only isolation,writes,mixed]
 
 * `isolation`: one server per tree (this checkout as `new`, and `--base DIR`, a
   folder holding another tree's `stemedb/` and `migrations/`, as `base`), each on
@@ -10,10 +10,13 @@
   (its p50/p99); then wrk, 32 connections, on the 1,000-candidate pair while one
   more keep-alive client probes `/v1/health` and `/v1/ready` in turn every 20 ms
   (the pair's p99, and the probes' p50/p99/max: do they wait behind the large
-  answers?). Also the probes alone on the idle server, as their floor.
+  answers?). The same probes run during the `authority` load, and alone on the
+  idle server as their floor.
+  `--variant noaudit:STEMEDB_QUERY_AUDIT=false` adds this tree with other settings.
 * `writes`: single writes from 1 wrk connection, servers on the 10k and the n
   database at once, alternating: p50/p99 and their ratio (flat = ≤ 1.3×).
-* `mixed`: bench.mixed (80 % reads / 20 % writes, 32 clients) at n, this tree.
+* `mixed`: bench.mixed (80 % reads / 20 % writes, 32 clients) at n, for each
+  tree in turn (`--mixed-rounds` times).
 
 Writes JSON to bench/results/tails-<stamp>.json and prints a summary.
 """
@@ -95,7 +98,15 @@ def _tree_env(tree: Path) -> dict[str, str]:
     return {"PYTHONPATH": str(tree), "STEMEDB_LOG_LEVEL": "warning"}
 
 
-def isolation(n: int, trees: dict[str, Path], *, seconds: float, rounds: int) -> dict[str, Any]:
+def isolation(
+    n: int,
+    trees: dict[str, Path],
+    *,
+    seconds: float,
+    rounds: int,
+    envs: dict[str, dict[str, str]] | None = None,
+    wide_too: bool = True,
+) -> dict[str, Any]:
     dirs = {name: dbcache.copy_to(n, dbcache.fresh_dir()) for name in trees}
     files_dir = dbcache.fresh_dir()
     per: dict[str, dict[str, list[dict[str, Any]]]] = {
@@ -111,25 +122,30 @@ def isolation(n: int, trees: dict[str, Path], *, seconds: float, rounds: int) ->
             files_dir / "wide.paths", [f"/v1/query?subject={s}&predicate={p}&lens=authority"]
         )
         for name, tree in trees.items():
-            servers[name] = Server(dirs[name], _tree_env(tree))
+            env = {**_tree_env(tree), **(envs or {}).get(name, {})}
+            servers[name] = Server(dirs[name], env)
         for r in range(rounds):
             for name, srv in servers.items():
                 with Prober(srv.port) as idle:
                     time.sleep(min(3.0, seconds))
                 per[name]["idle"].append(idle.summary())
-                result = wrk.run(srv, "paths", authority, seconds=seconds)
-                per[name]["authority"].append(result)
                 with Prober(srv.port) as prober:
-                    result = wrk.run(srv, "paths", wide, seconds=seconds)
+                    result = wrk.run(srv, "paths", authority, seconds=seconds)
                 result.update(prober.summary())
-                per[name]["wide"].append(result)
+                per[name]["authority"].append(result)
+                if wide_too:
+                    with Prober(srv.port) as prober:
+                        result = wrk.run(srv, "paths", wide, seconds=seconds)
+                    result.update(prober.summary())
+                per[name]["wide"].append(result)  # (the authority run again without it)
                 a, w = per[name]["authority"][-1], per[name]["wide"][-1]
                 print(
                     f"  tails round {r + 1}/{rounds} {name}: authority {a['rps']} q/s"
                     f" p50 {a['p50_ms']} p99 {a['p99_ms']} ms; wide {w['rps']} q/s"
                     f" p50 {w['p50_ms']} p99 {w['p99_ms']} ms; probes under wide p50"
                     f" {w['probe_p50_ms']} p99 {w['probe_p99_ms']} max {w['probe_max_ms']} ms"
-                    f" (idle p99 {per[name]['idle'][-1]['probe_p99_ms']})",
+                    f" (under authority p50 {a['probe_p50_ms']} p99 {a['probe_p99_ms']};"
+                    f" idle p99 {per[name]['idle'][-1]['probe_p99_ms']})",
                     flush=True,
                 )
     finally:
@@ -148,7 +164,7 @@ def isolation(n: int, trees: dict[str, Path], *, seconds: float, rounds: int) ->
             row[kind]["runs"] = [
                 {k: x[k] for k in ("rps", "p50_ms", "p99_ms")} for x in kinds[kind]
             ]
-        for kind in ("wide", "idle"):
+        for kind in ("authority", "wide", "idle"):
             row[f"probes_{kind}"] = {
                 k: round(statistics.median(x[k] for x in kinds[kind]), 2) for k in probe_keys
             }
@@ -205,6 +221,48 @@ def writes_flat(n: int, small: int, *, seconds: float, rounds: int) -> dict[str,
     return out
 
 
+def mixed_side_by_side(
+    n: int,
+    trees: dict[str, Path],
+    envs: dict[str, dict[str, str]],
+    *,
+    seconds: float,
+    rounds: int,
+) -> dict[str, Any]:
+    """bench.mixed for each tree in turn, `rounds` times; medians of p50/p99 per class."""
+    lines = datasets.load_lines(datasets.signed_lines(200_000, prefix="writes"))
+    per: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
+    for r in range(rounds):
+        for name, tree in trees.items():
+            env = {**_tree_env(tree), **envs.get(name, {})}
+            result = mixed.run(n, lines, seconds=seconds, env=env)
+            per[name].append(result)
+            rd, wr = result["read"], result["write"]
+            print(
+                f"  mixed round {r + 1}/{rounds} {name}: reads {rd['per_s']}/s p50 {rd['p50_ms']}"
+                f" p99 {rd['p99_ms']} ms; writes {wr['per_s']}/s p50 {wr['p50_ms']}"
+                f" p99 {wr['p99_ms']} ms; errors {result['errors']}",
+                flush=True,
+            )
+    out: dict[str, Any] = {}
+    for name, rows in per.items():
+        out[name] = {
+            kind: {
+                k: round(statistics.median(x[kind][k] for x in rows), 2)
+                for k in ("per_s", "p50_ms", "p99_ms", "max_ms")
+            }
+            for kind in ("read", "write")
+        } | {
+            "errors": sum(x["errors"] for x in rows),
+            "others_cpu_cores": [x.get("others_cpu_cores") for x in rows],
+            "runs": [
+                {kind: {k: x[kind][k] for k in ("p50_ms", "p99_ms")} for kind in ("read", "write")}
+                for x in rows
+            ],
+        }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=1_000_000)
@@ -212,21 +270,48 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--mixed-seconds", type=float, default=60)
+    parser.add_argument("--mixed-rounds", type=int, default=1)
     parser.add_argument("--base", type=Path, help="another tree (stemedb/, migrations/)")
+    parser.add_argument(
+        "--tree", action="append", default=[], help="NAME=DIR: one more tree, like --base"
+    )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="NAME:VAR=VALUE[,VAR=VALUE]: this tree with other settings, in isolation",
+    )
     parser.add_argument("--only", default="isolation,writes,mixed")
+    parser.add_argument("--no-wide", action="store_true", help="isolation: authority only")
     args = parser.parse_args()
     os.chdir(work_dir())  # `python -m` puts the cwd first on the servers' sys.path
     only = set(args.only.split(","))
     trees = {"new": ROOT, **({"base": args.base.resolve()} if args.base else {})}
+    for extra in args.tree:
+        name, _, folder = extra.partition("=")
+        trees[name] = Path(folder).resolve()
+    envs: dict[str, dict[str, str]] = {}
+    for variant in args.variant:
+        name, _, settings = variant.partition(":")
+        trees[name] = ROOT
+        envs[name] = dict(kv.split("=", 1) for kv in settings.split(","))
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     out: dict[str, Any] = {"stamp": stamp, "args": {k: str(v) for k, v in vars(args).items()}}
     if "isolation" in only:
-        out["isolation"] = isolation(args.size, trees, seconds=args.seconds, rounds=args.rounds)
+        out["isolation"] = isolation(
+            args.size,
+            trees,
+            seconds=args.seconds,
+            rounds=args.rounds,
+            envs=envs,
+            wide_too=not args.no_wide,
+        )
     if "writes" in only:
         out["writes"] = writes_flat(args.size, args.small, seconds=args.seconds, rounds=args.rounds)
     if "mixed" in only:
-        lines = datasets.load_lines(datasets.signed_lines(200_000, prefix="writes"))
-        out["mixed"] = mixed.run(args.size, lines, seconds=args.mixed_seconds)
+        out["mixed"] = mixed_side_by_side(
+            args.size, trees, envs, seconds=args.mixed_seconds, rounds=args.mixed_rounds
+        )
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"tails-{stamp}.json"
     path.write_text(json.dumps(out, indent=2))
