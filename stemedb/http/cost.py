@@ -96,13 +96,16 @@ def metered(app: WsgiApp, model: CostModel, watched: Callable[[str, str], bool])
     wall, cpu = time.perf_counter, time.thread_time
 
     def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        clock = wall if get_ident() == model.loop_thread else cpu
+        on_loop = get_ident() == model.loop_thread
+        clock = wall if on_loop else cpu
         start = clock()
         try:
             return app(environ, start_response)
         finally:
             seconds = clock() - start
-            if seconds > model.budget_s or model.any_expensive():
+            # On the loop only a slow answer is news (what it serves is not remembered
+            # as expensive); in the pool a remembered key may have turned cheap.
+            if seconds > model.budget_s or (not on_loop and model.any_expensive()):
                 method, path = environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
                 if watched(method, path):
                     query = environ.get("QUERY_STRING", "")

@@ -42,7 +42,7 @@ log = logging.getLogger("stemedb.server")
 
 InlinePredicate = Callable[[str, str], bool]  # (method, path) -> serve on the loop thread
 ACCEPT_BURST = 64  # connections accepted per loop turn at most
-POLL_EVERY_S = 0.002  # a non-blocking loop turn at least this often within a round
+POLL_EVERY_S = 0.004  # a non-blocking loop turn at least this often within a round
 
 
 class LoopServedChannel(HTTPChannel):  # type: ignore[misc]
