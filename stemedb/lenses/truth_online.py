@@ -27,14 +27,17 @@ from typing import NamedTuple
 
 from stemedb.lenses.truth_model import (
     COPY_RATE,
+    FALSE_VALUES,
+    LCB_Z,
+    MAX_WEIGHT,
     MIN_TWIN_CLAIMS,
+    MIN_WEIGHT,
     PRIOR_STRENGTH,
     TIER_PRIOR,
     TWIN_BACKED,
     TWIN_OVERLAP,
     _dependent,
     _unseen,
-    _weight,
 )
 
 TABLE_TIER_FLOOR = 3  # the table's own prior: no better than Observational (see docs)
@@ -90,7 +93,23 @@ def accuracy(stats: AgentStats, tier: int) -> float:
 
 
 def weight(stats: AgentStats, tier: int) -> float:
-    return _weight(*posterior(stats, tier))
+    """`_weight(*posterior(stats, tier))` inlined, the writer calls it per voice per
+    re-score: the same operations in the same order, so the same float (`max(c, x)`
+    written `x if x > c else c`, which is what `max` returns, ties included)."""
+    p = TIER_PRIOR[5 if tier > 5 else (tier if tier > 0 else 0)]
+    right = stats.right
+    left = stats.pairs - right
+    alpha = PRIOR_STRENGTH * p + right + stats.outcomes_right
+    beta = PRIOR_STRENGTH * (1.0 - p) + (left if left > 0.0 else 0.0) + stats.outcomes_wrong
+    total = alpha + beta
+    mean = alpha / total
+    sd = math.sqrt(mean * (1.0 - mean) / (total + 1.0))
+    low = mean - LCB_Z * sd
+    low = low if low > 1e-9 else 1e-9
+    lcb = low if low < 1.0 - 1e-9 else 1.0 - 1e-9
+    w = math.log(FALSE_VALUES * lcb / (1.0 - lcb))
+    w = w if w > MIN_WEIGHT else MIN_WEIGHT
+    return w if w < MAX_WEIGHT else MAX_WEIGHT
 
 
 def twins(sa: AgentStats, sb: AgentStats, link: LinkStats) -> bool:
@@ -178,12 +197,19 @@ def score_group(
         partners.setdefault(a, []).append(b)
         partners.setdefault(b, []).append(a)
     counted: dict[str, float] = {}
-    for v in sorted(by_value):
+    for a, _v in speakers:  # no dependent partner (most agents): keep = 1.0
+        if a not in partners:
+            counted[a] = weights[a] * 1.0
+    for v in sorted(by_value) if partners else ():
+        if not any(a in partners for a in by_value[v]):
+            continue
         members = sorted(by_value[v], key=lambda m: (-weights[m], m))
         rank = {a: i for i, a in enumerate(members)}
         for a in members:
+            if a not in partners:
+                continue
             keep = 1.0
-            earlier = [b for b in partners.get(a, ()) if rank.get(b, len(members)) < rank[a]]
+            earlier = [b for b in partners[a] if rank.get(b, len(members)) < rank[a]]
             for b in sorted(earlier, key=rank.__getitem__):
                 keep *= 1.0 - COPY_RATE * dep[_key(a, b)]
             counted[a] = weights[a] * keep
@@ -202,10 +228,15 @@ def score_group(
     probs = {v: mass[v] / total for v in values}
     credit: dict[str, float] = {}
     for v in values:
+        if not partners or not any(a in partners for a in by_value[v]):
+            for a in by_value[v]:
+                without = mass[v] * math.exp(-counted[a])
+                credit[a] = without / (total - mass[v] + without)
+            continue
         order = {a: i for i, a in enumerate(by_value[v])}
         for a in by_value[v]:
             removed = counted[a]
-            mine = [b for b in partners.get(a, ()) if b in order]
+            mine = [b for b in partners.get(a, ()) if b in order]  # same value
             for b in sorted(mine, key=order.__getitem__):
                 removed += counted[b] * dep[_key(a, b)]
             without = mass[v] * math.exp(-removed)
@@ -224,13 +255,31 @@ def backed(speakers: Sequence[tuple[str, str]], near: set[tuple[str, str]]) -> d
     for a, b in near:
         near_of.setdefault(a, []).append(b)
         near_of.setdefault(b, []).append(a)
+    # the others' counts are `counts` less one at the speaker's own value and one at
+    # each near-twin's: the best of the rest is the first value of `ranked` not
+    # decremented (O(speakers + near), not O(speakers × values))
+    ranked = sorted(((c, v) for v, c in counts.items()), reverse=True)
+    first = ranked[0][0] if ranked else 0
+    second = ranked[1][0] if len(ranked) > 1 else 0
     out: dict[str, bool] = {}
     for a, va in speakers:
-        others = dict(counts)
-        others[va] -= 1
-        for b in near_of.get(a, ()):
+        near_a = near_of.get(a)
+        if not near_a:
+            own = counts[va] - 1
+            rest = second if counts[va] == first else first
+            top = own if own > rest else rest
+            out[a] = bool(top) and own == top
+            continue
+        less = {va: 1}
+        for b in near_a:
             if b in value_of:
-                others[value_of[b]] -= 1
-        top = max(others.values(), default=0)
-        out[a] = bool(top) and others.get(va, 0) == top
+                u = value_of[b]
+                less[u] = less.get(u, 0) + 1
+        top = max(counts[u] - d for u, d in less.items())
+        for c, u in ranked:
+            if u not in less:
+                top = c if c > top else top
+                break
+        own = counts[va] - less[va]
+        out[a] = bool(top) and own == top
     return out

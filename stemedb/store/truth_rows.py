@@ -48,6 +48,7 @@ class Rows:
         self.voices: dict[Pair, dict[VoiceKey, Voice]] = {}
         self.agents: dict[bytes, tuple[AgentStats, int]] = {}
         self.links: dict[tuple[bytes, bytes], LinkStats] = {}
+        self.pair_links: dict[Pair, set[bytes]] = {}  # links among these are in `links`
         self.dirty_pairs: set[Pair] = set()
         self.dirty_agents: set[bytes] = set()
         self.dirty_links: set[tuple[bytes, bytes]] = set()
@@ -97,10 +98,13 @@ class Rows:
         self.dirty_agents.add(agent)
 
     def load_links(self, agents: list[bytes]) -> None:
-        keys = [
-            link_key(a, b) for i, a in enumerate(agents) for b in agents[i + 1 :]
-        ]  # fmt: skip
-        wanted = [k for k in keys if k not in self.links]
+        links = self.links
+        wanted = [
+            k
+            for i, a in enumerate(agents)
+            for b in agents[i + 1 :]
+            if (k := ((a, b) if a < b else (b, a))) not in links
+        ]
         if not wanted:
             return
         if not self.memory:
@@ -117,35 +121,57 @@ class Rows:
         for k in wanted:
             self.links.setdefault(k, NO_LINK)
 
+    def load_pair_links(self, pair: Pair, agents: list[bytes]) -> None:
+        """`load_links(agents)` for a pair's voices (sorted), looking only at the links
+        of agents new to the pair since its last load: a record adds one or two."""
+        known = self.pair_links.get(pair, ())
+        fresh = [a for a in agents if a not in known]
+        links = self.links
+        if fresh and any(
+            ((a, b) if a < b else (b, a)) not in links for a in fresh for b in agents if b != a
+        ):
+            self.load_links(agents)
+        self.pair_links[pair] = set(agents)
+
     def set_link(self, key: tuple[bytes, bytes], link: LinkStats) -> None:
         self.links[key] = link
         self.dirty_links.add(key)
 
     def flush(self) -> None:
+        """Write the dirty rows: one `executemany` per table (sorted, as before)."""
         conn = self.conn
-        for pair in sorted(self.dirty_pairs):
-            for (agent, kind), v in sorted(self.voices[pair].items()):
-                conn.execute(
-                    "INSERT OR REPLACE INTO truth_voices (subject, predicate, agent_id, kind,"
-                    " value_key, hash, timestamp, seq, weight, c_value, p_value, credit, backed)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (*pair, agent, kind, v.value_key, v.hash, v.timestamp, v.seq, v.weight,
-                     v.c_value, v.p_value, v.credit, v.backed),
-                )  # fmt: skip
+        voices = [
+            (*pair, agent, kind, v.value_key, v.hash, v.timestamp, v.seq, v.weight,
+             v.c_value, v.p_value, v.credit, v.backed)
+            for pair in sorted(self.dirty_pairs)
+            for (agent, kind), v in sorted(self.voices[pair].items())
+        ]  # fmt: skip
+        if voices:
+            conn.executemany(
+                "INSERT OR REPLACE INTO truth_voices (subject, predicate, agent_id, kind,"
+                " value_key, hash, timestamp, seq, weight, c_value, p_value, credit, backed)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                voices,
+            )
+        agents = []
         for agent in sorted(self.dirty_agents):
             s, seq = self.agents[agent]
-            conn.execute(
+            agents.append(
+                (agent, s.tier, s.pairs, s.right, s.backed, s.outcomes_right, s.outcomes_wrong,
+                 seq)
+            )  # fmt: skip
+        if agents:
+            conn.executemany(
                 "INSERT OR REPLACE INTO truth_agents (agent_id, tier, pairs, right, backed,"
                 " outcomes_right, outcomes_wrong, seq) VALUES (?,?,?,?,?,?,?,?)",
-                (agent, s.tier, s.pairs, s.right, s.backed, s.outcomes_right, s.outcomes_wrong,
-                 seq),
-            )  # fmt: skip
-        for key in sorted(self.dirty_links):
-            link = self.links[key]
-            conn.execute(
+                agents,
+            )
+        links = [(*key, *self.links[key]) for key in sorted(self.dirty_links)]
+        if links:
+            conn.executemany(
                 "INSERT OR REPLACE INTO truth_links (agent_a, agent_b, same, same_false, differ)"
                 " VALUES (?,?,?,?,?)",
-                (*key, link.same, link.same_false, link.differ),
+                links,
             )
         self.dirty_pairs.clear()
         self.dirty_agents.clear()

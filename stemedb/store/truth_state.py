@@ -20,10 +20,11 @@ import apsw
 
 from stemedb.canonical import canonical_json
 from stemedb.lenses import truth_online as online
-from stemedb.lenses.truth_online import LinkStats
+from stemedb.lenses.truth_model import MIN_TWIN_CLAIMS
+from stemedb.lenses.truth_online import AgentStats, LinkStats
 from stemedb.records import SourceClass
 from stemedb.store.schema import fetchall
-from stemedb.store.truth_rows import Pair, Rows, Voice, VoiceKey, link_key
+from stemedb.store.truth_rows import Pair, Rows, Voice, VoiceKey
 from stemedb.store.truth_rows import agent_rows as agent_rows
 from stemedb.store.truth_rows import links_among as links_among
 
@@ -43,82 +44,86 @@ def _rescore(rows: Rows, pair: Pair, seq: int) -> None:
     with the online ones (low while an agent is young) it sees copying in
     every agreement and drives every agent's credit down. The query applies
     the full test to its group, with the accuracies this table converges to.
+
+    Cost per call, for n voices on the pair: O(n log n) for the sorts, O(n) in
+    Python, plus O(n²) link work only while n <= LINK_LIMIT. Agents are keyed
+    by their raw ids (bytes order is the hex order `truth.py` sorts by), and
+    every float is computed by the same operations in the same order as the
+    lens's query, so the table is bit-for-bit the same as before (bench.truth).
     """
     voices = rows.pair(pair)
-    claims = {a: v for (a, k), v in voices.items() if k == CLAIM}
-    current = {v.hash for v in claims.values()}
+    claims: dict[bytes, Voice] = {}
+    votes: list[tuple[bytes, Voice]] = []
+    before: dict[bytes, Voice] = {}
+    for (a, k), v in voices.items():
+        if k == CLAIM:
+            claims[a] = v
+        else:
+            votes.append((a, v))
+        if v.c_value:
+            before[a] = v
     speaking: dict[bytes, Voice] = dict(claims)
-    for (a, k), v in sorted(voices.items()):
-        if k == VOTE and a not in claims and v.weight > 0.0 and v.hash in current:
-            speaking[a] = v
-    before = {a: v for (a, _k), v in voices.items() if v.c_value}
-    agents = sorted(set(speaking) | set(before))
+    if votes:  # at most one vote per agent: the order does not matter
+        current = {v.hash for v in claims.values()}
+        for a, v in votes:
+            if a not in claims and v.weight > 0.0 and v.hash in current:
+                speaking[a] = v
+    agents = sorted(speaking.keys() | before.keys())
     rows.load_agents(agents)
-    stats = {a: rows.agent(a) for a in agents}
-    names = {a: a.hex() for a in agents}
-    speakers = sorted((names[a], speaking[a].value_key) for a in speaking)
-    weights = {names[a]: online.weight(stats[a], stats[a].tier) for a in speaking}
-    dep: dict[tuple[str, str], float] = {}
-    near: set[tuple[str, str]] = set()
-    order = sorted(speaking) if len(speaking) <= LINK_LIMIT else []
-    rows.load_links(order)
-    for i, a in enumerate(order):
-        for b in order[i + 1 :]:
-            link = rows.links[link_key(a, b)]
-            key = (names[a], names[b]) if names[a] < names[b] else (names[b], names[a])
-            if online.near_twins(link):
-                near.add(key)
-            if speaking[a].value_key == speaking[b].value_key and online.twins(
-                stats[a], stats[b], link
-            ):
-                dep[key] = 1.0  # clones only: see `_rescore`'s docstring
-    scored = online.score_group(speakers, weights, dep)
-    is_backed = online.backed(speakers, near)
+    stats = {a: rows.agents[a][0] for a in agents}
+    order = sorted(speaking)
+    speakers = [(a, speaking[a].value_key) for a in order]
+    weight = online.weight
+    weights = {a: weight(stats[a], stats[a].tier) for a in order}
+    # the pair's contribution to two agents' counts is replaced below (a pair with
+    # more than LINK_LIMIT voices contributes none: O(voices²) per write)
+    linking = len(speaking) <= LINK_LIMIT
+    if len(before) > LINK_LIMIT:
+        before_links: dict[bytes, Voice] = {}
+    else:
+        before_links = before
+    linked = sorted(before_links.keys() | speaking.keys()) if linking else sorted(before_links)
+    links = rows.links
+    if len(linked) > 1:
+        rows.load_pair_links(pair, linked)
+    dep: dict[tuple[bytes, bytes], float] = {}
+    near: set[tuple[bytes, bytes]] = set()
+    if linking and len(order) > 1:
+        twins, least = online.twins, MIN_TWIN_CLAIMS
+        for i, a in enumerate(order):
+            sa, va = stats[a], speaking[a].value_key
+            for b in order[i + 1 :]:
+                link = links[(a, b)]
+                if link.differ or link.same < least:
+                    continue  # not `near_twins`, hence not `twins` either
+                near.add((a, b))
+                if va == speaking[b].value_key and twins(sa, stats[b], link):
+                    dep[(a, b)] = 1.0  # clones only: see the docstring
+    scored = online.score_group(speakers, weights, dep)  # type: ignore[arg-type]
+    is_backed = online.backed(speakers, near)  # type: ignore[arg-type]
+    probs, credit = scored.probs, scored.credit
     after = {
-        a: (v.value_key, scored.probs[v.value_key], scored.credit[names[a]],
-            int(is_backed[names[a]]))
+        a: (v.value_key, probs[v.value_key], credit[a], int(is_backed[a]))  # type: ignore[index]
         for a, v in speaking.items()
-    }  # fmt: skip
+    }
     # per agent: pairs, right and backed move by the difference
     for a in agents:
         old = before.get(a)
         new = after.get(a)
         s = stats[a]
-        s = s._replace(
-            pairs=s.pairs + (new is not None) - (old is not None),
-            right=s.right + (new[2] if new else 0.0) - (old.credit if old else 0.0),
-            backed=s.backed + (new[3] if new else 0) - (old.backed if old else 0),
+        s = AgentStats(
+            s.tier,
+            s.pairs + (new is not None) - (old is not None),
+            s.right + (new[2] if new else 0.0) - (old.credit if old else 0.0),
+            s.backed + (new[3] if new else 0) - (old.backed if old else 0),
+            s.outcomes_right,
+            s.outcomes_wrong,
         )
         rows.set_agent(a, s, seq)
-    # per two agents: the pair's contribution to their counts, replaced (a pair
-    # with more than LINK_LIMIT voices contributes none: O(voices²) per write)
-    if len(before) > LINK_LIMIT:
-        before = {}
-    if len(after) > LINK_LIMIT:
-        after_links: dict[bytes, tuple[str, float, float, int]] = {}
-    else:
-        after_links = after
-    linked = sorted(set(before) | set(after_links))
-    rows.load_links(linked)
-    for i, a in enumerate(linked):
-        for b in linked[i + 1 :]:
-            lkey = link_key(a, b)
-            link = rows.links[lkey]
-            same, false, differ = link.same, link.same_false, link.differ
-            oa, ob = before.get(a), before.get(b)
-            if oa is not None and ob is not None:
-                if oa.c_value == ob.c_value:
-                    same, false = same - 1, false - (1.0 - oa.p_value)
-                else:
-                    differ -= 1
-            na, nb = after_links.get(a), after_links.get(b)
-            if na is not None and nb is not None:
-                if na[0] == nb[0]:
-                    same, false = same + 1, false + (1.0 - na[1])
-                else:
-                    differ += 1
-            if (same, false, differ) != tuple(link):
-                rows.set_link(lkey, LinkStats(same, false, differ))
+    # per two agents: (value counted before, its 1 − P; value counted now, its 1 − P)
+    was = {a: (v.c_value, 1.0 - v.p_value) for a, v in before_links.items()}
+    now = {a: (n[0], 1.0 - n[1]) for a, n in after.items()} if linking else {}
+    _relink(rows, was, now)
     for (a, _k), v in voices.items():
         if a in after and speaking[a] is v:
             v.c_value, v.p_value, v.credit, v.backed = (
@@ -126,6 +131,58 @@ def _rescore(rows: Rows, pair: Pair, seq: int) -> None:
             )  # fmt: skip
         else:
             v.c_value, v.p_value, v.credit, v.backed = "", 0.0, 0.0, 0
+
+
+Counted = dict[bytes, tuple[str, float]]  # agent -> (value counted, 1 − its probability)
+
+
+def _touched(was: Counted, now: Counted) -> set[tuple[bytes, bytes]]:
+    """The two-agent links a re-score can move: both counted before and the same
+    value then, or both counted now and the same value now, or one of them counted
+    only before (or only now) beside one counted then. Two agents that differed
+    before and differ now keep their counts: most pairs, so they are never visited."""
+    pairs: set[tuple[bytes, bytes]] = set()
+    stay = was.keys() & now.keys()
+    groups: dict[tuple[int, str], list[bytes]] = {}
+    moved = any(was[a][0] != now[a][0] for a in stay)  # else one grouping is both
+    for a in stay:
+        groups.setdefault((0, was[a][0]), []).append(a)
+        if moved:
+            groups.setdefault((1, now[a][0]), []).append(a)
+    for group in groups.values():
+        if len(group) > 1:
+            group.sort()
+            for i, a in enumerate(group):
+                for b in group[i + 1 :]:
+                    pairs.add((a, b))
+    for side in (was, now):
+        for a in side.keys() - stay:
+            for b in side:
+                if b != a:
+                    pairs.add((a, b) if a < b else (b, a))
+    return pairs
+
+
+def _relink(rows: Rows, was: Counted, now: Counted) -> None:
+    """Replace the pair's contribution to each two agents' counts (same value, the
+    probability it was false, differing values): out with `was`, in with `now`."""
+    links = rows.links
+    for a, b in _touched(was, now):
+        oa, ob, na, nb = was.get(a), was.get(b), now.get(a), now.get(b)
+        link = links[(a, b)]
+        same, false, differ = link.same, link.same_false, link.differ
+        if oa is not None and ob is not None:
+            if oa[0] == ob[0]:
+                same, false = same - 1, false - oa[1]
+            else:
+                differ -= 1
+        if na is not None and nb is not None:
+            if na[0] == nb[0]:
+                same, false = same + 1, false + na[1]
+            else:
+                differ += 1
+        if same != link.same or false != link.same_false or differ != link.differ:
+            rows.set_link((a, b), LinkStats(same, false, differ))
 
 
 def _newer(old: Voice | None, timestamp: int, seq: int) -> bool:

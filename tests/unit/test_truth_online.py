@@ -5,10 +5,12 @@ the same answer for the same rows."""
 from __future__ import annotations
 
 import json
+import random
 
 from stemedb.lenses import Candidate, LensContext, resolve
 from stemedb.lenses import truth_online as online
 from stemedb.lenses.candidate import TruthEvidence
+from stemedb.lenses.truth_model import COPY_RATE
 from stemedb.lenses.truth_online import AgentStats, LinkStats, TruthTable
 
 QUERY = ("drug/x", "dose")
@@ -97,3 +99,66 @@ def test_outcomes_move_the_weight_an_agent_votes_with() -> None:
     )
     out = resolve("truth", *QUERY, group, ctx(table))
     assert out.winner is not None and out.winner.value_key == key(number(1))
+
+
+# ---- the writer's fast paths equal the plain definitions (issue 21: write cost) ----
+
+
+def _backed_reference(
+    speakers: list[tuple[str, str]], near: set[tuple[str, str]]
+) -> dict[str, bool]:
+    """`backed` as first written: every speaker copies the counts (O(speakers × values))."""
+    counts: dict[str, int] = {}
+    for _a, v in speakers:
+        counts[v] = counts.get(v, 0) + 1
+    value_of = dict(speakers)
+    out = {}
+    for a, va in speakers:
+        others = dict(counts)
+        others[va] -= 1
+        for x, y in near:
+            if a in (x, y):
+                b = y if a == x else x
+                if b in value_of:
+                    others[value_of[b]] -= 1
+        top = max(others.values(), default=0)
+        out[a] = bool(top) and others.get(va, 0) == top
+    return out
+
+
+def test_weight_is_the_models_weight_of_the_posterior_bit_for_bit() -> None:
+    from stemedb.lenses.truth_model import _weight
+
+    rng = random.Random(7)
+    for _ in range(3000):
+        pairs = rng.randrange(0, 60)
+        right = rng.choice([0.0, -0.0, float(pairs), pairs * rng.random(), pairs + rng.random()])
+        stats = AgentStats(
+            rng.randrange(-2, 9), pairs, right, rng.randrange(0, pairs + 1),
+            rng.randrange(0, 5), rng.randrange(0, 5),
+        )  # fmt: skip
+        tier = rng.randrange(-2, 9)
+        expected = _weight(*online.posterior(stats, tier))
+        assert online.weight(stats, tier).hex() == expected.hex()
+
+
+def test_backed_equals_its_plain_definition() -> None:
+    rng = random.Random(11)
+    for _ in range(2000):
+        names = [agent(f"a{i}") for i in range(rng.randrange(1, 12))]
+        speakers = sorted((a, f"v{rng.randrange(rng.randrange(1, 5))}") for a in names)
+        near = {(a, b) for i, a in enumerate(names) for b in names[i + 1 :] if rng.random() < 0.2}
+        assert online.backed(speakers, near) == _backed_reference(speakers, near)
+
+
+def test_score_group_with_and_without_dependence_is_deterministic_in_its_inputs() -> None:
+    """A clone's credit leaves out its twin; an independent group keeps every weight."""
+    a, b, c = agent("a"), agent("b"), agent("c")
+    speakers = [(a, "x"), (b, "x"), (c, "y")]
+    weights = {a: 2.0, b: 1.0, c: 1.5}
+    alone = online.score_group(speakers, weights, {})
+    assert alone.counted == weights and not alone.dep
+    clones = online.score_group(speakers, weights, {(a, b): 1.0})
+    assert clones.counted[a] == 2.0 and clones.counted[b] == 1.0 * (1.0 - COPY_RATE)
+    assert clones.counted[c] == 1.5
+    assert clones.probs["x"] < alone.probs["x"] and clones.credit[c] > alone.credit[c]
