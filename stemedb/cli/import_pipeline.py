@@ -11,20 +11,32 @@ Workers run exactly the server's checks (`WriteService.prepare`) and send back
 compact results: `(kind, hash, body, record)` for a valid record, or the
 rejection's error body (a dict) for a bad one. `--jobs 1` runs the very same
 functions in the main process, without a pool.
+
+A piece's results travel through a spool file, and only its path through the
+executor's result pipe. Why: that pipe is shared by every worker, and a worker
+killed (the OOM killer) in the middle of writing a large result leaves half a
+message in it; the executor's reader then waits forever for the rest, and the
+import hangs instead of failing. A path is shorter than PIPE_BUF, so its write
+is atomic: a dead worker is seen as a broken pool, never as half a message.
 """
 
 from __future__ import annotations
 
+import atexit
 import gc
 import json
 import multiprocessing
 import os
+import pickle
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from stemedb.cli.remote import CliError
@@ -116,12 +128,34 @@ class Preparer:
 _worker: Preparer | None = None
 
 
-def _init_worker(config: PrepareConfig, parent: int) -> None:
+SPOOL_PREFIX = "stemedb-import-"  # + the importer's pid: a killed import's spool is found
+_spool = ""  # the folder a worker writes its pieces' results to
+
+
+def _remove_orphaned_spools() -> None:
+    """Spool folders of imports killed with `kill -9` (their pid is gone): remove them."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{SPOOL_PREFIX}*-*"):
+        pid = folder.name[len(SPOOL_PREFIX) :].split("-", 1)[0]
+        try:
+            if not pid.isdigit() or folder.stat().st_uid != os.getuid():
+                continue
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except OSError:  # someone else's process, or the folder went meanwhile
+            continue
+
+
+_pieces = 0
+
+
+def _init_worker(config: PrepareConfig, parent: int, spool: str) -> None:
     """Pool initializer. Ctrl-C is the main process's to handle (it stops the pool),
     and a worker whose importer was killed (`kill -9`) exits instead of lingering."""
-    global _worker
+    global _worker, _spool
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker = Preparer(config)
+    _spool = spool
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
 
 
@@ -131,22 +165,44 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(1)
 
 
-def _prepare_piece(raws: list[bytes], received_ms: int) -> list[Prepared]:
+def _prepare_piece(raws: list[bytes], received_ms: int) -> str:
+    """Prepare a piece; its results go to a spool file, and the path back to the parent."""
+    global _pieces
     assert _worker is not None, "worker not initialised"
-    return _worker.lines(raws, received_ms)
+    results = _worker.lines(raws, received_ms)
+    _pieces += 1
+    path = os.path.join(_spool, f"{os.getpid()}-{_pieces}")
+    with open(path, "wb") as out:
+        pickle.dump(results, out, protocol=pickle.HIGHEST_PROTOCOL)
+    return path
+
+
+def _load_piece(result: list[Prepared] | str) -> list[Prepared]:
+    if isinstance(result, list):  # --jobs 1: prepared in this process
+        return result
+    try:
+        with open(result, "rb") as spooled:
+            return cast("list[Prepared]", pickle.load(spooled))
+    finally:
+        os.unlink(result)
 
 
 class Pending:
     """The prepared results of one chunk, ready or on their way from the workers."""
 
-    def __init__(self, parts: list[Future[list[Prepared]]]) -> None:
+    def __init__(self, parts: list[Future[list[Prepared]]] | list[Future[str]]) -> None:
         self._parts = parts
 
     def get(self) -> list[Prepared]:
         out: list[Prepared] = []
         try:
             for part in self._parts:
-                out.extend(part.result())
+                out.extend(_load_piece(part.result()))
+        except OSError as exc:  # the spool's disk: full, or taken away
+            raise CliError(
+                f"could not read prepared records back from the temporary folder: {exc}; "
+                "free space there (or point TMPDIR elsewhere) and re-run with --resume"
+            ) from None
         except BrokenProcessPool:
             raise CliError(
                 "a validation worker process died (out of memory?); re-run with --resume to "
@@ -170,7 +226,13 @@ class PreparePool:
         # Made in the parent either way: the workers inherit the imported modules.
         self._local = Preparer(config)
         self._pool: ProcessPoolExecutor | None = None
+        self._spool = ""
         if jobs > 1:
+            _remove_orphaned_spools()
+            self._spool = tempfile.mkdtemp(prefix=f"{SPOOL_PREFIX}{os.getpid()}-")
+            # close() removes it; this catches a piece a worker finished after that
+            # (close without waiting), once the executor has stopped its workers.
+            atexit.register(shutil.rmtree, self._spool, ignore_errors=True)
             # Inherited objects go to the permanent generation: no worker GC pass scans
             # them or touches their pages (which would copy every page it touches).
             gc.freeze()
@@ -178,7 +240,7 @@ class PreparePool:
                 jobs,
                 mp_context=multiprocessing.get_context("fork"),
                 initializer=_init_worker,
-                initargs=(config, os.getpid()),
+                initargs=(config, os.getpid(), self._spool),
             )
             # With fork, the first submit starts every worker: do it now, before any thread.
             self._pool.submit(int).result()
@@ -209,3 +271,4 @@ class PreparePool:
             return
         self._pool.shutdown(wait=finished, cancel_futures=not finished)
         self._pool = None
+        shutil.rmtree(self._spool, ignore_errors=True)

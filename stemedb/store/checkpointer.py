@@ -75,6 +75,7 @@ class Checkpointer:
         self.sync = sync
         self.interval_s = interval_s
         self.checkpoints = 0  # PASSIVE checkpoints run (tests, /metrics-free diagnostics)
+        self.busy = 0  # turns that found the checkpoint lock taken (not an error)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="stemedb-checkpointer", daemon=True)
         self._last_warning = 0.0
@@ -111,7 +112,9 @@ class Checkpointer:
         try:
             conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
             self.checkpoints += 1
-        except apsw.Error as exc:  # busy, full disk, I/O error: the next turn tries again
+        except apsw.BusyError:  # another checkpoint holds the lock: routine, try next turn
+            self.busy += 1
+        except apsw.Error as exc:  # full disk, I/O error: worth a line; the next turn retries
             now = time.monotonic()
             if now - self._last_warning >= WARN_EVERY_S:
                 self._last_warning = now

@@ -130,6 +130,8 @@ def test_parallel_import_matches_one_process_exactly(tmp_path: Path) -> None:
 
 def test_a_killed_parallel_import_resumes_to_the_complete_database(tmp_path: Path) -> None:
     env = cli_env(tmp_path)
+    env["TMPDIR"] = str(tmp_path / "tmp")  # where the workers' spool folders go
+    (tmp_path / "tmp").mkdir()
     lines, expected = mixed_lines(4000)
     source = tmp_path / "big.ndjson"
     source.write_text("\n".join(lines) + "\n")
@@ -143,10 +145,21 @@ def test_a_killed_parallel_import_resumes_to_the_complete_database(tmp_path: Pat
         env,
     )
     assert_workers_gone(source)
+    assert [p.name[:15] for p in (tmp_path / "tmp").iterdir()] == ["stemedb-import-"]
 
     resumed = cli(
-        "import", str(source), "--db", str(db), "--resume", "--chunk-size", "100", env=env
+        "import",
+        str(source),
+        "--db",
+        str(db),
+        "--resume",
+        "--chunk-size",
+        "100",
+        "--jobs",
+        "2",
+        env=env,
     )
+    assert list((tmp_path / "tmp").iterdir()) == []  # the killed import's spool is gone too
     counts = summary(resumed)
     assert counts["skipped_lines"] == done_before
     assert counts["exists"] <= 100 + 1  # at most the chunk being committed, and the duplicate
@@ -229,3 +242,32 @@ def test_a_worker_that_dies_fails_the_import_instead_of_hanging(tmp_path: Path) 
                 chunk.get()
     finally:
         pool.close(finished=False)
+
+
+def test_a_pieces_results_cross_the_shared_pipe_as_a_short_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a path shorter than PIPE_BUF goes through the executor's shared result pipe
+    (an atomic write: a worker killed mid-result cannot leave half a message there and
+    hang the import); the results themselves come back whole from the spool file."""
+    import pickle
+    import select
+
+    from stemedb.cli import import_pipeline
+    from stemedb.config import Settings
+
+    seed = generate_signing_key()
+    raws = [
+        json.dumps(make_assertion(seed, "tests/spool", "p", i, 0.5, now_s=T)).encode()
+        for i in range(250)
+    ]
+    raws.append(b"{not json")
+    preparer = import_pipeline.Preparer(import_pipeline.PrepareConfig(Settings(), None, T))
+    monkeypatch.setattr(import_pipeline, "_worker", preparer)
+    monkeypatch.setattr(import_pipeline, "_spool", str(tmp_path))
+    path = import_pipeline._prepare_piece(raws, T * 1000)
+    assert len(pickle.dumps(path)) < select.PIPE_BUF
+    direct = preparer.lines(raws, T * 1000)
+    assert len(pickle.dumps(direct)) > 16 * select.PIPE_BUF  # what used to cross the pipe
+    assert import_pipeline._load_piece(path) == direct
+    assert list(tmp_path.iterdir()) == []  # read once, then gone

@@ -91,3 +91,23 @@ def test_a_failed_checkpoint_is_logged_once_a_minute_and_retried(
     assert conn.calls == 3 and worker.checkpoints == 0
     warnings = [r for r in caplog.records if "background WAL checkpoint failed" in r.message]
     assert len(warnings) == 1
+
+
+class _BusyConnection(_FailingConnection):
+    def wal_checkpoint(self, **kw: Any) -> tuple[int, int]:
+        self.calls += 1
+        raise apsw.BusyError("database is locked")
+
+
+def test_a_busy_checkpoint_lock_is_routine_not_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another checkpoint holding the lock (the writer's, a backup's) is not a failure:
+    `stemedb import` once printed 'checkpoint failed: database is locked' for it."""
+    worker = checkpointer.Checkpointer(tmp_path / "x.db", sync="full")
+    conn = _BusyConnection()
+    with caplog.at_level("WARNING", logger="stemedb.store"):
+        for _ in range(3):
+            worker.checkpoint(conn)  # type: ignore[arg-type]
+    assert conn.calls == 3 and worker.busy == 3 and worker.checkpoints == 0
+    assert not [r for r in caplog.records if "checkpoint" in r.message]
