@@ -176,6 +176,19 @@ def _listener(connection_limit: int) -> Any:
     )
 
 
+def _wait_for_accept_queue(listener: Any, count: int) -> None:
+    """Poll until `count` connections wait in the kernel's accept queue. For a listening
+    socket Linux reports the queue's length in tcp_info's `unacked` field (offset 24)."""
+    deadline = time.monotonic() + 10
+    while True:
+        info = listener.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 32)
+        waiting = int.from_bytes(info[24:28], "little")
+        if waiting >= count:
+            return
+        assert time.monotonic() < deadline, f"only {waiting} of {count} connections queued"
+        time.sleep(0.005)
+
+
 def _accepted(listener: Any) -> int:
     from waitress.channel import HTTPChannel
 
@@ -194,7 +207,7 @@ def test_one_loop_turn_accepts_every_waiting_connection(
         accept_in_bursts(listener, burst)
         port = listener.socket.getsockname()[1]
         clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(10)]
-        time.sleep(0.2)  # all ten are in the kernel's accept queue now
+        _wait_for_accept_queue(listener, 10)
         listener.handle_accept()  # one turn of the loop
         assert _accepted(listener) == expected  # waitress alone takes one per turn
         # (with limit 6: the map also holds the listener and its trigger)
@@ -211,7 +224,7 @@ def test_without_bursts_waitress_takes_one_connection_per_turn() -> None:
     try:
         port = listener.socket.getsockname()[1]
         clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
-        time.sleep(0.2)
+        _wait_for_accept_queue(listener, 3)
         listener.handle_accept()
         assert _accepted(listener) == 1
     finally:
