@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import dbcache, wrk
-from bench.server import Server, server, work_dir
+from bench.server import Server, server, stop_all, work_dir
 
 KINDS = (
     "authority",
@@ -228,10 +228,7 @@ def thread_sweep(n: int, *, seconds: float, rounds: int) -> dict[str, Any]:
                     flush=True,
                 )
     finally:
-        for srv in servers.values():
-            srv.stop()
-        for d in dirs.values():
-            shutil.rmtree(d, ignore_errors=True)
+        stop_all(servers.values(), dirs.values())
     keys = (
         "rps",
         "p50_ms",

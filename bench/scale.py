@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import dbcache, wrk
-from bench.server import Server
+from bench.server import Server, stop_all
 from bench.writes import wrk_writes
 
 PROBES = ("get_c1", "get_c32", "authority_c1", "write_c1", "write_c32")
@@ -92,10 +92,7 @@ def run(
                             flush=True,
                         )
             finally:
-                for srv in servers.values():
-                    srv.stop()
-                for d in dirs.values():
-                    shutil.rmtree(d, ignore_errors=True)
+                stop_all(servers.values(), dirs.values())
     finally:
         shutil.rmtree(files_dir, ignore_errors=True)
     out: dict[str, Any] = {"sizes": sizes, "seconds": seconds, "rounds": rounds}

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import http.client
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -249,6 +250,14 @@ def server(
             yield srv
         finally:
             srv.stop()
+
+
+def stop_all(servers: Iterable[Server], dirs: Iterable[Path]) -> None:
+    """Stop side-by-side servers, then remove their data folders (a bench's `finally`)."""
+    for srv in servers:
+        srv.stop()
+    for d in dirs:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def work_dir() -> str:

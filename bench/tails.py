@@ -27,7 +27,6 @@ import argparse
 import http.client
 import json
 import os
-import shutil
 import statistics
 import threading
 import time
@@ -35,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import datasets, dbcache, mixed, wrk
-from bench.server import Server, work_dir
+from bench.server import Server, stop_all, work_dir
 from bench.stats import percentile
 from bench.writes import wrk_writes
 
@@ -149,10 +148,7 @@ def isolation(
                     flush=True,
                 )
     finally:
-        for srv in servers.values():
-            srv.stop()
-        for d in [*dirs.values(), files_dir]:
-            shutil.rmtree(d, ignore_errors=True)
+        stop_all(servers.values(), [*dirs.values(), files_dir])
     keys = ("rps", "p50_ms", "p99_ms", "server_cpu_ms_per_req", "others_cpu_cores")
     probe_keys = ("probe_p50_ms", "probe_p99_ms", "probe_max_ms")
     out: dict[str, Any] = {"assertions": n + dbcache.WIDE_COUNT, "trees": {}}
@@ -204,10 +200,7 @@ def writes_flat(n: int, small: int, *, seconds: float, rounds: int) -> dict[str,
                     flush=True,
                 )
     finally:
-        for srv in servers.values():
-            srv.stop()
-        for d in dirs.values():
-            shutil.rmtree(d, ignore_errors=True)
+        stop_all(servers.values(), dirs.values())
     out: dict[str, Any] = {}
     for size in sizes:
         rows = per[size]
