@@ -361,4 +361,7 @@ def clear(conn: apsw.Connection) -> None:
     for table in PROJECTION_TABLES:
         conn.execute(f"DELETE FROM {table}")
     digests.clear(conn)
+    # A full rebuild fills the truth table from the whole journal: the backfill
+    # migration 0016 asked for is done (in the rebuild's own transaction).
+    conn.execute("DELETE FROM meta WHERE key = ?", (truth_state.BACKFILL_KEY,))
     set_applied_seq(conn, -1)

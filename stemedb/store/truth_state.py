@@ -349,6 +349,15 @@ def clear(conn: apsw.Connection) -> None:
         conn.execute(f"DELETE FROM {table}")
 
 
+BACKFILL_KEY = "truth_backfill"  # set by migration 0016, removed by a full rebuild
+
+
+def backfill_pending(conn: apsw.Connection) -> bool:
+    """True when the file's records predate the table (migration 0016 marked it):
+    the projections must be rebuilt from the journal once."""
+    return bool(fetchall(conn, "SELECT 1 FROM meta WHERE key = ?", (BACKFILL_KEY,)))
+
+
 def _events(conn: apsw.Connection) -> Iterator[tuple[Any, ...]]:
     """Assertions, votes and outcomes from the projections, in journal order."""
     yield from conn.execute(
