@@ -98,9 +98,48 @@ def database(n: int, log: list[dict[str, Any]] | None = None) -> Path:
     return target
 
 
-def copy_to(n: int, dest: Path) -> Path:
-    """A private copy of database(n) as dest/db/stemedb.db (a server's STEMEDB_DB_DIR)."""
+def current(n: int) -> Path:
+    """database(n)'s file at this tree's schema, upgraded once and kept next to it
+    (`db-<n>/stemedb-v<version>.db`), so a server starts at once instead of applying
+    the migrations (and their one-time rebuilds: the truth table's backfill,
+    migration 0016, takes minutes at 1M) on every copy."""
+    from stemedb.config import Settings
+    from stemedb.store import Store, schema
+
     source = database(n) / "stemedb.db"
+    latest = schema.latest_version()
+    target = source.parent / f"stemedb-v{latest}.db"
+    if target.exists():
+        return target
+    conn = apsw.Connection(str(source), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        if schema.user_version(conn) >= latest:
+            return source
+    finally:
+        conn.close()
+    with tempfile.TemporaryDirectory(dir=source.parent) as tmp:
+        shutil.copyfile(source, Path(tmp) / "stemedb.db")
+        started = time.perf_counter()
+        store = Store(Settings(db_dir=Path(tmp)))
+        try:
+            store.open_journal()
+            notes = store.open_projections()
+        finally:
+            store.close()  # the last connection: the WAL is folded back and removed
+        print(
+            f"  upgraded db-{n} to schema {latest} in {time.perf_counter() - started:.1f} s:"
+            f" {notes}",
+            flush=True,
+        )
+        os.replace(Path(tmp) / "stemedb.db", target)
+    return target
+
+
+def copy_to(n: int, dest: Path, *, upgraded: bool = True) -> Path:
+    """A private copy of database(n) as dest/db/stemedb.db (a server's STEMEDB_DB_DIR):
+    at this tree's schema (`current`), or with `upgraded=False` as it was built, for
+    benches that run other trees' servers on it (an older build refuses a newer schema)."""
+    source = current(n) if upgraded else database(n) / "stemedb.db"
     (dest / "db").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, dest / "db" / "stemedb.db")
     return dest

@@ -106,7 +106,8 @@ def isolation(
     envs: dict[str, dict[str, str]] | None = None,
     wide_too: bool = True,
 ) -> dict[str, Any]:
-    dirs = {name: dbcache.copy_to(n, dbcache.fresh_dir()) for name in trees}
+    # Other trees' servers run on these copies: the schema the cache was built with.
+    dirs = {name: dbcache.copy_to(n, dbcache.fresh_dir(), upgraded=False) for name in trees}
     files_dir = dbcache.fresh_dir()
     per: dict[str, dict[str, list[dict[str, Any]]]] = {
         name: {"authority": [], "wide": [], "idle": []} for name in trees
