@@ -10,9 +10,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-DB_HELP = "database file (default: STEMEDB_DB_DIR/stemedb.db)"
+DB_HELP = "database file, or its directory (default: STEMEDB_DB_DIR/stemedb.db)"
+
+
+def database_file(value: str) -> Path:
+    """A directory means the `stemedb.db` in it, as `import --db` and STEMEDB_DB_DIR do
+    (given a directory, SQLite itself answered 'disk I/O error': a false alarm)."""
+    path = Path(value)
+    return path / "stemedb.db" if path.is_dir() else path
 
 
 def add_db_option(parser: argparse.ArgumentParser) -> None:
     """`--db FILE`: the database file instead of STEMEDB_DB_DIR/stemedb.db."""
-    parser.add_argument("--db", type=Path, help=DB_HELP)
+    parser.add_argument("--db", type=database_file, help=DB_HELP)

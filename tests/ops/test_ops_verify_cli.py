@@ -67,6 +67,25 @@ def test_verify_of_a_missing_file_fails(tmp_path: Path) -> None:
     assert result.returncode == 1 and "does not exist" in result.stdout
 
 
+def test_db_may_name_the_directory_as_import_and_stemedb_db_dir_do(tmp_path: Path) -> None:
+    """`--db /var/lib/stemedb/db` used to reach SQLite as a directory: 'disk I/O error'
+    and the corruption runbook, a false alarm. A directory means its stemedb.db."""
+    make_db(tmp_path / "db", (10,))
+    env = cli_env(tmp_path)
+    by_file = run_cli("verify", "--db", tmp_path / "db" / "stemedb.db", env=env)
+    by_dir = run_cli("verify", "--db", tmp_path / "db", env=env)
+    assert by_dir.returncode == 0, by_dir.stderr
+    assert json.loads(by_dir.stdout)["journal_seq"] == json.loads(by_file.stdout)["journal_seq"]
+    assert json.loads(by_dir.stdout)["path"] == str(tmp_path / "db" / "stemedb.db")
+    result = run_cli("reindex", "--db", tmp_path / "db", env=env)
+    assert result.returncode == 0, result.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    missing = run_cli("verify", "--db", empty, env=env)
+    assert missing.returncode == 1
+    assert f"{empty / 'stemedb.db'} does not exist" in missing.stderr
+
+
 def test_reindex_and_migrate_on_a_stopped_database(tmp_path: Path) -> None:
     db = make_db(tmp_path / "db", (10,))
     env = cli_env(tmp_path)
