@@ -1,7 +1,8 @@
 """systemd's sd_notify protocol without a library: one datagram to $NOTIFY_SOCKET.
 
 Used for `Type=notify` units: READY=1 after the listener is bound, STOPPING=1
-when a shutdown starts. Outside systemd (no NOTIFY_SOCKET) every call is a no-op.
+when a shutdown starts, EXTEND_TIMEOUT_USEC while a long one-time start-up step
+runs. Outside systemd (no NOTIFY_SOCKET) every call is a no-op.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections.abc import Mapping
 
 log = logging.getLogger("stemedb.notify")
@@ -41,3 +43,33 @@ def ready(status: str = "", environ: Mapping[str, str] | None = None) -> bool:
 
 def stopping(environ: Mapping[str, str] | None = None) -> bool:
     return notify("STOPPING=1", environ)
+
+
+class StartupProgress:
+    """Keep systemd's start timeout (`TimeoutStartSec`) from killing a long one-time
+    start-up step, such as the rebuild after an upgrade: killed, it would roll back
+    and start over at every restart. Called as `(done, total)`; at the first call and
+    then every `every_s` seconds it asks for `extend_s` more seconds, with a STATUS
+    line `systemctl status` shows."""
+
+    def __init__(
+        self,
+        what: str,
+        environ: Mapping[str, str] | None = None,
+        *,
+        every_s: float = 5.0,
+        extend_s: float = 60.0,
+    ) -> None:
+        self.what = what
+        self.environ = environ
+        self.every_s = every_s
+        self.extend_us = int(extend_s * 1_000_000)
+        self._last: float | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if self._last is not None and now - self._last < self.every_s:
+            return
+        self._last = now
+        status = f"{self.what}: {done:,} of {total:,} frames"
+        notify(f"EXTEND_TIMEOUT_USEC={self.extend_us}\nSTATUS={status}", self.environ)

@@ -66,7 +66,12 @@ def default_store(settings: Settings, metrics: Metrics) -> StoreLike:
 
         return ReplicaStore(settings)
     # A request waiting for its group commit gives its admission slot back.
-    return Store(settings, on_commit=metrics.observe_commit, while_waiting=admission.blocking)
+    return Store(
+        settings,
+        on_commit=metrics.observe_commit,
+        while_waiting=admission.blocking,
+        rebuild_progress=notify.StartupProgress("rebuilding the projections (one-time)"),
+    )
 
 
 def default_routes(settings: Settings, store: Any, metrics: Metrics) -> Sequence[Route]:

@@ -55,11 +55,15 @@ class Store:
         *,
         on_commit: CommitObserver | None = None,
         while_waiting: WaitHook = nullcontext,
+        rebuild_progress: Callable[[int, int], None] | None = None,
     ) -> None:
         self.settings = settings
         self.path: Path = settings.db_path
         self.on_commit = on_commit
         self.while_waiting = while_waiting  # see store.writer.WaitHook
+        # (frames done, frames in all) during a start-up rebuild: the server keeps
+        # systemd's start timeout from killing it (stemedb.notify.StartupProgress).
+        self.rebuild_progress = rebuild_progress
         self._write_conn: apsw.Connection | None = None
         self._local = threading.local()
         self._readers: list[apsw.Connection] = []  # every read connection, to close them
@@ -217,12 +221,24 @@ class Store:
         log.warning(
             "rebuilding the projections from the journal once: the truth lens's reliability"
             " table (migration 0013) was never filled for this file's earlier records"
-            " (about 0.14 ms of CPU per frame; `stemedb reindex` on the stopped server does the"
+            " (about 0.15 ms of CPU per frame; `stemedb reindex` on the stopped server does the"
             " same ahead of a start)"
         )
         started = time.monotonic()
+        total = self.head.seq + 1 if self.head is not None else 0
+        report = self.rebuild_progress
+        done = 0
+
+        def advance(frames: int) -> None:
+            nonlocal done
+            done += frames
+            if report is not None and done % 1000 == 0:
+                report(done, total)
+
+        if report is not None:
+            report(0, total)
         try:
-            frames = rebuild_projections(conn)
+            frames = rebuild_projections(conn, advance)
         except JournalError as exc:
             raise StartupError(
                 f"cannot rebuild the projections for the truth table: {exc}", CORRUPTION_RUNBOOK

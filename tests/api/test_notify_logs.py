@@ -33,6 +33,28 @@ def test_notify_supports_abstract_sockets() -> None:
         assert sock.recv(100) == b"STOPPING=1"
 
 
+def test_startup_progress_extends_the_timeout_at_most_every_so_often(tmp_path: Path) -> None:
+    path = tmp_path / "n.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(path))
+        sock.setblocking(False)
+        env = {"NOTIFY_SOCKET": str(path)}
+        progress = notify.StartupProgress("rebuilding", env, every_s=3600, extend_s=90)
+        progress(0, 2_000_000)
+        progress(1000, 2_000_000)  # too soon: nothing sent
+        assert (
+            sock.recv(200)
+            == b"EXTEND_TIMEOUT_USEC=90000000\nSTATUS=rebuilding: 0 of 2,000,000 frames"
+        )
+        with pytest.raises(BlockingIOError):
+            sock.recv(200)
+        often = notify.StartupProgress("rebuilding", env, every_s=0)
+        often(0, 5)
+        often(5, 5)
+        assert sock.recv(200).endswith(b"0 of 5 frames")
+        assert sock.recv(200).endswith(b"5 of 5 frames")
+
+
 def test_notify_without_socket_is_a_no_op(tmp_path: Path) -> None:
     assert notify.notify("READY=1", {}) is False
     assert notify.notify("READY=1", {"NOTIFY_SOCKET": str(tmp_path / "missing")}) is False

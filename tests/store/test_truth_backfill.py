@@ -12,9 +12,11 @@ there but empty, as left by a build that applied 0013).
 from __future__ import annotations
 
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
+from serverkit import StartServer
 from test_truth_table import dump, world
 
 from stemedb.config import Settings
@@ -135,3 +137,28 @@ def test_a_new_file_is_not_marked(tmp_path: Path) -> None:
         assert fetchall(conn, "SELECT count(*) FROM journal")[0][0] == 1  # the header alone
     finally:
         conn.close()
+
+
+def test_the_server_keeps_systemd_waiting_while_it_rebuilds(
+    run_server_process: StartServer, tmp_path: Path
+) -> None:
+    """Under systemd (`Type=notify`, `TimeoutStartSec=10min`) a rebuild of millions of
+    frames must not be killed half-way (and redone, and killed, at every restart): the
+    server asks for more time before it starts and as it goes, then says READY."""
+    original = _written(tmp_path / "db")  # the fixture's STEMEDB_DB_DIR
+    _as_left_by(tmp_path / "db" / "stemedb.db", "0013-0015")
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(path))
+        sock.settimeout(60)
+        server = run_server_process({"NOTIFY_SOCKET": str(path)})
+        messages = []
+        while not messages or not messages[-1].startswith("READY=1"):
+            messages.append(sock.recv(4096).decode())
+    assert len(messages) >= 2, messages
+    extend = messages[0].splitlines()
+    assert extend[0] == "EXTEND_TIMEOUT_USEC=60000000"
+    assert extend[1].startswith("STATUS=rebuilding the projections (one-time): 0 of ")
+    assert "projections rebuilt from" in server.output
+    assert server.stop() == 0
+    assert _truth_tables(tmp_path / "db" / "stemedb.db") == original
