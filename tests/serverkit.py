@@ -11,6 +11,7 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -186,3 +187,22 @@ def server_env(tmp_path: Path, env: Mapping[str, str] | None = None) -> dict[str
 
 
 StartServer = Callable[..., ServerProcess]
+
+
+def truncate_wal(db: Path, within_s: float = 2.0) -> tuple[int, int, int]:
+    """`PRAGMA wal_checkpoint(TRUNCATE)` from a connection of our own, retried for up to
+    `within_s`: (busy, log frames, checkpointed frames), the first result with busy 0.
+
+    The server's own checkpointer runs a PASSIVE checkpoint every 0.25 s, and a
+    checkpoint that meets it (or a commit in flight) answers busy although nothing is
+    pinned; a snapshot someone holds makes every attempt busy."""
+    deadline = time.monotonic() + within_s
+    while True:
+        conn = sqlite3.connect(db, timeout=10)
+        try:
+            busy, log, done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            conn.close()
+        if busy == 0 or time.monotonic() >= deadline:
+            return int(busy), int(log), int(done)
+        time.sleep(0.02)

@@ -7,13 +7,13 @@ and query parameters have length limits (400 naming the field).
 
 from __future__ import annotations
 
-import sqlite3
 import time as wall
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from securekit import ROOT_KEY, SecureApp
+from serverkit import truncate_wal
 
 from stemedb.service import audit as audit_module
 from stemedb.service.audit_bounds import LISTED_MAX, ROW_MAX_BYTES
@@ -44,12 +44,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 def _db_bytes(app: SecureApp) -> int:
     """The database's size once the WAL is folded in (the store's own file)."""
-    conn = sqlite3.connect(app.store.path, timeout=10)
-    try:
-        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        assert busy == 0
-    finally:
-        conn.close()
+    assert truncate_wal(app.store.path)[0] == 0
     return int(app.store.db_size_bytes())
 
 

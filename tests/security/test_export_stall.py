@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import socket
-import sqlite3
 import threading
 import time
 import urllib.parse
@@ -23,7 +22,7 @@ from typing import Any
 
 import apsw
 import pytest
-from serverkit import http_json
+from serverkit import http_json, truncate_wal
 from test_hostile_readers import metric, timed, wait_until
 
 from stemedb.store import schema
@@ -88,15 +87,6 @@ def _deleted_temp_files(pid: int) -> int:
     return sum(1 for target in _fds(pid) if target.endswith("(deleted)"))
 
 
-def _checkpoint(db: Path) -> tuple[int, int, int]:
-    conn = sqlite3.connect(db, timeout=10)
-    try:
-        busy, log, done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        return int(busy), int(log), int(done)
-    finally:
-        conn.close()
-
-
 def test_stalled_exports_pin_no_snapshot_no_thread_and_are_closed(
     run_server_process: Callable[..., Any], tmp_path: Path
 ) -> None:
@@ -110,7 +100,7 @@ def test_stalled_exports_pin_no_snapshot_no_thread_and_are_closed(
     )
     db = tmp_path / "db" / "stemedb.db"
     _fill(server.url)
-    assert _checkpoint(db)[0] == 0
+    assert truncate_wal(db)[0] == 0
     fds_before = len(_fds(server.pid))
     sockets_before = _sockets(server.pid)
 
@@ -134,7 +124,7 @@ def test_stalled_exports_pin_no_snapshot_no_thread_and_are_closed(
             took = timed(lambda record=record: http_json("POST", server.url + "/v1/assert", record))
             assert took < 2.0, f"write {n} took {took:.1f} s next to stalled exports"
         # ...and nothing pins the WAL: a full checkpoint completes from another connection.
-        busy, _, _ = _checkpoint(db)
+        busy, _, _ = truncate_wal(db)
         assert busy == 0, "a stalled export still holds a read snapshot"
         assert time.monotonic() - stalled_at < SEND_TIMEOUT, "the check ran too late to prove it"
         assert os.path.getsize(f"{db}-wal") < 4 * 1024 * 1024
@@ -165,7 +155,7 @@ def test_stalled_exports_pin_no_snapshot_no_thread_and_are_closed(
     finally:
         for sock in socks:
             sock.close()
-    assert _checkpoint(db)[0] == 0
+    assert truncate_wal(db)[0] == 0
     status, _, _ = http_json("GET", server.url + "/v1/health")
     assert status == 200
 
