@@ -125,3 +125,15 @@ def as_found_by_the_upgrade(path: Path, *, digests_backfilled: bool) -> None:
             conn.execute("DELETE FROM record_digests")
             conn.execute("INSERT INTO meta VALUES (?, -1)", (digests.BACKFILL_KEY,))
     conn.close()
+
+
+def upgrade(directory: Path) -> str:
+    """Start the current store on an old file (migrations, backfills, one-time
+    rebuilds) without a writer; its start-up notes."""
+    directory.mkdir(parents=True, exist_ok=True)
+    store = Store(Settings(db_dir=directory))
+    store.open_journal()
+    try:
+        return store.open_projections()
+    finally:
+        store.close()

@@ -22,10 +22,17 @@ from typing import Any
 
 import pytest
 from identitykit import T
-from replaykit import SUBJECT, as_found_by_the_upgrade, old_frame, records, replays_of, write_old
+from replaykit import (
+    SUBJECT,
+    as_found_by_the_upgrade,
+    old_frame,
+    records,
+    replays_of,
+    upgrade,
+    write_old,
+)
 
-from stemedb.config import Settings
-from stemedb.store import PendingRecord, Store, digests, journal, projections
+from stemedb.store import PendingRecord, digests, journal, projections
 from stemedb.store.schema import connect, fetchall
 from stemedb.store.verify import reindex, verify
 
@@ -72,16 +79,6 @@ def _counted(path: Path) -> dict[str, Any]:
     return counts
 
 
-def _upgrade(directory: Path) -> str:
-    """Start the current store on the old file (migrations, backfill); its start-up notes."""
-    store = Store(Settings(db_dir=directory))
-    store.open_journal()
-    try:
-        return store.open_projections()
-    finally:
-        store.close()
-
-
 def _old_file(tmp_path: Path, digests_backfilled: bool) -> tuple[Path, list[Any], list[Any]]:
     """(the old file, its original frames, its replays); a clean file with the
     originals alone is written to tmp_path/clean."""
@@ -104,7 +101,7 @@ def test_replays_in_an_old_file_are_kept_in_the_journal_and_never_counted(
     assert _counted(old) != clean  # what the old server's lenses counted
     journal = _journal(old)
 
-    notes = _upgrade(old.parent)
+    notes = upgrade(old.parent)
 
     assert "replays" in notes or "backfilled" in notes
     assert _journal(old) == journal  # no frame deleted or edited
@@ -136,18 +133,18 @@ def test_the_upgrade_and_reindex_build_the_same_projections(
     tmp_path: Path, digests_backfilled: bool
 ) -> None:
     old, _, replays = _old_file(tmp_path, digests_backfilled)
-    _upgrade(old.parent)
+    upgrade(old.parent)
     upgraded = _tables(old)
     assert len(upgraded["record_replays"]) == len(replays)
     reindex(old)
     assert _tables(old) == upgraded
-    _upgrade(old.parent)  # a second start changes nothing
+    upgrade(old.parent)  # a second start changes nothing
     assert _tables(old) == upgraded
 
 
 def test_verify_counts_the_replays_and_passes(tmp_path: Path) -> None:
     old, _, replays = _old_file(tmp_path, False)
-    _upgrade(old.parent)
+    upgrade(old.parent)
     for full in (False, True):
         report = verify(old, full=full)
         assert report.ok, json.dumps(report.to_dict(), indent=1)
@@ -177,7 +174,7 @@ def test_a_replay_reaching_the_projections_by_catch_up_is_not_counted(tmp_path: 
     directory = tmp_path / "live"
     write_old(directory, [[old_frame(kind, record) for kind, record in records()]])
     path = directory / "stemedb.db"
-    _upgrade(directory)
+    upgrade(directory)
     counted = _counted(path)
     conn = connect(path)
     with conn:  # journalled but not yet projected, as a crash right after the commit leaves it
@@ -187,7 +184,7 @@ def test_a_replay_reaching_the_projections_by_catch_up_is_not_counted(tmp_path: 
             frame = old_frame(kind, record, T + 99)
             head = journal.append(conn, head, kind, frame.hash, frame.body, int(time.time() * 1000))
     conn.close()
-    assert f"re-applied {len(records())} frames" in _upgrade(directory)
+    assert f"re-applied {len(records())} frames" in upgrade(directory)
     assert _counted(path) == counted
     assert len(_tables(path)["record_replays"]) == len(records())
     report = verify(path, full=True)
@@ -217,7 +214,7 @@ def test_identities_noted_out_of_order_are_put_right_by_the_backfill(tmp_path: P
     conn.close()
     assert _counted(old) != _counted(tmp_path / "clean" / "stemedb.db")
 
-    _upgrade(old.parent)
+    upgrade(old.parent)
 
     assert _counted(old) == _counted(tmp_path / "clean" / "stemedb.db")
     upgraded = _tables(old)

@@ -16,6 +16,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from replaykit import upgrade
 from serverkit import StartServer
 from test_truth_table import dump, world
 
@@ -57,16 +58,6 @@ def _as_left_by(path: Path, build: str) -> None:
     conn.close()
 
 
-def _start(directory: Path) -> str:
-    directory.mkdir(parents=True, exist_ok=True)
-    store = Store(Settings(db_dir=directory))
-    store.open_journal()
-    try:
-        return store.open_projections()
-    finally:
-        store.close()
-
-
 def _truth_tables(path: Path) -> dict[str, list[tuple[object, ...]]]:
     conn = connect(path)
     try:
@@ -83,7 +74,7 @@ def test_the_first_start_fills_the_table_as_reindex_would(tmp_path: Path, build:
     if build == "0013-0015":
         assert not any(_truth_tables(path).values())
 
-    notes = _start(tmp_path / "db")
+    notes = upgrade(tmp_path / "db")
 
     assert "projections rebuilt from" in notes and "for the truth table" in notes
     upgraded = _truth_tables(path)
@@ -100,7 +91,7 @@ def test_the_first_start_fills_the_table_as_reindex_would(tmp_path: Path, build:
         assert not truth_state.backfill_pending(conn)
     finally:
         conn.close()
-    assert "rebuilt" not in _start(tmp_path / "db")
+    assert "rebuilt" not in upgrade(tmp_path / "db")
 
 
 def test_without_the_rebuild_verify_names_the_table(tmp_path: Path) -> None:
@@ -125,11 +116,11 @@ def test_reindex_ahead_of_the_start_does_the_backfill(tmp_path: Path) -> None:
     _as_left_by(path, "pre-0013")
     verify.reindex(path)  # applies the migrations (0016 marks the file), then rebuilds
     assert _truth_tables(path) == original
-    assert "rebuilt" not in _start(tmp_path / "db")
+    assert "rebuilt" not in upgrade(tmp_path / "db")
 
 
 def test_a_new_file_is_not_marked(tmp_path: Path) -> None:
-    notes = _start(tmp_path / "db")
+    notes = upgrade(tmp_path / "db")
     assert "rebuilt" not in notes
     conn = connect(tmp_path / "db" / "stemedb.db")
     try:
