@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -88,20 +89,41 @@ PACKAGES = (
     ("stemedb/store/", "stemedb.store (SQLite calls included)"),
     ("stemedb/records/", "stemedb.records"),
     ("stemedb/canonical", "stemedb.canonical"),
+    ("stemedb/service/", "stemedb.service"),
+    ("stemedb/http/", "stemedb.http (waitress glue)"),
     ("stemedb/", "stemedb (other)"),
     ("threading.py", "threading (stdlib)"),
 )
+
+
+def _by_basename() -> dict[str, str]:
+    """py-spy sometimes names a module by its bare file name: `(tier_policy.py)`. Map
+    each file name that is unique in the source tree to its package's label."""
+    root = Path(__file__).resolve().parent.parent / "stemedb"
+    seen: dict[str, list[str]] = {}
+    for path in root.rglob("*.py"):
+        seen.setdefault(path.name, []).append("/" + path.relative_to(root.parent).as_posix())
+    out = {}
+    for name, paths in seen.items():
+        if len(paths) == 1:
+            label = next((label for marker, label in PACKAGES if marker in paths[0]), None)
+            if label is not None:
+                out[f"({name})"] = label
+    return out
+
+
+# ...and the names found in more than one package, as the service's (what they were)
+BASENAMES = {
+    **_by_basename(),
+    **{f"({name})": "stemedb.service" for name in ("writes.py", "browse.py", "models.py")},
+}
 
 
 def package_of(frame: str) -> str:
     for marker, name in PACKAGES:
         if marker in frame:
             return name
-    if frame.endswith("(queries.py)") or frame.endswith("(audit.py)"):
-        return "stemedb.service"
-    if "(writes.py)" in frame or "(browse.py)" in frame or "(models.py)" in frame:
-        return "stemedb.service"
-    return "other"
+    return BASENAMES.get(frame[frame.rfind(" (") + 1 :], "other")
 
 
 def parse_collapsed(
@@ -169,16 +191,31 @@ def record(
     count: int = 0,
 ) -> dict[str, Any]:
     """wrk load for `seconds`; py-spy samples the middle `seconds - 2` s."""
-    exe = py_spy()
-    if exe is None:
-        return {"skipped": "py-spy not installed (pip install py-spy)"}
     load: dict[str, Any] = {}
 
     def drive() -> None:
         load.update(wrk.run(srv, kind, file, seconds=seconds, connections=connections, count=count))
 
-    driver = threading.Thread(target=drive)
-    driver.start()
+    return sample(srv, [drive], out, seconds=seconds, gil=gil, rps=lambda: load.get("rps"))
+
+
+def sample(
+    srv: Server,
+    drivers: list[Callable[[], None]],
+    out: Path,
+    *,
+    seconds: float,
+    gil: bool,
+    rps: Callable[[], float | None],
+) -> dict[str, Any]:
+    """Run the load `drivers` (threads, each about `seconds` long) while py-spy samples
+    the server for the middle `seconds - 2` s; `rps()` is read once they are done."""
+    exe = py_spy()
+    if exe is None:
+        return {"skipped": "py-spy not installed (pip install py-spy)"}
+    threads = [threading.Thread(target=d) for d in drivers]
+    for t in threads:
+        t.start()
     cmd = [
         exe,
         "record",
@@ -198,19 +235,21 @@ def record(
     if gil:
         cmd.append("--gil")
     done = subprocess.run(cmd, capture_output=True, stdin=subprocess.DEVNULL)
-    driver.join()
+    for t in threads:
+        t.join()
     if done.returncode != 0 or not out.exists():
         return {"skipped": f"py-spy failed: {done.stderr.decode()[-500:]}"}
     result = top(out.read_text())
-    result["load_rps"] = load.get("rps")
+    rate = rps()
+    result["load_rps"] = rate
     result["gil_only"] = gil
     if gil:
         # Share of the sampled wall time some thread held the GIL (py-spy takes a
         # sample only then). Per request: GIL seconds / requests.
         possible = 400 * max(1, int(seconds) - 2)
         result["gil_held_share"] = round(result["samples"] / possible, 3)
-        if load.get("rps"):
-            result["gil_ms_per_req"] = round(1000 * result["gil_held_share"] / load["rps"], 3)
+        if rate:
+            result["gil_ms_per_req"] = round(1000 * result["gil_held_share"] / rate, 3)
     return result
 
 
