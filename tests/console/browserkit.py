@@ -37,6 +37,13 @@ def browser() -> Iterator[Browser]:
             b.close()
 
 
+RENDERED = """() => {
+  const main = document.querySelector("main#view");
+  return main !== null && !main.hasAttribute("aria-busy")
+    && main.dataset.rendered === location.hash;
+}"""
+
+
 @dataclass
 class Tab:
     """A page plus every console error and uncaught exception it produced."""
@@ -51,8 +58,12 @@ class Tab:
         self.page.evaluate("h => { location.hash = h; }", hash_route)
 
     def ready(self, selector: str, timeout: float = 15_000) -> Any:
-        """Wait for `selector` in a view that has finished loading (no aria-busy)."""
-        self.page.wait_for_selector("main#view:not([aria-busy])", timeout=timeout)
+        """Wait for `selector` in the view of the current route, finished loading.
+
+        Not busy is not enough: right after `location.hash` changes, the old view is
+        still there and not busy until the `hashchange` handler runs. The console
+        marks the view with the hash it rendered (`data-rendered`)."""
+        self.page.wait_for_function(RENDERED, timeout=timeout)
         return self.page.wait_for_selector(selector, timeout=timeout)
 
 

@@ -49,7 +49,18 @@ function showWho(s) {
   clear(who, h("span", { class: "badge" }, `key ${s.key_id} · ${s.role}`), " ", out);
 }
 
+// `data-rendered` on the view says which route it shows once done: until a
+// new hash is rendered, the old view (not busy yet) must not pass for it.
 async function render() {
+  const shown = location.hash;
+  try {
+    await renderRoute();
+  } finally {
+    main.dataset.rendered = shown;
+  }
+}
+
+async function renderRoute() {
   if (current && current.leave) current.leave();
   current = null;
   const { path, params } = hashParams();
