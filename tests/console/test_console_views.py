@@ -85,6 +85,8 @@ def test_every_view_loads_without_console_errors(world: World, tab: Tab) -> None
         ("#/audit", "#audit-table tbody tr"),
     ]
     for route, selector in views:
+        if route == "#/audit":  # the claim view's queries: their rows commit after the answers
+            poll(lambda: world.api.get_ok("/v1/audit/queries")["queries"], 15)
         tab.go(world.server.url, route)
         tab.ready(selector)
         assert not tab.page.query_selector(".error"), (route, tab.page.inner_text("main"))
@@ -313,6 +315,8 @@ def test_audit_shows_who_asked_and_what_they_were_shown(world: World, tab: Tab) 
     base = {"subject": demo_data.SUBJECT, "predicate": demo_data.PREDICATE, "lens": "votes"}
     body = world.api.ok("POST", "/v1/query", base, headers={"X-Agent-Id": asker})
     winner = body["results"][0]["winner"]["hash"]
+    # the audit row is committed after the answer, with the writer's next batch
+    poll(lambda: world.api.get_ok("/v1/audit/queries", {"agent_id": asker})["queries"], 15)
     tab.go(world.server.url, f"#/audit?agent_id={asker}")
     tab.ready("#audit-table tbody tr")
     rows = tab.page.eval_on_selector_all(
